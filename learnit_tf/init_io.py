@@ -1,0 +1,154 @@
+"""Reading and writing init directories (the keras-hub preset layout).
+
+An init directory holds three files:
+- `config.json`: {"class_name": "Siren", "config": model.get_config(), "format_version": 1};
+  enough to rebuild the architecture without gin or any code from the directory.
+- `metadata.json`: free-form description (signal class, task, algorithm and
+  hyperparameters, training steps, wall time, command, library versions, evaluation).
+- `model.weights.h5`: the weights, as written by `model.save_weights`.
+
+Writes are atomic: files go to a temporary sibling directory that is renamed into
+place, so a reader never sees a half-written init.
+"""
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from learnit_tf.models import model_from_config
+
+CONFIG_FILE = "config.json"
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.weights.h5"
+INIT_FILES = (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE)
+FORMAT_VERSION = 1
+
+
+def library_versions():
+    """Versions of the libraries an init was produced with."""
+    import learnit_tf  # pylint: disable=import-outside-toplevel
+    return {
+        "learnit_tf": getattr(learnit_tf, "__version__", "unknown"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def write_json_atomic(path, data):
+    """Writes `data` as JSON to `path` via a temporary file and rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_init(model, directory, metadata=None, overwrite=False):
+    """Saves `model` as an init directory, atomically.
+
+    Args:
+        model: a built learnit_tf coordinate network.
+        directory: destination directory (created; must not exist unless `overwrite`).
+        metadata: dict stored as metadata.json (library versions are added).
+        overwrite: replace an existing directory.
+
+    Returns:
+        The directory path.
+    """
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not overwrite:
+        raise FileExistsError(f"Init directory {directory!r} already exists; "
+                              "pass overwrite=True to replace it.")
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.tmp-", dir=parent)
+    try:
+        config = {"class_name": type(model).__name__, "config": model.get_config(),
+                  "format_version": FORMAT_VERSION}
+        write_json_atomic(os.path.join(tmp, CONFIG_FILE), config)
+        meta = dict(metadata or {})
+        meta.setdefault("library_versions", library_versions())
+        write_json_atomic(os.path.join(tmp, METADATA_FILE), meta)
+        model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+        if os.path.exists(directory):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.old-", dir=parent)
+            os.rmdir(old)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_config(directory):
+    """Parses and validates `config.json` of an init directory."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path!r} not found: not an init directory "
+                                f"(expected {', '.join(INIT_FILES)}).")
+    with open(path) as f:
+        try:
+            config = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path!r} is not valid JSON: {e}") from e
+    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
+        raise ValueError(f"{path!r} must hold an object with 'class_name' and 'config'.")
+    return config
+
+
+def read_metadata(directory):
+    """Returns the parsed `metadata.json` of an init directory ({} if absent)."""
+    path = os.path.join(directory, METADATA_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_init(directory):
+    """Builds the model described by an init directory and loads its weights.
+
+    Example:
+
+    >>> import tempfile
+    >>> from learnit_tf.models import Siren
+    >>> d = save_init(Siren(width=8, depth=2, seed=0), tempfile.mkdtemp() + "/init")
+    >>> load_init(d).width
+    8
+    """
+    config = read_config(directory)
+    weights_path = os.path.join(directory, WEIGHTS_FILE)
+    if not os.path.isfile(weights_path):
+        raise FileNotFoundError(f"{weights_path!r} not found in init directory {directory!r}.")
+    model = model_from_config(config["class_name"], config["config"])
+    model.load_weights(weights_path)
+    return model

@@ -1,0 +1,99 @@
+"""SIREN coordinate network exactly as in the paper's image experiment.
+
+Tancik et al., "Learned Initializations for Optimizing Coordinate-Based Neural
+Representations" (CVPR 2021), 2D image regression: SIREN with w0 = 200, width 256,
+depth 5 (first sine layer, 3 hidden sine layers, linear output + 0.5). The layout
+matches the authors' haiku `SirenLayer`: every hidden layer computes
+`sin(w0 * (x @ W + b))`, the last one `x @ W + b + 0.5`.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="learnit_tf")
+class SirenInitializer(keras.initializers.Initializer):
+    """Uniform SIREN weight init: U(±1/fan_in) for the first layer, else U(±√(6/fan_in)/w0)."""
+
+    def __init__(self, w0=200.0, is_first=False, seed=None):
+        self.w0 = float(w0)
+        self.is_first = bool(is_first)
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        fan_in = shape[0]
+        if self.is_first:
+            limit = 1.0 / fan_in
+        else:
+            limit = math.sqrt(6.0 / fan_in) / self.w0
+        return keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"w0": self.w0, "is_first": self.is_first, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="learnit_tf")
+class Siren(keras.Model):
+    """Sinusoidal representation network (Sitzmann et al. 2020) as used by learnit.
+
+    Args:
+        out_features: channels of the output (3 for RGB images).
+        width: hidden width (paper: 256).
+        depth: number of dense layers including the output layer (paper: 5).
+        w0: frequency factor of the sine activations (paper: 200 for images).
+        output_offset: constant added to the linear output (paper: 0.5).
+        in_features: coordinate dimension (2 for images).
+        seed: integer seed for the weight initializer, for reproducible standard inits.
+
+    Example:
+
+    >>> model = Siren(out_features=3, width=32, depth=3, seed=0)
+    >>> coords = keras.ops.zeros((4, 4, 2))
+    >>> tuple(model(coords).shape)
+    (4, 4, 3)
+    """
+
+    def __init__(self, out_features=3, width=256, depth=5, w0=200.0,
+                 output_offset=0.5, in_features=2, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if depth < 2:
+            raise ValueError(f"Siren depth must be >= 2 (got depth={depth}).")
+        self.out_features = int(out_features)
+        self.width = int(width)
+        self.depth = int(depth)
+        self.w0 = float(w0)
+        self.output_offset = float(output_offset)
+        self.in_features = int(in_features)
+        self.seed = seed
+        self.dense_layers = []
+        for i in range(self.depth):
+            last = i == self.depth - 1
+            layer_seed = None if seed is None else int(seed) * 1000 + i
+            self.dense_layers.append(keras.layers.Dense(
+                self.out_features if last else self.width,
+                kernel_initializer=SirenInitializer(self.w0, is_first=(i == 0), seed=layer_seed),
+                bias_initializer="zeros",
+                name=f"dense_{i}"))
+        self.build((None, self.in_features))
+
+    def build(self, input_shape):
+        shape = (None, self.in_features)
+        for layer in self.dense_layers:
+            layer.build(shape)
+            shape = (None, layer.units)
+        self.built = True
+
+    def call(self, coords):
+        x = coords
+        for layer in self.dense_layers[:-1]:
+            x = ops.sin(self.w0 * layer(x))
+        return self.dense_layers[-1](x) + self.output_offset
+
+    def get_config(self):
+        return {
+            "out_features": self.out_features, "width": self.width, "depth": self.depth,
+            "w0": self.w0, "output_offset": self.output_offset,
+            "in_features": self.in_features, "seed": self.seed, "name": self.name,
+        }

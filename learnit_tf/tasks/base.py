@@ -1,0 +1,46 @@
+"""The task interface: how a coordinate network is measured and scored for one signal kind.
+
+A task turns explicit network weights into predicted observations of one signal
+(an *example*: a dict of tensors with static shapes) and a scalar loss. Meta-learners
+and the test-time fitter only talk to tasks through this interface, so a new signal
+kind (images, CT projections, rendered rays) is one new subclass.
+"""
+
+import abc
+
+import tensorflow as tf
+
+
+def mse_to_psnr(mse, max_value=1.0):
+    """PSNR in dB of a mean squared error for signals in [0, max_value]."""
+    mse = tf.convert_to_tensor(mse)
+    return 10.0 * tf.math.log(max_value**2 / mse) / tf.math.log(tf.constant(10.0, mse.dtype))
+
+
+class Task(abc.ABC):
+    """Measurement operator + loss for one signal kind.
+
+    Subclasses implement `inner_loss` (what the inner loop / test-time fit
+    minimizes at step `step`; may subsample pixels or rays from `example["seed"]`),
+    `outer_loss` (the MAML query loss) and `metrics` (what evaluation reports,
+    e.g. PSNR on held-out measurements).
+    """
+
+    #: Name of the metric that evaluation tables report (higher is better).
+    primary_metric = "psnr"
+
+    @abc.abstractmethod
+    def inner_loss(self, fmodel, weights, example, step):
+        """Scalar loss minimized by the inner loop at step `step` (an int32 tensor)."""
+
+    def outer_loss(self, fmodel, weights, example):
+        """Scalar loss after adaptation (MAML's query loss). Defaults to the step-0 inner loss."""
+        return self.inner_loss(fmodel, weights, example, tf.constant(0, tf.int32))
+
+    @abc.abstractmethod
+    def metrics(self, fmodel, weights, example):
+        """Dict of scalar metrics of `weights` on `example` (must include `primary_metric`)."""
+
+    def validate_example(self, example, name="example"):
+        """Raises ValueError if `example` does not fit this task. Default: no check."""
+        del example, name
