@@ -12,12 +12,14 @@ setuptools.setup(
         "tensorflow>=2.16",
         "keras>=3.0",
         "tensorflow-datasets>=4.9",
+        "tensorboard",  # tf.summary needs it; tensorflow no longer pulls it in
         "tensorflow-graphics",
         "absl-py",
         "gin-config",
         "numpy",
         "pillow",
         "matplotlib",
+        "importlib_resources",  # needed by tensorflow-datasets, not declared by it
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "scikit-image"],

@@ -73,9 +73,9 @@ class Fitter:
                 loss = self.task.inner_loss(self.fmodel, ws, example, start + k)
             grads = tape.gradient(loss, ws)
             m = self.task.metrics(self.fmodel, ws, example)
-            mets = [ta.write(k, m[n]) for ta, n in zip(mets, names)]
+            mets = [ta.write(k, tf.cast(m[n], tf.float32)) for ta, n in zip(mets, names)]
             ws, st = self.optimizer.apply(ws, grads, st)
-            return k + 1, ws, st, losses.write(k, loss), mets
+            return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32)), mets
 
         _, weights, state, losses, mets = tf.while_loop(
             lambda k, *_: k < num_steps, body,

@@ -92,7 +92,7 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False):
         for k in range(steps):
             loss, grads = _grads(loss_fn, weights, tf.constant(k, tf.int32))
             weights, state = optimizer.apply(weights, grads, state)
-            losses.append(loss)
+            losses.append(tf.cast(loss, tf.float32))
         return weights, tf.stack(losses) if losses else tf.zeros((0,))
     if steps == 0:
         return weights, tf.zeros((0,))
@@ -101,7 +101,7 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False):
         loss, grads = _grads(loss_fn, ws, k)
         grads = [tf.stop_gradient(g) for g in grads]
         ws, st = optimizer.apply(ws, grads, st)
-        return k + 1, ws, st, losses.write(k, loss)
+        return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32))
 
     _, weights, _, losses = tf.while_loop(
         lambda k, *_: k < steps, body,

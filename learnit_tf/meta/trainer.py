@@ -14,6 +14,22 @@ from learnit_tf.meta.algorithms import MetaConfig, meta_gradients
 from learnit_tf.models.functional import FunctionalModel
 
 
+class _BoundFunctionalModel(FunctionalModel):
+    """A `FunctionalModel` whose non-trainable weights are given tensors, not variables."""
+
+    def __init__(self, model, non_trainable):
+        super().__init__(model)
+        self._non_trainable = list(non_trainable)
+
+    def __call__(self, weights, inputs):
+        if len(weights) != self.num_weights:
+            raise ValueError(
+                f"Expected {self.num_weights} weight tensors for model {self.model.name!r}, "
+                f"got {len(weights)}.")
+        outputs, _ = self.model.stateless_call(list(weights), self._non_trainable, inputs)
+        return outputs
+
+
 class MetaTrainer:
     """Meta-trains the weights of `model` as an init for `task`.
 
@@ -51,6 +67,7 @@ class MetaTrainer:
         self._step = tf.function(self._replica_step_and_apply, jit_compile=jit_compile,
                                  reduce_retracing=True)
         self._distributed_step = None
+        self._replica_grads_fn = None
 
     @property
     def variables(self):
@@ -66,32 +83,52 @@ class MetaTrainer:
         self.optimizer.apply(grads, self.variables)
         return metrics
 
-    def _replica_grads(self, meta_batch):
-        grads, metrics = self.meta_gradients(meta_batch)
+    def _replica_grads(self, weights, non_trainable, meta_batch):
+        """(gradients, metrics) of one replica's share, as means over that share.
+
+        Weights come in as tensors read in replica context rather than captured
+        variables: an XLA cluster runs on one device, and a captured mirrored
+        variable would be read from another replica's device.
+        """
+        fmodel = _BoundFunctionalModel(self.model, non_trainable)
+        return meta_gradients(self.config, self.task, fmodel, weights, meta_batch)
+
+    def _replica_update(self, meta_batch):
+        """One replica's part of a distributed step (runs in replica context)."""
+        weights = [tf.convert_to_tensor(v) for v in self.variables]
+        non_trainable = [tf.convert_to_tensor(v) for v in self.model.non_trainable_variables]
+        grads, metrics = self._replica_grads_fn(weights, non_trainable, meta_batch)
+        replicas = self.strategy.num_replicas_in_sync
+        # Keras' TensorFlow optimizers SUM-all-reduce gradients passed to `apply` in
+        # replica context (the contract `model.fit` relies on when it scales losses
+        # by 1/replicas). Every replica holds an equal share of the global
+        # meta-batch, so the sum of (share mean / replicas) is the global mean. The
+        # reduction and the update then run inside the same compiled program
+        # (one XLA program per step on TPU) and the replicas stay bit-identical.
+        scale = tf.constant(1.0 / replicas, grads[0].dtype)
+        self.optimizer.apply([g * scale for g in grads], self.variables)
         ctx = tf.distribute.get_replica_context()
-        # Mean over the global meta-batch: every replica holds an equal share.
-        grads = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
-        metrics = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, metrics)
-        return grads, metrics
+        return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, metrics)
 
     def _distributed_apply(self, per_replica_batch):
-        grads, metrics = self.strategy.run(
-            tf.function(self._replica_grads, jit_compile=self.jit_compile),
-            args=(per_replica_batch,))
-        grads = [self.strategy.experimental_local_results(g)[0] for g in grads]
-        metrics = {k: self.strategy.experimental_local_results(v)[0] for k, v in metrics.items()}
-        self.optimizer.apply(grads, self.variables)
-        return metrics
+        metrics = self.strategy.run(self._replica_update, args=(per_replica_batch,))
+        # All-reduced metrics are identical on every replica: report the first.
+        return {k: self.strategy.experimental_local_results(v)[0] for k, v in metrics.items()}
 
     def train_step(self, meta_batch):
         """One outer step on a meta-batch; returns the metrics as scalar tensors.
 
         With a multi-replica strategy, `meta_batch` is a per-replica value from
-        `strategy.distribute_datasets_from_function` / `experimental_distribute_dataset`.
+        `strategy.distribute_datasets_from_function` / `experimental_distribute_dataset`
+        (`learnit_tf.distribute.distribute_meta_batches`): each replica adapts its
+        share of the global meta-batch, the meta-gradients are averaged over the
+        global meta-batch and every replica applies the same Adam update, all inside
+        one `tf.function` call (per-replica XLA; one TPU program on TPU).
         """
         if self.strategy.num_replicas_in_sync == 1 and not isinstance(
                 meta_batch, tf.distribute.DistributedValues):
             return self._step(meta_batch)
         if self._distributed_step is None:
+            self._replica_grads_fn = tf.function(self._replica_grads, jit_compile=self.jit_compile)
             self._distributed_step = tf.function(self._distributed_apply)
         return self._distributed_step(meta_batch)

@@ -57,6 +57,7 @@ class FourierFeatureMLP(keras.Model):
                 activation=None if last else "relu",
                 kernel_initializer=keras.initializers.GlorotUniform(
                     seed=None if seed is None else int(seed) * 1000 + i + 1),
+                dtype=self.dtype_policy,
                 name=f"dense_{i}"))
         shape = (None, 2 * self.num_features)
         for layer in self.dense_layers:
@@ -77,4 +78,5 @@ class FourierFeatureMLP(keras.Model):
             "scale": self.scale, "width": self.width, "hidden_layers": self.hidden_layers,
             "output_activation": self.output_activation, "in_features": self.in_features,
             "seed": self.seed, "name": self.name,
+            "dtype": self.dtype_policy.name,
         }

@@ -52,6 +52,7 @@ class NerfMLP(keras.Model):
                 activation=None if last else "relu",
                 kernel_initializer=keras.initializers.GlorotUniform(
                     seed=None if seed is None else int(seed) * 1000 + i),
+                dtype=self.dtype_policy,
                 name=f"dense_{i}"))
         shape = (None, 2 * self.in_features * self.num_frequencies)
         for layer in self.dense_layers:
@@ -78,4 +79,5 @@ class NerfMLP(keras.Model):
             "num_frequencies": self.num_frequencies,
             "max_log2_frequency": self.max_log2_frequency, "out_features": self.out_features,
             "in_features": self.in_features, "seed": self.seed, "name": self.name,
+            "dtype": self.dtype_policy.name,
         }

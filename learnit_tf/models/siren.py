@@ -75,6 +75,7 @@ class Siren(keras.Model):
                 self.out_features if last else self.width,
                 kernel_initializer=SirenInitializer(self.w0, is_first=(i == 0), seed=layer_seed),
                 bias_initializer="zeros",
+                dtype=self.dtype_policy,
                 name=f"dense_{i}"))
         self.build((None, self.in_features))
 
@@ -96,4 +97,5 @@ class Siren(keras.Model):
             "out_features": self.out_features, "width": self.width, "depth": self.depth,
             "w0": self.w0, "output_offset": self.output_offset,
             "in_features": self.in_features, "seed": self.seed, "name": self.name,
+            "dtype": self.dtype_policy.name,
         }

@@ -44,3 +44,7 @@ class Task(abc.ABC):
     def validate_example(self, example, name="example"):
         """Raises ValueError if `example` does not fit this task. Default: no check."""
         del example, name
+
+    def get_config(self):
+        """Constructor arguments, JSON-serializable, so `type(task)(**config)` rebuilds it."""
+        return {}

@@ -30,6 +30,7 @@ class ImageTask(Task):
         resolution: image height and width (int) or (height, width).
         channels: colour channels.
         pixels_per_step: if set, the inner loss uses this many random pixels per step.
+        dtype: dtype of the coordinates (float64 for gradient checks).
 
     Example:
 
@@ -38,14 +39,18 @@ class ImageTask(Task):
     TensorShape([8, 8, 2])
     """
 
-    def __init__(self, resolution, channels=3, pixels_per_step=None):
+    def __init__(self, resolution, channels=3, pixels_per_step=None, dtype="float32"):
         if isinstance(resolution, int):
             resolution = (resolution, resolution)
         self.height, self.width = int(resolution[0]), int(resolution[1])
         self.channels = int(channels)
         self.pixels_per_step = None if pixels_per_step is None else int(pixels_per_step)
-        self.coords = tf.constant(image_grid(self.height, self.width))
+        self.coords = tf.constant(image_grid(self.height, self.width), dtype=dtype)
         self._flat_coords = tf.reshape(self.coords, (-1, 2))
+
+    def get_config(self):
+        return {"resolution": [self.height, self.width], "channels": self.channels,
+                "pixels_per_step": self.pixels_per_step}
 
     def render(self, fmodel, weights):
         """The network's image, shape (H, W, C)."""
