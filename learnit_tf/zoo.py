@@ -1,0 +1,1072 @@
+"""The learnit_tf model zoo: named, versioned, hash-verified meta-learned inits.
+
+A zoo is a directory (local, `gs://…` or served over http(s)) holding an
+`index.json` and one init directory per published version
+(`<name>/<version>/{config.json, metadata.json, model.weights.h5}`, see
+`learnit_tf.init_io`). The index records the size and sha256 of every file, in the
+spirit of TFDS `checksums.tsv`, so nothing is ever loaded unverified:
+
+    {"format_version": 1,
+     "base_url": null,                      # where remote files live (optional)
+     "entries": {
+       "text_siren": {
+         "description": "SIREN init meta-learned on rendered text images",
+         "latest": "1",
+         "versions": {
+           "1": {"path": "text_siren/1/",
+                 "files": {"config.json": {"size": 512, "sha256": "…"}, …},
+                 "headline": {"signal_class": "text", "meta_psnr_at_2": 24.1, …},
+                 "published": "2025-01-01T00:00:00Z"}}}}}
+
+Where the files of a version come from:
+1. the index's own directory, when the index is a local file and
+   `<index dir>/<path>` exists (the entries shipped in the repo's `zoo/` load
+   offline, verified in place);
+2. otherwise a base URL — the `base_url` argument, else the version's own
+   `base_url`, else the index's `base_url`, else the directory of a remote index —
+   downloaded into the cache (`cache_dir` argument, else `$LEARNIT_TF_CACHE`, else
+   `~/.cache/learnit_tf`). Every download goes to a temporary name, is checked for
+   size and sha256, then renamed into place; a bad file is deleted and refused.
+   Cache hits are re-verified on every use and never re-downloaded.
+
+The index is the repo's `zoo/index.json` unless the `index` argument or
+`$LEARNIT_TF_ZOO_INDEX` names another one (a local path, a directory, an
+http(s) URL or a `gs://` path), so a published zoo is one environment variable away.
+Loading never executes code from the zoo: the index and configs are JSON, the
+model class must be one of `learnit_tf.models.MODEL_CLASSES`, weights are HDF5;
+no pickle, no gin.
+
+Example:
+
+>>> from learnit_tf import zoo
+>>> names = [row["name"] for row in zoo.list()]        # what is shipped / published
+>>> # model = zoo.load("text_siren")                   # built Keras model + weights
+>>> # model = zoo.load("text_siren@1", cache_dir="/tmp/zoo-cache")
+>>> # model = zoo.load("runs/text/init")               # any local init directory
+
+TensorFlow and Keras are imported lazily, so listing a zoo is fast.
+"""
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+from absl import logging
+
+# Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
+# tests assert the two stay equal).
+CONFIG_FILE = "config.json"
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.weights.h5"
+ALLOWED_FILES = (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE)
+REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+
+INDEX_FILE = "index.json"
+INDEX_FORMAT_VERSION = 1
+ENV_INDEX = "LEARNIT_TF_ZOO_INDEX"
+ENV_CACHE = "LEARNIT_TF_CACHE"
+DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "learnit_tf")
+SHIPPED_ZOO_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "zoo"))
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_URL_SCHEMES = ("http", "https", "file")
+_CHUNK = 1 << 20
+_MAX_INDEX_BYTES = 16 << 20
+_PROGRESS_MIN_BYTES = 1 << 20
+_TIMEOUT_SECONDS = 60
+_List = list  # this module defines a public `list()`; keep the builtin at hand
+
+
+class ZooError(Exception):
+    """Base class of zoo errors."""
+
+
+class UnknownEntryError(ZooError, LookupError):
+    """A name or version that the index does not list."""
+
+
+class IntegrityError(ZooError):
+    """A file whose size or sha256 differs from the index (tampered or truncated)."""
+
+
+class UnsafePathError(ZooError):
+    """An index path or file name that would escape the zoo or cache directory."""
+
+
+class IndexFormatError(ZooError, ValueError):
+    """A malformed index.json."""
+
+
+class VersionExistsError(ZooError, FileExistsError):
+    """Publishing a version that already exists (published versions are immutable)."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _gfile():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.io.gfile
+
+
+def _scheme(location):
+    """URL scheme of `location` ('' for a local path)."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", str(location))
+    return match.group(1).lower() if match else ""
+
+
+def _is_url(location):
+    return _scheme(location) in _URL_SCHEMES
+
+
+def _is_local(location):
+    return _scheme(location) == ""
+
+
+def _join(base, *parts):
+    """Joins path parts onto a local path, URL or gfile path."""
+    if _is_local(base):
+        return os.path.join(base, *parts)
+    if _is_url(base):
+        parts = [urllib.parse.quote(p) for p in parts]
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def check_name(value, what="name"):
+    """Validates a zoo entry name or version string and returns it.
+
+    Names and versions are single path components of letters, digits, `_`, `.`, `-`
+    (starting with a letter or digit), so they can never form a path like `..`.
+    """
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ValueError(
+            f"Invalid zoo {what} {value!r}: expected 1-100 characters from [A-Za-z0-9_.-] "
+            "starting with a letter or digit.")
+    return value
+
+
+def version_key(version):
+    """Sort key that orders versions naturally ("2" < "10", "1.2" < "1.10")."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
+                 for p in re.split(r"[._-]", str(version)))
+
+
+def _safe_parts(path, what):
+    """Splits an index `path` into safe components or raises UnsafePathError."""
+    if not isinstance(path, str) or not path.strip("/"):
+        raise UnsafePathError(f"{what}: path {path!r} must be a non-empty relative path.")
+    if (path.startswith(("/", "~")) or "\\" in path or ":" in path
+            or os.path.isabs(path)):
+        raise UnsafePathError(
+            f"{what}: path {path!r} is absolute or not a plain relative path; refusing it "
+            "because it would escape the zoo/cache directory.")
+    parts = [p for p in path.split("/") if p]
+    for part in parts:
+        if part in (".", "..") or not _NAME_RE.match(part):
+            raise UnsafePathError(
+                f"{what}: path {path!r} has component {part!r}; only plain names from "
+                "[A-Za-z0-9_.-] are allowed (no '..'), refusing a path that could escape "
+                "the zoo/cache directory.")
+    return parts
+
+
+def _check_inside(root, target, what):
+    """Refuses `target` unless it resolves (symlinks included) inside `root`."""
+    root_real = os.path.realpath(root)
+    target_real = os.path.realpath(target)
+    if os.path.commonpath([root_real, target_real]) != root_real:
+        raise UnsafePathError(f"{what}: {target!r} resolves outside {root!r}; refusing it.")
+
+
+def _file_digest(path):
+    """(size, sha256 hex) of a local file."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _gfile_digest(path):
+    """(size, sha256 hex) of a file read through tf.io.gfile."""
+    digest = hashlib.sha256()
+    size = 0
+    with _gfile().GFile(path, "rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _mismatch(path, size, sha256, expected):
+    """Describes how (size, sha256) differs from an index record, or returns None."""
+    if size != expected["size"]:
+        kind = "truncated" if size < expected["size"] else "too large"
+        return (f"{path!r} is {kind}: {size} bytes, the index expects "
+                f"{expected['size']} bytes")
+    if sha256 != expected["sha256"]:
+        return (f"{path!r} has sha256 {sha256}, the index expects {expected['sha256']} "
+                "(file tampered with or corrupted)")
+    return None
+
+
+def _check_local_file(path, expected):
+    """None if the local file matches its index record, else the reason it does not."""
+    if not os.path.isfile(path):
+        return f"{path!r} is missing"
+    if os.path.getsize(path) != expected["size"]:
+        return _mismatch(path, os.path.getsize(path), None, expected)
+    return _mismatch(path, *_file_digest(path), expected)
+
+
+def _open_stream(url):
+    """Opens `url` (http/https/file, gs:// and other gfile schemes, or a local path)."""
+    if _is_url(url):
+        try:
+            return urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS)  # nosec: verified
+        except urllib.error.HTTPError as e:
+            raise ZooError(f"Could not download {url}: HTTP {e.code} {e.reason}.") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise ZooError(f"Could not download {url}: {e}.") from e
+    if _is_local(url):
+        if not os.path.isfile(url):
+            raise ZooError(f"Could not read {url!r}: no such file.")
+        return open(url, "rb")
+    gfile = _gfile()
+    if not gfile.exists(url):
+        raise ZooError(f"Could not read {url!r}: no such file.")
+    return gfile.GFile(url, "rb")
+
+
+def _read_bytes(location, limit=_MAX_INDEX_BYTES):
+    with _open_stream(location) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ZooError(f"{location!r} is larger than {limit} bytes; refusing it as an index.")
+    return data
+
+
+def _download(url, target, expected, progress=True):
+    """Copies `url` to `target` through a temporary file, checking size and sha256.
+
+    Reads at most one byte more than the index allows, so a hostile server cannot
+    fill the disk; the temporary file is removed on any failure, so the cache never
+    holds a bad or partial file.
+    """
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part",
+                               dir=directory)
+    size, digest = 0, hashlib.sha256()
+    bar = None
+    try:
+        with os.fdopen(fd, "wb") as out, _open_stream(url) as src:
+            length = getattr(src, "headers", None) and src.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) != expected["size"]:
+                raise IntegrityError(
+                    f"Refusing {url}: the server sends {int(length)} bytes, the index expects "
+                    f"{expected['size']} bytes (truncated or replaced file). Nothing was cached.")
+            if progress and expected["size"] >= _PROGRESS_MIN_BYTES:
+                import keras  # pylint: disable=import-outside-toplevel
+                print(f"Downloading {url}")
+                bar = keras.utils.Progbar(expected["size"], unit_name="B")
+            while True:
+                chunk = src.read(min(_CHUNK, expected["size"] + 1 - size))
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > expected["size"]:
+                    raise IntegrityError(
+                        f"Refusing {url}: more than the {expected['size']} bytes the index "
+                        "expects. Nothing was cached.")
+                digest.update(chunk)
+                out.write(chunk)
+                if bar is not None:
+                    bar.update(size)
+        problem = _mismatch(url, size, digest.hexdigest(), expected)
+        if problem:
+            raise IntegrityError(f"Refusing download: {problem}. Nothing was cached.")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return target
+
+
+def _source_key(base):
+    """A readable, collision-free cache sub-directory for a base URL."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", base.split("://", 1)[-1]).strip("_")[:48]
+    return f"{slug or 'zoo'}-{hashlib.sha256(base.encode()).hexdigest()[:10]}"
+
+
+def _number(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _curve_at(curve, step):
+    """PSNR at `step` from a curve stored as {step: psnr}, a list or {"steps", "psnr"}."""
+    if isinstance(curve, (_List, tuple)):
+        return _number(curve[step]) if len(curve) > step else None
+    if not isinstance(curve, dict):
+        return None
+    for key in (str(step), step):
+        if key in curve:
+            return _number(curve[key])
+    steps, values = curve.get("steps"), curve.get("psnr", curve.get("mean"))
+    if isinstance(steps, _List) and isinstance(values, _List) and step in steps:
+        i = steps.index(step)
+        return _number(values[i]) if i < len(values) else None
+    if isinstance(values, _List):
+        return _curve_at(values, step)
+    return None
+
+
+def _lookup(data, *paths):
+    """First non-None value among nested key paths of a dict."""
+    for path in paths:
+        value = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            return value
+    return None
+
+
+def headline_from_metadata(metadata, config=None, parameters=None):
+    """The summary the zoo table shows, tolerant of missing metadata keys.
+
+    Args:
+        metadata: parsed metadata.json (`signal_class`, `task`, `dataset`,
+            `evaluation` with `meta_psnr_at_2`, `standard_psnr_at_2`,
+            `steps_to_match` and/or `psnr_curve`; any of them may be absent).
+        config: parsed config.json, for the model class.
+        parameters: number of weights of the model.
+
+    Returns:
+        A dict of the known fields (absent ones are left out).
+
+    Example:
+
+    >>> headline_from_metadata({"signal_class": "text", "evaluation": {
+    ...     "psnr_curve": {"meta": {"2": 25.0}, "standard": [10.0, 11.0, 12.0]}}})
+    {'signal_class': 'text', 'meta_psnr_at_2': 25.0, 'standard_psnr_at_2': 12.0}
+    """
+    metadata = metadata if isinstance(metadata, dict) else {}
+    evaluation = metadata.get("evaluation")
+    evaluation = evaluation if isinstance(evaluation, dict) else {}
+    curves = evaluation.get("psnr_curve")
+    curves = curves if isinstance(curves, dict) else {}
+    task = metadata.get("task")
+    dataset = metadata.get("dataset")
+    steps_to_match = evaluation.get("steps_to_match")
+    if not isinstance(steps_to_match, (int, float, str, dict)) or isinstance(steps_to_match, bool):
+        steps_to_match = None
+    headline = {
+        "signal_class": metadata.get("signal_class"),
+        "model_class": (config or {}).get("class_name"),
+        "algorithm": _lookup(metadata, ("algorithm",), ("meta_config", "algorithm"),
+                             ("meta", "algorithm"), ("training", "algorithm"),
+                             ("hyperparameters", "algorithm")),
+        "task": task.get("class_name") if isinstance(task, dict) else task,
+        "dataset": dataset.get("name") if isinstance(dataset, dict) else dataset,
+        "meta_psnr_at_2": _number(evaluation.get("meta_psnr_at_2")),
+        "standard_psnr_at_2": _number(evaluation.get("standard_psnr_at_2")),
+        "steps_to_match": steps_to_match,
+        "parameters": parameters,
+    }
+    if headline["meta_psnr_at_2"] is None:
+        headline["meta_psnr_at_2"] = _curve_at(curves.get("meta"), 2)
+    if headline["standard_psnr_at_2"] is None:
+        headline["standard_psnr_at_2"] = _curve_at(curves.get("standard"), 2)
+    return {k: v for k, v in headline.items() if v is not None}
+
+
+def _validate_index(data, where):
+    """Checks the structure of a parsed index and returns it."""
+    def fail(msg):
+        raise IndexFormatError(f"Zoo index {where}: {msg}")
+
+    if not isinstance(data, dict):
+        fail("must be a JSON object.")
+    version = data.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        fail(f"'format_version' must be an integer, got {version!r}.")
+    if version > INDEX_FORMAT_VERSION:
+        fail(f"format_version {version} is newer than this learnit_tf understands "
+             f"({INDEX_FORMAT_VERSION}); upgrade learnit_tf.")
+    if data.get("base_url") is not None and not isinstance(data["base_url"], str):
+        fail("'base_url' must be a string or null.")
+    entries = data.get("entries")
+    if not isinstance(entries, dict):
+        fail("'entries' must be an object mapping names to entries.")
+    for name, entry in entries.items():
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            fail(f"entry name {name!r} is not a valid zoo name.")
+        versions = entry.get("versions") if isinstance(entry, dict) else None
+        if not isinstance(versions, dict) or not versions:
+            fail(f"entry {name!r} must have a non-empty 'versions' object.")
+        if entry.get("latest") is not None and entry["latest"] not in versions:
+            fail(f"entry {name!r}: 'latest' {entry['latest']!r} is not one of its versions "
+                 f"{sorted(versions, key=version_key)}.")
+        for ver, info in versions.items():
+            what = f"entry {name!r} version {ver!r}"
+            if not isinstance(ver, str) or not _NAME_RE.match(ver):
+                fail(f"{what}: invalid version string.")
+            if not isinstance(info, dict) or not isinstance(info.get("path"), str):
+                fail(f"{what} must be an object with a string 'path'.")
+            if info.get("base_url") is not None and not isinstance(info["base_url"], str):
+                fail(f"{what}: 'base_url' must be a string or null.")
+            if info.get("headline") is not None and not isinstance(info["headline"], dict):
+                fail(f"{what}: 'headline' must be an object.")
+            files = info.get("files")
+            if not isinstance(files, dict) or not files:
+                fail(f"{what} must list its 'files'.")
+            for filename, record in files.items():
+                if not isinstance(record, dict):
+                    fail(f"{what}: file {filename!r} must be an object with size and sha256.")
+                size, sha = record.get("size"), record.get("sha256")
+                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                    fail(f"{what}: file {filename!r} needs a non-negative integer 'size'.")
+                if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+                    fail(f"{what}: file {filename!r} needs a lowercase hex 'sha256' "
+                         "of 64 characters.")
+    return data
+
+
+def empty_index(base_url=None):
+    """A new, empty index dict."""
+    return {"format_version": INDEX_FORMAT_VERSION, "base_url": base_url, "entries": {}}
+
+
+def _resolve_cache_dir(cache_dir):
+    return os.path.abspath(os.path.expanduser(
+        cache_dir or os.environ.get(ENV_CACHE) or DEFAULT_CACHE_DIR))
+
+
+def _resolve_index_location(index):
+    location = index or os.environ.get(ENV_INDEX) or os.path.join(SHIPPED_ZOO_DIR, INDEX_FILE)
+    location = str(location)
+    if _is_local(location):
+        location = os.path.abspath(os.path.expanduser(location))
+        if os.path.isdir(location):
+            location = os.path.join(location, INDEX_FILE)
+    elif location.endswith("/"):
+        location += INDEX_FILE
+    elif not _is_url(location) and not location.endswith(".json"):
+        if _gfile().isdir(location):
+            location = _join(location, INDEX_FILE)
+    return location
+
+
+# ----------------------------------------------------------------------------- the zoo
+
+
+class Zoo:
+    """A zoo index plus where to cache and fetch its files.
+
+    Args:
+        index: the index: a local `index.json` or directory, an http(s) URL or a
+            `gs://` path. Default: `$LEARNIT_TF_ZOO_INDEX`, else the repo's `zoo/`.
+        cache_dir: where downloaded files go. Default: `$LEARNIT_TF_CACHE`, else
+            `~/.cache/learnit_tf`.
+        base_url: overrides where files of entries not present locally are fetched
+            from (http(s), `gs://` or a local directory).
+        progress: show a progress bar for downloads of 1 MiB or more.
+
+    Example:
+
+    >>> zoo = Zoo()                                    # the shipped zoo
+    >>> isinstance(zoo.names(), type([]))
+    True
+    """
+
+    def __init__(self, index=None, cache_dir=None, base_url=None, progress=True):
+        self.index_location = _resolve_index_location(index)
+        self.cache_dir = _resolve_cache_dir(cache_dir)
+        self.base_url = base_url
+        self.progress = progress
+        self._index = None
+
+    def __repr__(self):
+        return f"Zoo(index={self.index_location!r}, cache_dir={self.cache_dir!r})"
+
+    # -- index ---------------------------------------------------------------------
+
+    @property
+    def index_root(self):
+        """Directory (path or URL) holding the index."""
+        if _is_local(self.index_location):
+            return os.path.dirname(self.index_location)
+        return self.index_location.rsplit("/", 1)[0] + "/"
+
+    @property
+    def index(self):
+        """The parsed, validated index (read once per Zoo object)."""
+        if self._index is None:
+            self._index = self._read_index()
+        return self._index
+
+    def _read_index(self):
+        where = self.index_location
+        if _is_local(where):
+            if not os.path.isfile(where):
+                raise ZooError(f"Zoo index {where!r} not found. Set ${ENV_INDEX} or pass "
+                               "index= a local index.json, a directory holding one, an "
+                               "http(s) URL or a gs:// path.")
+            with open(where, "rb") as f:
+                raw = f.read()
+        else:
+            # Remote index: refresh the cached copy, fall back to it when offline.
+            cached = os.path.join(self.cache_dir, "zoo", _source_key(self.index_root),
+                                  INDEX_FILE)
+            try:
+                raw = _read_bytes(where)
+            except ZooError as e:
+                if not os.path.isfile(cached):
+                    raise
+                logging.warning("%s; using the cached index %s", e, cached)
+                with open(cached, "rb") as f:
+                    raw = f.read()
+            else:
+                _parse_index(raw, where)  # never cache a broken index
+                _write_bytes_atomic(cached, raw)
+        return _parse_index(raw, where)
+
+    def names(self):
+        """Sorted entry names."""
+        return sorted(self.index["entries"])
+
+    def _entry(self, name):
+        entries = self.index["entries"]
+        if name not in entries:
+            available = ", ".join(sorted(entries)) or "none"
+            raise UnknownEntryError(
+                f"Unknown zoo entry {name!r} in {self.index_location}; available: {available}.")
+        return entries[name]
+
+    def resolve_version(self, name, version=None):
+        """The version string that `version` (None: the latest) selects for `name`."""
+        entry = self._entry(name)
+        versions = entry["versions"]
+        if version is None:
+            return entry.get("latest") or max(versions, key=version_key)
+        version = str(version)
+        if version not in versions:
+            raise UnknownEntryError(
+                f"Unknown version {version!r} of zoo entry {name!r}; available versions: "
+                f"{', '.join(sorted(versions, key=version_key))}.")
+        return version
+
+    def _version_info(self, name, version):
+        version = self.resolve_version(name, version)
+        info = self._entry(name)["versions"][version]
+        what = f"zoo entry {name!r} version {version!r}"
+        parts = _safe_parts(info["path"], what)
+        for filename in info["files"]:
+            if filename not in ALLOWED_FILES:
+                raise UnsafePathError(
+                    f"{what} lists file {filename!r}; an init may only contain "
+                    f"{', '.join(ALLOWED_FILES)} (no code, pickles or gin are ever loaded).")
+        missing = [f for f in REQUIRED_FILES if f not in info["files"]]
+        if missing:
+            raise IndexFormatError(f"{what} does not list {', '.join(missing)}.")
+        return version, info, parts, what
+
+    def _local_dir(self, parts):
+        """The in-place directory of an entry shipped next to a local index, or None."""
+        if not _is_local(self.index_location):
+            return None
+        root = self.index_root
+        directory = os.path.join(root, *parts)
+        if not os.path.isdir(directory):
+            return None
+        _check_inside(root, directory, "index path")
+        return directory
+
+    def _remote_base(self, info, what):
+        base = self.base_url or info.get("base_url") or self.index.get("base_url")
+        if not base and not _is_local(self.index_location):
+            base = self.index_root
+        if not base:
+            raise ZooError(
+                f"{what} is not present next to the index ({self.index_root}) and the index "
+                "has no base_url; pass base_url= (http(s), gs:// or a directory).")
+        return base
+
+    def _cache_version_dir(self, base, parts):
+        root = os.path.join(self.cache_dir, "zoo", _source_key(base))
+        directory = os.path.join(root, *parts)
+        os.makedirs(root, exist_ok=True)
+        _check_inside(root, directory, "index path")
+        return directory
+
+    # -- public API ----------------------------------------------------------------
+
+    def list(self):
+        """One row per (name, version): headline metrics, size and where it is.
+
+        Returns:
+            A list of dicts with keys `name`, `version`, `latest` (bool),
+            `description`, `headline`, `size` (bytes) and `location` ("local": next
+            to a local index, e.g. shipped in zoo/; "cached"; "remote"; "missing": no
+            local files and no base_url; "unsafe": a refused path), sorted by name
+            then version.
+        """
+        rows = []
+        for name in self.names():
+            entry = self.index["entries"][name]
+            latest = self.resolve_version(name)
+            for version in sorted(entry["versions"], key=version_key):
+                info = entry["versions"][version]
+                rows.append({
+                    "name": name, "version": version, "latest": version == latest,
+                    "description": entry.get("description", ""),
+                    "headline": dict(info.get("headline") or {}),
+                    "size": sum(f["size"] for f in info["files"].values()),
+                    "location": self._location(info),
+                })
+        return rows
+
+    def _location(self, info):
+        try:
+            parts = _safe_parts(info["path"], "index path")
+            if self._local_dir(parts):
+                return "local"
+        except UnsafePathError:
+            return "unsafe"
+        try:
+            base = self._remote_base(info, "")
+        except ZooError:
+            return "missing"
+        directory = os.path.join(self.cache_dir, "zoo", _source_key(base), *parts)
+        if all(os.path.isfile(os.path.join(directory, f)) for f in info["files"]):
+            return "cached"
+        return "remote"
+
+    def info(self, name, version=None):
+        """The index record of one version (plus `name`, `version`, `description`)."""
+        version, info, _, _ = self._version_info(name, version)
+        record = json.loads(json.dumps(info))
+        record.update(name=name, version=version,
+                      description=self._entry(name).get("description", ""),
+                      size=sum(f["size"] for f in info["files"].values()),
+                      location=self._location(info))
+        return record
+
+    def download(self, name, version=None, files=None):
+        """Makes the files of an entry available locally and verified; returns the dir.
+
+        Entries shipped next to a local index are verified in place; others are
+        fetched into the cache (cache hits are verified and never re-downloaded; a
+        cached file that fails verification is deleted and fetched again).
+
+        Args:
+            name: entry name.
+            version: version string; None selects the entry's latest.
+            files: only these file names (default: all files of the version).
+
+        Returns:
+            The local directory holding the verified files.
+
+        Raises:
+            UnknownEntryError, IntegrityError, UnsafePathError, ZooError.
+        """
+        version, info, parts, what = self._version_info(name, version)
+        wanted = [*info["files"]] if files is None else [*files]
+        for filename in wanted:
+            if filename not in info["files"]:
+                raise UnknownEntryError(f"{what} has no file {filename!r}; it has "
+                                        f"{', '.join(sorted(info['files']))}.")
+        local = self._local_dir(parts)
+        if local is not None:
+            for filename in wanted:
+                problem = _check_local_file(os.path.join(local, filename),
+                                            info["files"][filename])
+                if problem:
+                    raise IntegrityError(f"Refusing {what}: {problem}.")
+            return local
+        base = self._remote_base(info, what)
+        directory = self._cache_version_dir(base, parts)
+        for filename in wanted:
+            expected = info["files"][filename]
+            target = os.path.join(directory, filename)
+            if os.path.exists(target):
+                problem = _check_local_file(target, expected)
+                if problem is None:
+                    continue  # verified cache hit
+                logging.warning("Cached file fails verification (%s); deleting it and "
+                                "downloading again.", problem)
+                os.remove(target)
+            _download(_join(base, *parts, filename), target, expected, self.progress)
+        return directory
+
+    def describe(self, name, version=None):
+        """The metadata.json of an entry (fetching only that file if remote)."""
+        version, info, _, _ = self._version_info(name, version)
+        if METADATA_FILE not in info["files"]:
+            return {}
+        directory = self.download(name, version, files=[METADATA_FILE])
+        with open(os.path.join(directory, METADATA_FILE)) as f:
+            return json.load(f)
+
+    def load(self, name_or_path, version=None):
+        """Builds the Keras model of an init (zoo name, `name@version`, or local dir)."""
+        from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
+        target = str(name_or_path)
+        if _scheme(target):
+            raise ZooError(
+                f"load() takes a zoo name or a local init directory, not the URL {target!r}: "
+                "remote inits load through a zoo index (index= or $" + ENV_INDEX + ") so "
+                "their hashes can be checked.")
+        directory = os.path.expanduser(target)
+        name, version = split_name(target, version)
+        if "/" in target or os.sep in target or not _NAME_RE.match(name):
+            if os.path.isdir(directory):
+                return init_io.load_init(directory)
+            raise FileNotFoundError(f"{target!r} is neither an init directory nor a zoo name.")
+        try:
+            return init_io.load_init(self.download(name, version))
+        except ZooError:
+            # A bare name that the zoo does not know may still be a directory in the cwd;
+            # zoo names win so that a stray local folder never shadows a verified init.
+            if "@" not in target and version is None and os.path.isdir(directory):
+                return init_io.load_init(directory)
+            raise
+
+    def verify(self, name, version=None):
+        """Checks every file of an entry (downloading missing ones) and that it loads.
+
+        Returns:
+            A dict with `name`, `version`, `directory`, `files` (name -> sha256) and
+            `parameters` of the rebuilt model.
+        """
+        version, info, _, _ = self._version_info(name, version)
+        directory = self.download(name, version)
+        from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
+        model = init_io.load_init(directory)
+        return {"name": name, "version": version, "directory": directory,
+                "files": {f: r["sha256"] for f, r in info["files"].items()},
+                "parameters": int(model.count_params())}
+
+
+def _parse_index(raw, where):
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IndexFormatError(f"Zoo index {where}: not valid JSON ({e}).") from e
+    return _validate_index(data, where)
+
+
+def _write_bytes_atomic(path, data):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def split_name(name_or_spec, version=None):
+    """Splits "name@version" (the explicit `version` argument must agree)."""
+    name, _, spec_version = str(name_or_spec).partition("@")
+    if spec_version and version is not None and str(version) != spec_version:
+        raise ValueError(f"Conflicting versions: {name_or_spec!r} and version={version!r}.")
+    return name, (spec_version or (None if version is None else str(version)))
+
+
+# ------------------------------------------------------------------ module-level API
+
+
+def list(index=None, cache_dir=None):  # pylint: disable=redefined-builtin
+    """Rows (name, version, headline, size, location) of every init in the zoo.
+
+    Example:
+
+    >>> rows = list()               # the shipped zoo (zoo/index.json)
+    >>> all("headline" in row for row in rows)
+    True
+    """
+    return Zoo(index, cache_dir).list()
+
+
+def describe(name, version=None, index=None, cache_dir=None, base_url=None):
+    """The metadata.json of a zoo init (`name` may be "name@version")."""
+    name, version = split_name(name, version)
+    return Zoo(index, cache_dir, base_url).describe(name, version)
+
+
+def load(name_or_path, version=None, cache_dir=None, base_url=None, index=None):
+    """A built Keras model carrying the weights of a zoo init or init directory.
+
+    Args:
+        name_or_path: zoo entry name, "name@version", or a local init directory.
+        version: version of a zoo entry (default: its latest).
+        cache_dir: download cache (default `$LEARNIT_TF_CACHE` or ~/.cache/learnit_tf).
+        base_url: where to fetch entries not shipped locally.
+        index: zoo index (default `$LEARNIT_TF_ZOO_INDEX` or the repo's zoo/index.json).
+
+    Example:
+
+    >>> # model = load("text_siren")
+    >>> # fit(model, task, example, steps=2, optimizer=InnerOptimizer("sgd", 1e-2))
+    """
+    return Zoo(index, cache_dir, base_url).load(name_or_path, version)
+
+
+def download(name, version=None, cache_dir=None, base_url=None, index=None):
+    """Fetches (if needed) and verifies a zoo init; returns its local directory."""
+    name, version = split_name(name, version)
+    return Zoo(index, cache_dir, base_url).download(name, version)
+
+
+def verify(name, version=None, cache_dir=None, base_url=None, index=None):
+    """Verifies sizes and sha256 of a zoo init and that it builds; returns a report."""
+    name, version = split_name(name, version)
+    return Zoo(index, cache_dir, base_url).verify(name, version)
+
+
+# ----------------------------------------------------------------------------- publish
+
+
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_gfile_index(gfile, index_path):
+    if not gfile.exists(index_path):
+        return empty_index()
+    with gfile.GFile(index_path, "rb") as f:
+        return _parse_index(f.read(), index_path)
+
+
+def _write_gfile_index(gfile, index_path, index):
+    """Writes the index to a temporary name, then renames it over the old one."""
+    tmp = f"{index_path}.tmp-{uuid.uuid4().hex}"
+    data = json.dumps(index, indent=2, sort_keys=True) + "\n"
+    try:
+        with gfile.GFile(tmp, "w") as f:
+            f.write(data)
+        gfile.rename(tmp, index_path, overwrite=True)
+    except BaseException:
+        if gfile.exists(tmp):
+            gfile.remove(tmp)
+        raise
+
+
+def publish(init_dir, name, version, destination=None, description=None):
+    """Publishes an init directory as `name`/`version` of a zoo.
+
+    Validates the init (all three files, config builds, weights load), copies the
+    files to `destination/<name>/<version>/` through tf.io.gfile, checks the copies'
+    hashes, then adds the version to `destination/index.json` (written to a temporary
+    name and renamed). Published versions are immutable: an existing version is
+    refused. On a local destination the files are staged in a hidden sibling
+    directory and renamed into place, so a reader never sees a partial version.
+
+    Args:
+        init_dir: local init directory (see `learnit_tf.init_io.save_init`).
+        name: entry name ([A-Za-z0-9_.-]).
+        version: version string, e.g. "1".
+        destination: zoo directory, local or `gs://…` (default: the repo's `zoo/`).
+        description: one-line description of the entry (default: kept, or derived
+            from the metadata).
+
+    Returns:
+        The index record of the new version.
+
+    Example:
+
+    >>> import tempfile
+    >>> from learnit_tf.init_io import save_init
+    >>> from learnit_tf.models import Siren
+    >>> init = save_init(Siren(width=8, depth=2, seed=0), tempfile.mkdtemp() + "/init",
+    ...                  {"signal_class": "demo"})
+    >>> record = publish(init, "demo", "1", tempfile.mkdtemp())
+    >>> record["path"]
+    'demo/1/'
+    """
+    from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
+    check_name(name, "name")
+    check_name(str(version), "version")
+    version = str(version)
+    destination = str(destination or SHIPPED_ZOO_DIR)
+    if _is_url(destination):
+        raise ValueError(f"Cannot publish to {destination!r}: http(s) is read-only; publish to "
+                         "a local directory or gs:// and serve that directory.")
+    if _is_local(destination):
+        destination = os.path.abspath(os.path.expanduser(destination))
+    for filename in ALLOWED_FILES:
+        if not os.path.isfile(os.path.join(init_dir, filename)):
+            raise FileNotFoundError(f"Cannot publish {init_dir!r}: {filename} is missing "
+                                    f"(an init directory holds {', '.join(ALLOWED_FILES)}).")
+    # Validate before anything is written: the config builds, the weights load.
+    config = init_io.read_config(init_dir)
+    with open(os.path.join(init_dir, METADATA_FILE)) as f:
+        try:
+            metadata = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"Cannot publish {init_dir!r}: metadata.json is not valid JSON "
+                             f"({e}).") from e
+    if not isinstance(metadata, dict):
+        raise ValueError(f"Cannot publish {init_dir!r}: metadata.json must hold an object.")
+    try:
+        model = init_io.load_init(init_dir)
+    except Exception as e:
+        raise ValueError(f"Cannot publish {init_dir!r}: the init does not load ({e}).") from e
+    files = {}
+    for filename in ALLOWED_FILES:
+        size, sha = _file_digest(os.path.join(init_dir, filename))
+        files[filename] = {"size": size, "sha256": sha}
+
+    gfile = _gfile()
+    index_path = _join(destination, INDEX_FILE)
+    index = _read_gfile_index(gfile, index_path)
+    existing = index["entries"].get(name, {}).get("versions", {})
+    if version in existing:
+        raise VersionExistsError(
+            f"{name!r} version {version!r} is already published in {index_path}; published "
+            f"versions are immutable (existing: {', '.join(sorted(existing, key=version_key))}). "
+            "Publish a new version.")
+    version_dir = _join(destination, name, version)
+    if gfile.exists(version_dir):
+        raise VersionExistsError(
+            f"{version_dir!r} exists but is not in the index (left by an interrupted "
+            "publish?); remove it or publish another version.")
+
+    gfile.makedirs(_join(destination, name))
+    staging = (_join(destination, name, f".{version}.tmp-{uuid.uuid4().hex[:8]}")
+               if _is_local(destination) else version_dir)
+    try:
+        gfile.makedirs(staging)
+        for filename, record in files.items():
+            target = _join(staging, filename)
+            gfile.copy(os.path.join(init_dir, filename), target, overwrite=False)
+            problem = _mismatch(target, *_gfile_digest(target), record)
+            if problem:
+                raise IntegrityError(f"Copy failed verification: {problem}.")
+        if staging != version_dir:
+            gfile.rename(staging, version_dir, overwrite=False)
+    except BaseException:
+        if gfile.exists(staging):
+            gfile.rmtree(staging)
+        raise
+
+    # Commit: re-read the index so a concurrent publish of another entry is kept.
+    index = _read_gfile_index(gfile, index_path)
+    entry = index["entries"].setdefault(name, {"versions": {}})
+    if version in entry["versions"]:
+        raise VersionExistsError(f"{name!r} version {version!r} was published concurrently.")
+    headline = headline_from_metadata(metadata, config, int(model.count_params()))
+    record = {"path": f"{name}/{version}/", "files": files, "headline": headline,
+              "published": _utc_now()}
+    entry["versions"][version] = record
+    entry["latest"] = max(entry["versions"], key=version_key)
+    if description is not None:
+        entry["description"] = description
+    elif not entry.get("description"):
+        entry["description"] = metadata.get("description") or " ".join(
+            str(x) for x in (headline.get("signal_class"), headline.get("model_class"),
+                             "init", f"({headline['algorithm']})" if "algorithm" in headline
+                             else None) if x)
+    _write_gfile_index(gfile, index_path, index)
+    logging.info("Published %s version %s to %s", name, version, version_dir)
+    return record
+
+
+# ------------------------------------------------------------------------------ table
+
+
+def _format_size(size):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def _format_steps(value):
+    if isinstance(value, dict):
+        for key in ("ratio", "speedup"):
+            if _number(value.get(key)) is not None:
+                return f"{_number(value[key]):.3g}×"
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    number = _number(value)
+    if number is not None:
+        return f"{number:.3g}"
+    return "" if value is None else str(value)
+
+
+TABLE_COLUMNS = ("name", "version", "signal class", "model", "algorithm",
+                 "PSNR@2 meta vs standard", "steps to match", "size", "where")
+
+
+def table_rows(rows):
+    """Turns `Zoo.list()` rows into string cells in `TABLE_COLUMNS` order."""
+    cells = []
+    for row in rows:
+        headline = row.get("headline") or {}
+        meta, std = headline.get("meta_psnr_at_2"), headline.get("standard_psnr_at_2")
+        if meta is not None or std is not None:
+            psnr = (f"{meta:.2f}" if meta is not None else "?") + " vs " + (
+                f"{std:.2f} dB" if std is not None else "? dB")
+        else:
+            psnr = ""
+        cells.append([
+            row["name"], row["version"] + (" (latest)" if row.get("latest") else ""),
+            str(headline.get("signal_class", "")), str(headline.get("model_class", "")),
+            str(headline.get("algorithm", "")), psnr,
+            _format_steps(headline.get("steps_to_match")), _format_size(row["size"]),
+            row.get("location", ""),
+        ])
+    return cells
+
+
+def format_table(rows, markdown=False):
+    """A text (or Markdown) table of `Zoo.list()` rows with each init's headline.
+
+    Example:
+
+    >>> table = format_table([{"name": "a", "version": "1", "size": 2048, "headline": {
+    ...     "meta_psnr_at_2": 30.0, "standard_psnr_at_2": 12.5}}])
+    >>> "30.00 vs 12.50 dB" in table and "2.0 KiB" in table
+    True
+    """
+    cells = table_rows(rows)
+    if markdown:
+        lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
+                 "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                  for row in cells]
+        return "\n".join(lines)
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(TABLE_COLUMNS)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*TABLE_COLUMNS), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in cells]
+    if not cells:
+        lines.append("(no entries)")
+    return "\n".join(line.rstrip() for line in lines)
