@@ -25,12 +25,14 @@ class FitResult:
         metrics: dict name -> np.ndarray (steps + 1,), the task metrics at steps 0..steps
             (e.g. "psnr").
         seconds: wall time of the fit (compilation included on first use).
+        snapshots: dict step -> weights at that step, for the steps asked for.
     """
 
     weights: list
     losses: np.ndarray
     metrics: dict
     seconds: float
+    snapshots: dict = dataclasses.field(default_factory=dict)
 
     @property
     def psnr(self):
@@ -72,7 +74,9 @@ class Fitter:
                 tape.watch(ws)
                 loss = self.task.inner_loss(self.fmodel, ws, example, start + k)
             grads = tape.gradient(loss, ws)
-            m = self.task.metrics(self.fmodel, ws, example)
+            # Reuse the training loss when it already is the metric's MSE (saves a forward).
+            m = self.task.metrics_from_inner_loss(loss) or self.task.metrics(
+                self.fmodel, ws, example)
             mets = [ta.write(k, tf.cast(m[n], tf.float32)) for ta, n in zip(mets, names)]
             ws, st = self.optimizer.apply(ws, grads, st)
             return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32)), mets
@@ -84,7 +88,7 @@ class Fitter:
              [tf.TensorArray(tf.float32, size=num_steps) for _ in names]))
         return weights, state, losses.stack(), {n: ta.stack() for n, ta in zip(names, mets)}
 
-    def fit(self, example, steps, weights=None, progress=None):
+    def fit(self, example, steps, weights=None, progress=None, snapshot_steps=()):
         """Fits `example` for `steps` steps.
 
         Args:
@@ -92,6 +96,8 @@ class Fitter:
             steps: number of optimizer steps (>= 0).
             weights: starting weights (default: the model's current weights).
             progress: optional callable(step_done, total_steps) for progress display.
+            snapshot_steps: steps at which to keep a copy of the weights (e.g. for
+                reconstruction grids); exact, since chunks end at those steps.
 
         Returns:
             A `FitResult` with curves of length `steps + 1`.
@@ -106,15 +112,20 @@ class Fitter:
             weights if weights is not None else self.fmodel.initial_weights())]
         state = self.optimizer.init_state(weights)
         losses, curves = [], {}
+        snapshot_steps = sorted({int(k) for k in snapshot_steps if 0 <= int(k) <= steps})
+        snapshots = {0: weights} if 0 in snapshot_steps else {}
         done = 0
         while done < steps:
-            n = min(self.steps_per_call, steps - done)
+            n = min([self.steps_per_call, steps - done] +
+                    [k - done for k in snapshot_steps if k > done])
             weights, state, chunk_losses, chunk_metrics = self._chunk(
                 weights, state, example, tf.constant(done, tf.int32), tf.constant(n, tf.int32))
             losses.append(chunk_losses.numpy())
             for name, values in chunk_metrics.items():
                 curves.setdefault(name, []).append(values.numpy())
             done += n
+            if done in snapshot_steps:
+                snapshots[done] = weights
             if progress is not None:
                 progress(done, steps)
         final = {k: float(v) for k, v in self._metrics(weights, example).items()}
@@ -122,7 +133,7 @@ class Fitter:
                    for name, value in final.items()}
         all_losses = np.concatenate(losses + [np.array([final.get("loss", np.nan)], np.float32)])
         return FitResult(weights=weights, losses=all_losses, metrics=metrics,
-                         seconds=time.perf_counter() - start_time)
+                         seconds=time.perf_counter() - start_time, snapshots=snapshots)
 
 
 def fit(model, task, example, steps, optimizer=InnerOptimizer("sgd", 1e-2), weights=None,

@@ -41,6 +41,15 @@ class Task(abc.ABC):
     def metrics(self, fmodel, weights, example):
         """Dict of scalar metrics of `weights` on `example` (must include `primary_metric`)."""
 
+    def metrics_from_inner_loss(self, loss):
+        """Metrics derivable from the step's inner loss alone, or None (the default).
+
+        Tasks whose inner loss is exactly their metric's loss (e.g. full-image MSE)
+        return the metrics here so that fitting skips a second forward pass.
+        """
+        del loss
+        return None
+
     def validate_example(self, example, name="example"):
         """Raises ValueError if `example` does not fit this task. Default: no check."""
         del example, name

@@ -76,6 +76,11 @@ class ImageTask(Task):
         mse = self.outer_loss(fmodel, weights, example)
         return {"loss": mse, "psnr": mse_to_psnr(mse)}
 
+    def metrics_from_inner_loss(self, loss):
+        if self.pixels_per_step is not None:
+            return None
+        return {"loss": loss, "psnr": mse_to_psnr(loss)}
+
     def validate_example(self, example, name="example"):
         image = example.get("image") if isinstance(example, dict) else None
         if image is None:
