@@ -15,8 +15,9 @@ from unittest import mock
 import numpy as np
 from absl.testing import parameterized
 
-from learnit_tf import init_io, testing, zoo
-from learnit_tf.models import Siren, model_from_config
+from learnit_tf import evaluation, init_io, testing, zoo
+from learnit_tf.baselines import standard_init
+from learnit_tf.models import Siren
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED_INDEX = os.path.join(REPO, "zoo", "index.json")
@@ -72,27 +73,13 @@ class _Server:
 # ------------------------------------------------------------ shipped-entry checks
 
 
+# Held-out data of shipped entries is generated offline into a temporary TFDS dir.
+_TFDS_DIR = tempfile.mkdtemp(prefix="learnit_zoo_tfds_")
+
+
 def _held_out_examples(metadata, count):
-    """Held-out signals of the init's class, for `check_entry_beats_standard`.
-
-    TODO(lead): return `count` examples (dicts of tensors for ONE signal, as
-    `metadata["task"]` expects, e.g. {"image": float32 (H, W, C)}) from the split of
-    `metadata["dataset"]` that meta-training never saw (e.g. the TFDS builder
-    `metadata["dataset"]["name"]`, config `metadata["dataset"]["config"]`, test split).
-    """
-    raise NotImplementedError(
-        "tests/test_zoo.py::_held_out_examples must be wired to the data pipeline before "
-        f"shipped entries can be checked on held-out signals (dataset: {metadata.get('dataset')}).")
-
-
-def _task_from_metadata(metadata):
-    """Rebuilds the task recorded in metadata["task"] (a learnit_tf.tasks class only)."""
-    from learnit_tf import tasks  # pylint: disable=import-outside-toplevel
-    spec = metadata.get("task") or {}
-    cls = getattr(tasks, str(spec.get("class_name")), None)
-    if not (isinstance(cls, type) and issubclass(cls, tasks.Task)):
-        raise AssertionError(f"metadata['task'] = {spec!r} names no learnit_tf task class.")
-    return cls(**(spec.get("config") or {}))
+    """Held-out signals of the init's class (its dataset's test split, generated offline)."""
+    return evaluation.held_out_examples(metadata, count, split="test", data_dir=_TFDS_DIR)
 
 
 def check_entry_beats_standard(name, version=None, num_signals=3):
@@ -100,8 +87,9 @@ def check_entry_beats_standard(name, version=None, num_signals=3):
 
     Two checks: the recorded evaluation (meta PSNR@2 > standard PSNR@2 in
     metadata.json) and a fresh one on `num_signals` held-out signals: the init
-    fitted with SGD lr 1e-2 and the same architecture from a standard init fitted
-    with Adam lr 1e-4 (the paper's test-time protocol, PAPER.md), 2 steps each.
+    fitted with its inner optimizer (SGD lr 1e-2 for images) and the same
+    architecture from a standard init fitted with Adam lr 1e-4 (the paper's
+    test-time protocol, PAPER.md), 2 steps each.
     """
     from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
     metadata = zoo.describe(name, version, index=SHIPPED_INDEX)
@@ -112,16 +100,13 @@ def check_entry_beats_standard(name, version=None, num_signals=3):
     assert meta > standard, f"{name}: recorded meta PSNR@2 {meta} <= standard {standard}."
 
     model = zoo.load(name, version, index=SHIPPED_INDEX)
-    config = model.get_config()
-    if "seed" in config:
-        config["seed"] = 12345
-    baseline = model_from_config(type(model).__name__, config)
-    # Fixed random features (e.g. the Fourier matrix B) are architecture, not init.
-    for target, source in zip(baseline.non_trainable_weights, model.non_trainable_weights):
-        target.assign(source)
-    task = _task_from_metadata(metadata)
-    # One Fitter per init, so every held-out signal reuses the compiled steps.
-    meta_fitter = Fitter(model, task, InnerOptimizer("sgd", 1e-2))
+    # Fixed random features (e.g. the Fourier matrix B) are architecture, not init:
+    # standard_init keeps them.
+    baseline = standard_init(model, seed=12345)
+    task = evaluation.task_from_metadata(metadata)
+    # One Fitter per init, so every held-out signal reuses the compiled steps; the meta
+    # init is fitted with the inner optimizer it was trained for (SGD 1e-2 for images).
+    meta_fitter = Fitter(model, task, evaluation.meta_optimizer_from_metadata(metadata))
     standard_fitter = Fitter(baseline, task, InnerOptimizer("adam", 1e-4))
     meta_psnr, standard_psnr = [], []
     for example in _held_out_examples(metadata, num_signals):
