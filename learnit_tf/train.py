@@ -96,7 +96,11 @@ class _StepLog:
 
 def _has_iterator_state(checkpoint_path):
     """Whether a checkpoint holds a saved data iterator (one-replica runs save one)."""
-    return any(name.startswith("data/") for name, _ in tf.train.list_variables(checkpoint_path))
+    # NewCheckpointReader takes the checkpoint prefix as is (tf.train.list_variables
+    # first asks whether the path is a directory, which prefix-matching file systems
+    # answer with yes).
+    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_path)
+    return any(name.startswith("data/") for name in reader.get_variable_to_shape_map())
 
 
 def evaluate_init(fitter, examples, steps, weights=None):

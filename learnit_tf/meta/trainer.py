@@ -99,12 +99,16 @@ class MetaTrainer:
         non_trainable = [tf.convert_to_tensor(v) for v in self.model.non_trainable_variables]
         grads, metrics = self._replica_grads_fn(weights, non_trainable, meta_batch)
         replicas = self.strategy.num_replicas_in_sync
-        # Keras' TensorFlow optimizers SUM-all-reduce gradients passed to `apply` in
-        # replica context (the contract `model.fit` relies on when it scales losses
-        # by 1/replicas). Every replica holds an equal share of the global
-        # meta-batch, so the sum of (share mean / replicas) is the global mean. The
-        # reduction and the update then run inside the same compiled program
-        # (one XLA program per step on TPU) and the replicas stay bit-identical.
+        # Keras 3's TensorFlow optimizers SUM-all-reduce the gradients given to `apply`
+        # in replica context (the contract `model.fit` relies on when it scales
+        # losses by 1/replicas). Every replica holds an equal share of the global
+        # meta-batch, so the sum of (share mean / replicas) is the global mean; the
+        # reduction and the update run in the same program (one XLA program per step
+        # on TPU) and every replica applies the same update. (Applying pre-averaged
+        # gradients in cross-replica context instead fails inside a strategy scope on
+        # CPU and TPU: Keras then calls merge_call without a replica context.)
+        # tests/test_distribute.py checks the result, Adam moments included, against
+        # one device.
         scale = tf.constant(1.0 / replicas, grads[0].dtype)
         self.optimizer.apply([g * scale for g in grads], self.variables)
         ctx = tf.distribute.get_replica_context()
