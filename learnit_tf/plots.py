@@ -101,3 +101,47 @@ def plot_reconstruction_grid(rows, path, title=None):
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure_atomic(fig, path)
+
+
+def plot_grouped_bars(values, path, title="", ylabel="PSNR (dB)"):
+    """Grouped bar chart: values is dict group -> dict series -> value."""
+    plt = pyplot()
+    groups = list(values)
+    series = sorted({s for g in groups for s in values[g]})
+    fig, ax = plt.subplots(figsize=(1.4 * len(groups) + 2, 3.5))
+    width = 0.8 / max(1, len(series))
+    for i, name in enumerate(series):
+        xs = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
+        ys = [values[g].get(name, np.nan) for g in groups]
+        bars = ax.bar(xs, ys, width, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(np.arange(len(groups)))
+    ax.set_xticklabels(groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    return save_figure_atomic(fig, path)
+
+
+def plot_heatmap(matrix, row_labels, col_labels, path, title="", fmt="{:.1f}"):
+    """Annotated heatmap of a 2D array (e.g. cross-class PSNR)."""
+    plt = pyplot()
+    matrix = np.asarray(matrix, np.float64)
+    fig, ax = plt.subplots(figsize=(1.6 * len(col_labels) + 2, 0.7 * len(row_labels) + 1.5))
+    image = ax.imshow(matrix, cmap="viridis")
+    ax.set_xticks(range(len(col_labels)))
+    ax.set_xticklabels(col_labels)
+    ax.set_yticks(range(len(row_labels)))
+    ax.set_yticklabels(row_labels)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("init learned on")
+    finite = matrix[np.isfinite(matrix)]
+    middle = finite.mean() if finite.size else 0.0
+    for r in range(matrix.shape[0]):
+        for c in range(matrix.shape[1]):
+            ax.text(c, r, fmt.format(matrix[r, c]), ha="center", va="center",
+                    color="black" if matrix[r, c] > middle else "white", fontsize=9)
+    fig.colorbar(image, ax=ax, label="PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    return save_figure_atomic(fig, path)
