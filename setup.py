@@ -20,6 +20,7 @@ setuptools.setup(
         "pillow",
         "matplotlib",
         "importlib_resources",  # needed by tensorflow-datasets, not declared by it
+        "phantominator",  # Shepp-Logan ellipse parameters (CT phantoms)
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "scikit-image"],

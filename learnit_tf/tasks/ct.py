@@ -285,9 +285,18 @@ class CtTask(Task):
         return project(image[..., 0], angles, self.interpolation)
 
     def training_angles(self, seed):
-        """The `num_angles` angles U[0, π) drawn from an example's seed (int32 (2,))."""
-        seed = tf.cast(seed, tf.int32)
-        return tf.random.stateless_uniform((self.num_angles,), seed, 0.0, math.pi)
+        """The `num_angles` angles U[0, π) drawn from an example's seed (int32 (2,)).
+
+        Drawn as raw 32-bit Philox integers and scaled here: TF's float conversion of
+        stateless uniforms differs between XLA and the eager kernels, the integers do
+        not, so compiled and uncompiled runs see the same views.
+        """
+        bits = tf.random.stateless_uniform((self.num_angles,), tf.cast(seed, tf.int32),
+                                           minval=None, maxval=None, dtype=tf.uint32,
+                                           alg="philox")
+        # The top 24 bits are exact in float32: u in [0, 1) on a 2^-24 grid.
+        u = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * (2.0 ** -24)
+        return u * math.pi
 
     def observations(self, example):
         """(angles (V,), sinogram (V, N)) observed for `example` (see the module docstring)."""
