@@ -44,7 +44,6 @@ w0 = 200 amplifies float32 round-off.
 
 import _compat_pickle
 import hashlib
-import io
 import os
 import pickle
 import re

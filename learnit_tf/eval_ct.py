@@ -11,42 +11,21 @@ the meta init with N views beats the standard init with 2N views.
 `plot_reconstruction_grid` write it (atomically). `claim_rows` checks the claim.
 """
 
-import csv
 import dataclasses
 import math
-import os
-import tempfile
 
 import keras
 import numpy as np
 
+from learnit_tf.baselines import standard_init
+from learnit_tf.evaluation import write_csv_atomic
 from learnit_tf.meta import Fitter, InnerOptimizer
-from learnit_tf.models import FunctionalModel, model_from_config
+from learnit_tf.plots import pyplot, save_figure_atomic
+from learnit_tf.models import FunctionalModel
 from learnit_tf.tasks.ct import CtTask, make_eval_example
 
 META, STANDARD = "meta", "standard"
 CSV_COLUMNS = ("init", "views", "steps", "psnr_mean", "psnr_std", "num_examples")
-
-
-def standard_init_like(model, seed):
-    """A freshly initialized copy of `model`'s architecture (seeded), sharing its
-    non-trainable weights (the Fourier matrix B), so only the init differs.
-
-    Example:
-
-    >>> from learnit_tf.models import FourierFeatureMLP
-    >>> m = FourierFeatureMLP(num_features=4, width=8, hidden_layers=1, seed=0)
-    >>> s = standard_init_like(m, seed=1)
-    >>> bool(np.array_equal(s.b_matrix.numpy(), m.b_matrix.numpy()))
-    True
-    """
-    config = dict(model.get_config())
-    config["seed"] = int(seed)
-    config.pop("name", None)
-    fresh = model_from_config(type(model).__name__, config)
-    for target, source in zip(fresh.non_trainable_variables, model.non_trainable_variables):
-        target.assign(source)
-    return fresh
 
 
 @dataclasses.dataclass
@@ -101,7 +80,7 @@ def evaluate_views(meta_model, examples, views=(1, 2, 4, 8, 16), steps=1000,
         steps: test-time optimizer steps; an int or {"meta": int, "standard": int}.
         meta_optimizer: optimizer from the meta init (authors: SGD at the inner lr, 10).
         standard_optimizer: optimizer from the standard init (paper: Adam).
-        standard_seed: seed of the standard init (`standard_init_like`; meta-training
+        standard_seed: seed of the standard init (`learnit_tf.baselines.standard_init`; meta-training
             starts from seed 0, so 1 gives an init the meta-learner never saw).
         standard_model: use this model as the standard init instead.
         interpolation: projector interpolation for both the observations and the fit.
@@ -134,7 +113,7 @@ def evaluate_views(meta_model, examples, views=(1, 2, 4, 8, 16), steps=1000,
     n = images[0].shape[0]
     task = CtTask(n, interpolation=interpolation)
     if standard_model is None:
-        standard_model = standard_init_like(meta_model, standard_seed)
+        standard_model = standard_init(meta_model, standard_seed)
     inits = {META: (meta_model, meta_optimizer), STANDARD: (standard_model, standard_optimizer)}
     fitters = {name: Fitter(model, task, opt, jit_compile=jit_compile,
                             steps_per_call=max(1, min(steps_per_call, steps[name] or 1)))
@@ -188,60 +167,15 @@ def claim_rows(rows):
     return out
 
 
-def _atomic_target(path, suffix):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared.
-    return tmp
-
-
 def write_views_csv(rows, path):
     """Writes the table rows to `path` as CSV (via a temporary file and rename)."""
-    tmp = _atomic_target(path, ".csv")
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: (f"{row[k]:.4f}" if isinstance(row[k], float) else row[k])
-                                 for k in CSV_COLUMNS if k in row})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_csv_atomic(rows, path, columns=CSV_COLUMNS)
     return path
-
-
-def save_figure_atomic(fig, path, dpi=100):
-    """Saves a matplotlib figure to `path` (PNG) atomically and closes it."""
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    tmp = _atomic_target(path, ".png")
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return path
-
-
-def agg_pyplot():
-    """matplotlib.pyplot on the file-only Agg backend."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")  # Files only; never needs a display.
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    return plt
 
 
 def plot_psnr_vs_views(rows, path, title="CT reconstruction: PSNR vs number of views"):
     """Writes a PNG of mean ± std PSNR against the number of views, one line per init."""
-    plt = agg_pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for init in sorted({r["init"] for r in rows}):
         rs = sorted((r for r in rows if r["init"] == init), key=lambda r: r["views"])
@@ -266,7 +200,7 @@ def plot_reconstruction_grid(table, path, example=0):
     Columns are view counts; rows are the observed sinogram, the meta-init and the
     standard-init reconstructions; the ground truth is in the first column.
     """
-    plt = agg_pyplot()
+    plt = pyplot()
     if example >= len(table.images):
         raise ValueError(f"The table keeps {len(table.images)} reconstructions; example "
                          f"{example} is not among them (raise num_reconstructions).")

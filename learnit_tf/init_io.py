@@ -61,6 +61,7 @@ def write_json_atomic(path, data):
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared.
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

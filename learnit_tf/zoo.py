@@ -53,7 +53,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 import urllib.error
 import urllib.parse

@@ -96,7 +96,7 @@ def main(argv):
     # pylint: disable=import-outside-toplevel
     import keras
     import numpy as np
-    from learnit_tf import cli, eval_ct, init_io
+    from learnit_tf import cli, init_io, plots
     from learnit_tf.meta import Fitter, InnerOptimizer
     from learnit_tf.tasks.ct import CtTask, sinogram_example
 
@@ -140,7 +140,7 @@ def main(argv):
         metrics["final_psnr"] = float(psnr[-1])
     init_io.write_json_atomic(os.path.join(out, "metrics.json"), metrics)
 
-    plt = eval_ct.agg_pyplot()
+    plt = plots.pyplot()
     panels = [("sinogram", example["sinogram"], "auto"), ("reconstruction", recon, "equal")]
     if image is not None:
         panels.append(("ground truth", example["image"][..., 0], "equal"))
@@ -155,7 +155,7 @@ def main(argv):
         ax.set_yticks([])
     axes[0].set_xlabel("detector bin")
     axes[0].set_ylabel(f"view ({len(angles)} angles)")
-    eval_ct.save_figure_atomic(fig, os.path.join(out, "reconstruction.png"))
+    plots.save_figure_atomic(fig, os.path.join(out, "reconstruction.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     axes[0].semilogy(result.losses)
@@ -169,7 +169,7 @@ def main(argv):
     axes[1].legend()
     for ax in axes:
         ax.grid(True, alpha=0.3)
-    eval_ct.save_figure_atomic(fig, os.path.join(out, "curves.png"))
+    plots.save_figure_atomic(fig, os.path.join(out, "curves.png"))
     summary = f"final projection MSE {metrics['final_loss']:.3g}"
     if image is not None:
         summary += f", image PSNR {metrics['final_psnr']:.2f} dB"

@@ -11,6 +11,7 @@ from absl.testing import parameterized
 from skimage.transform import radon
 
 from learnit_tf import eval_ct, testing
+from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import meta_batches
 from learnit_tf.data.shepp_logan import random_phantom, shepp_logan_examples
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer
@@ -295,7 +296,7 @@ class CtMetaLearningTest(testing.TestCase):
         self.assertLess(np.mean(self.losses[-20:]), 0.5 * np.mean(self.losses[:20]))
 
     def test_standard_init_shares_fourier_matrix_but_not_weights(self):
-        standard = eval_ct.standard_init_like(self.model, seed=1)
+        standard = standard_init(self.model, seed=1)
         np.testing.assert_array_equal(standard.b_matrix.numpy(), self.model.b_matrix.numpy())
         self.assertGreater(np.abs(standard.trainable_variables[0].numpy()
                                   - self.model.trainable_variables[0].numpy()).max(), 1e-3)

@@ -135,7 +135,7 @@ def text_images_examples(split, config="cpu64", data_dir=None):
     Example:
 
     >>> ds = text_images_examples("test", config="small")  # doctest: +SKIP
-    >>> next(iter(ds))["image"].shape
+    >>> next(iter(ds))["image"].shape  # doctest: +SKIP
     TensorShape([32, 32, 3])
     """
     return image_examples_from_builder(load_procedural_builder(TextImages, config, data_dir), split)
