@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from learnit_tf import distribute, init_io
 from learnit_tf.data.pipeline import meta_batches, take_examples
+from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer
 
 LOG_FILE = "train_log.csv"
@@ -232,6 +233,16 @@ def meta_train(model_dir,
     log_rows = _read_log(log_path, start_step)
     _rewrite_log(log_path, log_rows)
     writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
+
+    if start_step == 0:
+        # Refuse inits that cannot learn (e.g. a NeRF whose ReLU density is zero
+        # everywhere has zero gradients) before spending hours on them.
+        problem = task.check_init(FunctionalModel(model), [tf.convert_to_tensor(v) for v in
+                                                           model.trainable_variables],
+                                  take_examples(dataset_fn(train_split), 1, seed=seed)[0])
+        if problem:
+            raise ValueError(f"The initial weights (seed={seed}) cannot be meta-trained: "
+                             f"{problem} Choose another meta_train.seed.")
 
     eval_examples = None
     if eval_every and num_eval_examples:

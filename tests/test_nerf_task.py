@@ -40,6 +40,19 @@ def down_rays(n, seed=0):
 
 class NerfTaskTest(testing.TestCase):
 
+    def test_check_init_refuses_a_dead_density(self):
+        task = NerfTask(num_samples=8, rays_per_step=4)
+        o, d = down_rays(16)
+        example = {"rays_o": o, "rays_d": d, "rgb": tf.fill((16, 3), 0.5)}
+        model = NerfMLP(width=16, hidden_layers=2, seed=0)
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        # Density bias far below zero: sigma = relu(raw) is 0 at every sample.
+        dead = weights[:-1] + [weights[-1] - tf.constant([0.0, 0.0, 0.0, 1e3])]
+        self.assertRegex(task.check_init(fmodel, dead, example), "positive at only 0.00%")
+        alive = weights[:-1] + [weights[-1] + tf.constant([0.0, 0.0, 0.0, 1e3])]
+        self.assertIsNone(task.check_init(fmodel, alive, example))
+
     def test_metrics_score_held_out_rays_with_their_bounds(self):
         task = NerfTask(num_samples=64, rays_per_step=8, metric_rays=None)
         o, d = down_rays(20)

@@ -134,6 +134,14 @@ class NerfTask(Task):
             return None
         return np.round(np.linspace(0, num_rays - 1, self.metric_rays)).astype(np.int32)
 
+    def check_init(self, fmodel, weights, example):
+        from learnit_tf.nerf.evaluation import density_alive_fraction  # pylint: disable=import-outside-toplevel
+        alive = density_alive_fraction(fmodel, weights, example, self)
+        if alive < 0.01:
+            return (f"the density is positive at only {alive:.2%} of sample points, so the "
+                    "ReLU density has (almost) zero gradients everywhere.")
+        return None
+
     def metrics(self, fmodel, weights, example):
         """{"loss": MSE, "psnr"} on held-out rays (support rays if none), bin-centre samples."""
         prefix = "test_" if "test_rays_o" in example else ""

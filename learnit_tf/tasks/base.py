@@ -50,6 +50,11 @@ class Task(abc.ABC):
         del loss
         return None
 
+    def check_init(self, fmodel, weights, example):
+        """A message if `weights` cannot be trained on this task (None if fine)."""
+        del fmodel, weights, example
+        return None
+
     def validate_example(self, example, name="example"):
         """Raises ValueError if `example` does not fit this task. Default: no check."""
         del example, name
