@@ -81,13 +81,13 @@ def main(argv):
     out = FLAGS.output_dir
     os.makedirs(out, exist_ok=True)
     evaluation.write_csv_atomic(rows, os.path.join(out, "psnr.csv"))
-    init_io.write_json_atomic(os.path.join(out, "evaluation.json"), summary)
     plots.plot_psnr_curves(results, os.path.join(out, "psnr_curves.png"),
                            title=f"{metadata.get('signal_class', FLAGS.init)}: held-out PSNR",
                            summary=summary)
     _plot_reconstructions(results, examples, task, os.path.join(out, "reconstructions.png"))
     if FLAGS.baselines:
         summary["baselines"] = _baseline_table(model, task, examples, metadata, out)
+    init_io.write_json_atomic(os.path.join(out, "evaluation.json"), summary)
     if FLAGS.write_metadata:
         if init_dir is None:
             raise app.UsageError("--write_metadata needs a local init directory, not a zoo name.")
