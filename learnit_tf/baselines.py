@@ -245,7 +245,7 @@ def _as_examples(examples, seed):
 def evaluate_baselines(meta_model, task, examples, steps, mean_image=None,
                        init_fit_steps=500, inits=BASELINE_INITS, optimizers=EVAL_OPTIMIZERS,
                        init_optimizer=INIT_FIT_OPTIMIZER, seed=0, progress=True,
-                       jit_compile=True):
+                       jit_compile="auto"):
     """Fits held-out signals from every baseline init with every optimizer.
 
     Args:
@@ -262,7 +262,7 @@ def evaluate_baselines(meta_model, task, examples, steps, mean_image=None,
         init_optimizer: optimizer that builds the mean and matched inits.
         seed: seed of the standard-initialized networks and of the shuffle.
         progress: show a `keras.utils.Progbar` with ETA.
-        jit_compile: compile fits with XLA.
+        jit_compile: compile fits with XLA (True, False or "auto").
 
     Returns:
         List of dict rows, one per (init, optimizer, step 0..steps): "init",

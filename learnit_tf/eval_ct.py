@@ -70,7 +70,7 @@ def evaluate_views(meta_model, examples, views=(1, 2, 4, 8, 16), steps=1000,
                    meta_optimizer=InnerOptimizer("sgd", 10.0),
                    standard_optimizer=InnerOptimizer("adam", 1e-3), standard_seed=1,
                    standard_model=None, interpolation="bilinear", num_reconstructions=1,
-                   steps_per_call=100, jit_compile=True, progress=True):
+                   steps_per_call=100, jit_compile="auto", progress=True):
     """PSNR after test-time fitting from the meta init and a standard init, per view count.
 
     Args:

@@ -144,7 +144,7 @@ def meta_train(model_dir,
                train_split="train",
                max_checkpoints=3,
                seed=0,
-               jit_compile=True,
+               jit_compile="auto",
                signal_class=None,
                strategy=None,
                show_progress=True,
@@ -170,7 +170,7 @@ def meta_train(model_dir,
         eval_split / train_split: dataset splits.
         max_checkpoints: checkpoints kept.
         seed: seed of the init, the data order and per-example randomness.
-        jit_compile: XLA-compile the outer step.
+        jit_compile: True (XLA), False (graph) or "auto" (XLA with an accelerator).
         signal_class: name recorded in the init's metadata (default: dataset_fn's name).
         strategy: optional `tf.distribute.Strategy` (see
             `learnit_tf.distribute.get_distribution_strategy`); `meta_batch_size` must

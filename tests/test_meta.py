@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer, adapt, meta_gradients
+from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.models import FunctionalModel, Siren
 from learnit_tf.tasks import ImageTask
 from learnit_tf.testing import TestCase
@@ -112,6 +113,15 @@ class MamlGradientTest(TestCase):
 
 
 class CompiledStepTest(TestCase):
+
+    def test_auto_compile_uses_xla_only_with_accelerators(self):
+        has_accelerator = bool(tf.config.list_logical_devices("GPU")
+                               or tf.config.list_logical_devices("TPU"))
+        self.assertEqual(resolve_jit_compile("auto"), has_accelerator)
+        self.assertTrue(resolve_jit_compile(True))
+        self.assertFalse(resolve_jit_compile(False))
+        with self.assertRaisesRegex(ValueError, "jit_compile must be"):
+            resolve_jit_compile("yes")
 
     def test_compiled_and_eager_steps_agree(self):
         for algorithm in ("maml", "fomaml", "reptile"):

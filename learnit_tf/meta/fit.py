@@ -11,6 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models.functional import FunctionalModel
 
@@ -49,15 +50,17 @@ class Fitter:
         optimizer: an `InnerOptimizer` (paper: SGD 1e-2 from the meta init, Adam 1e-4
             from a standard init).
         steps_per_call: steps compiled into one XLA call.
-        jit_compile: compile with XLA.
+        jit_compile: compile with XLA (True), graph mode (False) or "auto" (XLA only
+            with an accelerator; see `learnit_tf.meta.compile`).
     """
 
     def __init__(self, model, task, optimizer=InnerOptimizer("sgd", 1e-2), steps_per_call=100,
-                 jit_compile=True):
+                 jit_compile="auto"):
         self.fmodel = FunctionalModel(model)
         self.task = task
         self.optimizer = optimizer
         self.steps_per_call = int(steps_per_call)
+        jit_compile = resolve_jit_compile(jit_compile)
         self._chunk = tf.function(self._run_chunk, jit_compile=jit_compile,
                                   reduce_retracing=True)
         self._metrics = tf.function(self._final_metrics, jit_compile=jit_compile,
@@ -137,7 +140,7 @@ class Fitter:
 
 
 def fit(model, task, example, steps, optimizer=InnerOptimizer("sgd", 1e-2), weights=None,
-        jit_compile=True):
+        jit_compile="auto"):
     """Fits one example from `model`'s weights (or `weights`). See `Fitter.fit`.
 
     Example:

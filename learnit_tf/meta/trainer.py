@@ -1,8 +1,9 @@
 """The outer loop: one compiled call per meta-batch, Keras Adam on the init.
 
 `MetaTrainer` owns the Keras model whose variables hold the init θ and a Keras
-optimizer. `train_step(meta_batch)` is a single `tf.function(jit_compile=True)`
-call that adapts every example of the meta-batch, forms the meta-gradient and
+optimizer. `train_step(meta_batch)` is a single `tf.function` call (XLA-compiled
+with an accelerator; graph mode on CPU, where it measured faster: see
+`learnit_tf.meta.compile`) that adapts every example of the meta-batch, forms the meta-gradient and
 applies it. Under a `tf.distribute` strategy each replica handles its share of the
 global meta-batch and the gradients are averaged over the *global* meta-batch.
 """
@@ -10,6 +11,7 @@ global meta-batch and the gradients are averaged over the *global* meta-batch.
 import keras
 import tensorflow as tf
 
+from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.algorithms import MetaConfig, meta_gradients
 from learnit_tf.models.functional import FunctionalModel
 
@@ -38,7 +40,8 @@ class MetaTrainer:
         task: a `learnit_tf.tasks.Task`.
         config: a `MetaConfig` (algorithm, inner steps, inner optimizer).
         outer_learning_rate: Adam learning rate of the outer loop (paper images: 1e-5).
-        jit_compile: compile the step with XLA (default; set False to debug).
+        jit_compile: True (XLA), False (graph mode) or "auto" (default: XLA with an
+            accelerator, graph mode on CPU, where it is faster; see `learnit_tf.meta.compile`).
         strategy: optional `tf.distribute.Strategy`; the model must have been built
             under its scope.
 
@@ -54,7 +57,7 @@ class MetaTrainer:
     """
 
     def __init__(self, model, task, config=MetaConfig(), outer_learning_rate=1e-5,
-                 jit_compile=True, strategy=None):
+                 jit_compile="auto", strategy=None):
         self.model = model
         self.task = task
         self.config = config
@@ -63,8 +66,8 @@ class MetaTrainer:
         with self.strategy.scope():
             self.optimizer = keras.optimizers.Adam(learning_rate=outer_learning_rate)
             self.optimizer.build(model.trainable_variables)
-        self.jit_compile = jit_compile
-        self._step = tf.function(self._replica_step_and_apply, jit_compile=jit_compile,
+        self.jit_compile = resolve_jit_compile(jit_compile)
+        self._step = tf.function(self._replica_step_and_apply, jit_compile=self.jit_compile,
                                  reduce_retracing=True)
         self._distributed_step = None
         self._replica_grads_fn = None

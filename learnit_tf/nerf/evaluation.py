@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.nerf.rendering import RayRenderer, stratified_samples
 
@@ -51,12 +52,12 @@ class TestTimeFitter:
         jit_compile: compile with XLA.
     """
 
-    def __init__(self, fmodel, task, steps_per_call=100, jit_compile=True):
+    def __init__(self, fmodel, task, steps_per_call=100, jit_compile="auto"):
         self.fmodel = fmodel
         self.task = task
         self.steps_per_call = int(steps_per_call)
         self._compiled = {}
-        self.jit_compile = jit_compile
+        self.jit_compile = resolve_jit_compile(jit_compile)
 
     def _chunk_fn(self, optimizer):
         if optimizer not in self._compiled:

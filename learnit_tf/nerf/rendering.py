@@ -24,6 +24,8 @@ different numbers with and without XLA on CPU, so eager debugging runs
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf.meta.compile import resolve_jit_compile
+
 
 def _per_ray(value, num_rays, name):
     value = tf.cast(value, tf.float32)
@@ -197,12 +199,13 @@ class RayRenderer:
     (10, 10, 3)
     """
 
-    def __init__(self, fmodel, num_samples, white_background=True, chunk=4096, jit_compile=True):
+    def __init__(self, fmodel, num_samples, white_background=True, chunk=4096, jit_compile="auto"):
         self.fmodel = fmodel
         self.num_samples = int(num_samples)
         self.white_background = bool(white_background)
         self.chunk = int(chunk)
-        self._render = tf.function(self._render_chunk, jit_compile=jit_compile,
+        self._render = tf.function(self._render_chunk,
+                                   jit_compile=resolve_jit_compile(jit_compile),
                                    reduce_retracing=True)
 
     def _render_chunk(self, weights, rays_o, rays_d, near, far):
