@@ -380,6 +380,10 @@ def headline_from_metadata(metadata, config=None, parameters=None):
     steps_to_match = evaluation.get("steps_to_match")
     if not isinstance(steps_to_match, (int, float, str, dict)) or isinstance(steps_to_match, bool):
         steps_to_match = None
+    evaluated = _number(evaluation.get("standard_steps_evaluated"))
+    if steps_to_match is None and evaluated is not None:
+        # The standard init never reached the meta init's 2-step PSNR in the evaluated steps.
+        steps_to_match = f"> {int(evaluated)}"
     headline = {
         "signal_class": metadata.get("signal_class"),
         "model_class": (config or {}).get("class_name"),
