@@ -27,14 +27,12 @@ Example:
 True
 """
 
-import csv
-import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf import init_io
 from learnit_tf.meta.fit import Fitter
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models import model_from_config
@@ -303,17 +301,4 @@ def write_rows_csv(rows, path):
     """Writes `evaluate_baselines` rows (or any list of flat dicts) as CSV, atomically."""
     if not rows:
         raise ValueError("write_rows_csv: no rows to write.")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return init_io.write_csv_atomic(rows, path)

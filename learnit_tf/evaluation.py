@@ -6,9 +6,7 @@ report is PSNR after k steps and how many standard-init steps reach the meta ini
 2-step PSNR (the paper: more than 30× on CelebA).
 """
 
-import csv
 import importlib
-import os
 
 import numpy as np
 
@@ -150,14 +148,8 @@ def summarize(results, match_step=2, reference="meta", baseline="standard"):
 
 
 def write_csv_atomic(rows, path, columns=("init", "step", "psnr_mean", "psnr_std")):
-    """Writes rows (dicts) as CSV through a temporary file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    """Writes report rows as CSV, atomically (`init_io.write_csv_atomic`)."""
+    return init_io.write_csv_atomic(rows, path, columns)
 
 
 def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer, meta_steps,

@@ -11,6 +11,7 @@ Writes are atomic: files go to a temporary sibling directory that is renamed int
 place, so a reader never sees a half-written init.
 """
 
+import csv
 import json
 import os
 import platform
@@ -67,6 +68,36 @@ def write_json_atomic(path, data):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_csv_atomic(rows, path, columns=None):
+    """Writes rows (dicts) as CSV to `path` via a temporary file and rename.
+
+    Args:
+        rows: list of dicts.
+        path: destination file.
+        columns: column order (default: the keys of the first row); keys not listed
+            are left out.
+    """
+    if columns is None:
+        if not rows:
+            raise ValueError(f"No rows to write to {path!r} and no columns given.")
+        columns = list(rows[0])
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=directory)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared.
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
 
 
 def save_init(model, directory, metadata=None, overwrite=False):

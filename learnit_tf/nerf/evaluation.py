@@ -14,7 +14,6 @@ samples. `evaluate_inits` builds the table (init × step), `write_csv` and
 `plot_protocol` save it.
 """
 
-import csv
 import dataclasses
 import os
 import tempfile
@@ -24,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf import init_io
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.nerf.rendering import RayRenderer, stratified_samples
@@ -258,20 +258,7 @@ def write_csv(path, rows):
     """Writes a list of dicts as CSV, atomically."""
     if not rows:
         raise ValueError(f"No rows to write to {path}.")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        os.chmod(tmp, 0o644)  # mkstemp files are private; results are meant to be shared.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    return init_io.write_csv_atomic(rows, path)
 
 
 def save_figure(fig, path):
