@@ -55,6 +55,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from learnit_tf.data.procedural_builders import prepare_procedural_builder
 from learnit_tf.tasks.image import image_grid
 
 INSIDE_COLOR = np.array([0.65, 0.85, 1.0], np.float64)
@@ -286,20 +287,14 @@ class Sdf2d(tfds.core.GeneratorBasedBuilder):
 
 def sdf_2d_builder(config="small", data_dir=None):
     """The `sdf_2d` builder for `config` (a config name or an `Sdf2dConfig`), prepared."""
-    names = [c.name for c in Sdf2d.BUILDER_CONFIGS]
-    if isinstance(config, str) and config not in names:
-        raise ValueError(f"Unknown sdf_2d config {config!r}; expected one of {names} "
-                         "or an Sdf2dConfig.")
-    builder = Sdf2d(config=config, data_dir=data_dir)
-    if not builder.is_prepared():
-        cfg = builder.builder_config
+    cfg = next((c for c in Sdf2d.BUILDER_CONFIGS if c.name == config), config)
+    if isinstance(cfg, Sdf2dConfig):
         total = sum(cfg.split_sizes().values())
         # TFDS's own progress bars count examples but do not know the total: say it.
-        logging.info("Generating sdf_2d/%s: %d images at %dx%d (about %.0f s on one core)...",
-                     cfg.name, total, cfg.resolution, cfg.resolution,
-                     total * 40e-3 * (cfg.resolution / 178) ** 2 + 2)
-    builder.download_and_prepare()
-    return builder
+        logging.info("Preparing sdf_2d/%s: %d images at %dx%d (generating takes about "
+                     "%.0f s on one core the first time)...", cfg.name, total, cfg.resolution,
+                     cfg.resolution, total * 40e-3 * (cfg.resolution / 178) ** 2 + 2)
+    return prepare_procedural_builder(Sdf2d, config, data_dir)
 
 
 def sdf_2d_examples(split, config="small", data_dir=None):

@@ -58,6 +58,9 @@ import phantominator
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
+                                                 prepare_procedural_builder)
+
 DATASET_NAME = "shepp_logan"
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -190,9 +193,8 @@ class SheppLogan(tfds.core.GeneratorBasedBuilder,
                                               encoding=tfds.features.Encoding.ZLIB),
             }),
             supervised_keys=None,
-            homepage="https://github.com/tancik/learnit",
-            citation="Tancik et al., Learned Initializations for Optimizing Coordinate-Based "
-                     "Neural Representations, CVPR 2021.",
+            homepage=PAPER_HOMEPAGE,
+            citation=PAPER_CITATION,
         )
 
     def _split_generators(self, dl_manager):
@@ -239,15 +241,7 @@ def shepp_logan_builder(config="small", data_dir=None):
         data_dir: TFDS data directory (default: TFDS's default, `~/tensorflow_datasets`
             or `$TFDS_DATA_DIR`).
     """
-    names = [c.name for c in SheppLogan.BUILDER_CONFIGS]
-    if isinstance(config, str) and config not in names:
-        raise ValueError(f"Unknown shepp_logan config {config!r}; expected one of {names}.")
-    builder = SheppLogan(config=config, data_dir=data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
-        try_download_gcs=False,  # Never look for a hosted copy: generation is local.
-        compute_stats=tfds.download.ComputeStatsMode.SKIP))
-    return builder
+    return prepare_procedural_builder(SheppLogan, config, data_dir)
 
 
 def shepp_logan_examples(split="train", config="small", data_dir=None):

@@ -18,6 +18,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image, ImageDraw, ImageFont
 
+from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
+                                                 prepare_procedural_builder)
+
 FONT_DIR = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf")
 FONT_FILES = (
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
@@ -91,9 +94,8 @@ class TextImages(tfds.core.GeneratorBasedBuilder):
                 "image": tfds.features.Image(shape=(r, r, 3)),
             }),
             supervised_keys=None,
-            homepage="https://github.com/tancik/learnit",
-            citation="Tancik et al., Learned Initializations for Optimizing Coordinate-Based "
-                     "Neural Representations, CVPR 2021.",
+            homepage=PAPER_HOMEPAGE,
+            citation=PAPER_CITATION,
         )
 
     def _split_generators(self, dl_manager):
@@ -108,15 +110,6 @@ class TextImages(tfds.core.GeneratorBasedBuilder):
         for i in range(num_examples):
             rng = np.random.RandomState([cfg.seed, split_index, i])
             yield i, {"image": render_text_image(rng, cfg.resolution)}
-
-
-def load_procedural_builder(builder_cls, config, data_dir=None):
-    """Instantiates a procedural TFDS builder and generates it if needed (offline)."""
-    builder = builder_cls(config=config, data_dir=data_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(
-            download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
-    return builder
 
 
 def image_examples_from_builder(builder, split):
@@ -138,4 +131,5 @@ def text_images_examples(split, config="cpu64", data_dir=None):
     >>> next(iter(ds))["image"].shape  # doctest: +SKIP
     TensorShape([32, 32, 3])
     """
-    return image_examples_from_builder(load_procedural_builder(TextImages, config, data_dir), split)
+    return image_examples_from_builder(
+        prepare_procedural_builder(TextImages, config, data_dir), split)

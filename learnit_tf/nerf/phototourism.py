@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
 from learnit_tf.nerf import cameras
 
 LANDMARKS = ("sacre", "trevi", "brandenburg")
@@ -161,9 +162,8 @@ class Phototourism(tfds.core.GeneratorBasedBuilder):
                 "bounds": tfds.features.Tensor(shape=(2,), dtype=np.float32),
             }),
             supervised_keys=None,
-            homepage="https://github.com/tancik/learnit",
-            citation="Tancik et al., Learned Initializations for Optimizing Coordinate-Based "
-                     "Neural Representations, CVPR 2021.",
+            homepage=PAPER_HOMEPAGE,
+            citation=PAPER_CITATION,
         )
 
     def _split_generators(self, dl_manager):

@@ -26,6 +26,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
+                                                 prepare_procedural_builder)
 from learnit_tf.nerf import cameras
 from learnit_tf.nerf import views as views_lib
 
@@ -275,11 +277,10 @@ class ProceduralObjects(tfds.core.GeneratorBasedBuilder):
             description=__doc__,
             features=views_lib.object_features(cfg.num_views, cfg.resolution),
             supervised_keys=None,
-            homepage="https://github.com/tancik/learnit",
+            homepage=PAPER_HOMEPAGE,
             metadata=tfds.core.MetadataDict(
                 near=2.0, far=6.0, num_support_views=cfg.num_support_views),
-            citation="Tancik et al., Learned Initializations for Optimizing Coordinate-Based "
-                     "Neural Representations, CVPR 2021.",
+            citation=PAPER_CITATION,
         )
 
     def _split_generators(self, dl_manager):
@@ -306,10 +307,7 @@ class ProceduralObjects(tfds.core.GeneratorBasedBuilder):
 
 def load_builder(config="small", data_dir=None):
     """The `procedural_objects` builder for `config` (name or config), generated if needed."""
-    builder = ProceduralObjects(config=config, data_dir=data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
-    return builder
+    return prepare_procedural_builder(ProceduralObjects, config, data_dir)
 
 
 def procedural_objects_examples(split, config="small", views="all", single_view=None,

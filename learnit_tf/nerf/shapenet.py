@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
 from learnit_tf.nerf import views as views_lib
 
 CLASSES = ("chairs", "cars", "lamps")
@@ -122,11 +123,10 @@ class ShapenetViews(tfds.core.GeneratorBasedBuilder):
             description=__doc__,
             features=views_lib.object_features(cfg.num_views, cfg.resolution),
             supervised_keys=None,
-            homepage="https://github.com/tancik/learnit",
+            homepage=PAPER_HOMEPAGE,
             metadata=tfds.core.MetadataDict(
                 near=2.0, far=6.0, num_support_views=cfg.num_support_views),
-            citation="Tancik et al., Learned Initializations for Optimizing Coordinate-Based "
-                     "Neural Representations, CVPR 2021.",
+            citation=PAPER_CITATION,
         )
 
     def _split_generators(self, dl_manager):
