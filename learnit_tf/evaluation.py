@@ -23,6 +23,8 @@ DATASET_MODULES = {
     "imagenette_examples": "learnit_tf.data.catalog",
     "shepp_logan_examples": "learnit_tf.data.shepp_logan",
     "procedural_objects_examples": "learnit_tf.nerf",
+    "shapenet_examples": "learnit_tf.nerf",
+    "phototourism_examples": "learnit_tf.nerf",
     "image_folder_examples": "learnit_tf.data.image_folder",
 }
 TASK_MODULES = {
@@ -33,25 +35,25 @@ TASK_MODULES = {
 REPORT_STEPS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
+def _lookup(registry, name, what):
+    """The object `name` from its module in `registry`, or a ValueError naming `what`."""
+    if name not in registry:
+        raise ValueError(f"Init metadata names {what} {name!r}; expected one of "
+                         f"{sorted(registry)}.")
+    return getattr(importlib.import_module(registry[name]), name)
+
+
 def task_from_metadata(metadata):
     """Rebuilds the task recorded in an init's metadata."""
     spec = metadata.get("task") or {}
-    class_name = spec.get("class_name")
-    if class_name not in TASK_MODULES:
-        raise ValueError(f"Init metadata names task {class_name!r}; expected one of "
-                         f"{sorted(TASK_MODULES)}.")
-    cls = getattr(importlib.import_module(TASK_MODULES[class_name]), class_name)
+    cls = _lookup(TASK_MODULES, spec.get("class_name"), "task")
     return cls(**spec.get("config", {}))
 
 
 def dataset_fn_from_metadata(metadata, data_dir=None, **overrides):
     """callable(split) -> examples for the dataset recorded in an init's metadata."""
     spec = metadata.get("dataset") or {}
-    name = spec.get("function")
-    if name not in DATASET_MODULES:
-        raise ValueError(f"Init metadata names dataset function {name!r}; expected one of "
-                         f"{sorted(DATASET_MODULES)} (or pass --dataset).")
-    fn = getattr(importlib.import_module(DATASET_MODULES[name]), name)
+    fn = _lookup(DATASET_MODULES, spec.get("function"), "dataset function")
     kwargs = dict(spec.get("gin_bindings") or {})
     if data_dir is not None:
         kwargs["data_dir"] = data_dir

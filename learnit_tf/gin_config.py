@@ -10,46 +10,28 @@ import importlib
 
 import gin
 
-from learnit_tf import models, tasks
-from learnit_tf.data import image_folder, text_images
+from learnit_tf import evaluation, models
 from learnit_tf.train import meta_train  # noqa: F401  (registers @meta_train)
 
 _REGISTERED = False
 
-# (module, attribute) pairs registered when present.
-_OPTIONAL = (
-    ("learnit_tf.data.sdf_2d", "sdf_2d_examples"),
-    ("learnit_tf.data.catalog", "celeb_a_examples"),
-    ("learnit_tf.data.catalog", "imagenette_examples"),
-    ("learnit_tf.data.shepp_logan", "shepp_logan_examples"),
-    ("learnit_tf.tasks.ct", "CtTask"),
-)
-
 
 def register_all():
-    """Registers everything with gin once (idempotent)."""
+    """Registers everything with gin once (idempotent).
+
+    Tasks and dataset functions come from the same registry that rebuilds an init's
+    task and data from its metadata (`learnit_tf.evaluation`), so every class that
+    can be trained can also be evaluated.
+    """
     global _REGISTERED
     if _REGISTERED:
         return
-    for cls in (models.Siren, models.FourierFeatureMLP, models.NerfMLP, tasks.ImageTask):
+    for cls in (models.Siren, models.FourierFeatureMLP, models.NerfMLP):
         gin.external_configurable(cls, module="learnit_tf")
-    gin.external_configurable(text_images.text_images_examples, module="learnit_tf")
-    gin.external_configurable(image_folder.image_folder_examples, module="learnit_tf")
-    for module_name, attr in _OPTIONAL + _nerf_entries():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        if hasattr(module, attr):
-            gin.external_configurable(getattr(module, attr), module="learnit_tf")
+    for name, module_name in {**evaluation.TASK_MODULES, **evaluation.DATASET_MODULES}.items():
+        gin.external_configurable(getattr(importlib.import_module(module_name), name),
+                                  module="learnit_tf")
     _REGISTERED = True
-
-
-def _nerf_entries():
-    return (("learnit_tf.nerf", "NerfTask"),
-            ("learnit_tf.nerf", "procedural_objects_examples"),
-            ("learnit_tf.nerf", "shapenet_examples"),
-            ("learnit_tf.nerf", "phototourism_examples"))
 
 
 def parse_config(gin_files=(), gin_bindings=()):
