@@ -145,6 +145,8 @@ def meta_train(model_dir,
                max_checkpoints=3,
                seed=0,
                jit_compile="auto",
+               remat=False,
+               share_first_forward=True,
                signal_class=None,
                strategy=None,
                show_progress=True,
@@ -171,6 +173,10 @@ def meta_train(model_dir,
         max_checkpoints: checkpoints kept.
         seed: seed of the init, the data order and per-example randomness.
         jit_compile: True (XLA), False (graph) or "auto" (XLA with an accelerator).
+        remat: MAML only: rematerialize the inner loop (memory bounded in
+            inner_steps, ~1.5x slower per step; see `MetaConfig`).
+        share_first_forward: one forward pass for every example's first inner step
+            where the task allows it (same results, faster; see `MetaConfig`).
         signal_class: name recorded in the init's metadata (default: dataset_fn's name).
         strategy: optional `tf.distribute.Strategy` (see
             `learnit_tf.distribute.get_distribution_strategy`); `meta_batch_size` must
@@ -187,7 +193,8 @@ def meta_train(model_dir,
     replicas = strategy.num_replicas_in_sync
     distribute.per_replica_batch_size(strategy, meta_batch_size)  # Fail before building.
     meta_config = MetaConfig(algorithm, int(inner_steps),
-                             InnerOptimizer(inner_optimizer, float(inner_learning_rate)))
+                             InnerOptimizer(inner_optimizer, float(inner_learning_rate)),
+                             share_first_forward=bool(share_first_forward), remat=bool(remat))
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = model_fn(seed=seed)

@@ -12,13 +12,21 @@ returns the outer "gradient" that an outer optimizer (Adam in the paper) applies
 
 The meta-batch is a dict of tensors with a static leading dimension; the loop over
 its examples is unrolled so the compiled step has static shapes everywhere.
+
+Two options trade nothing in results (tests check each against the plain path):
+- `share_first_forward`: every example's first inner step starts from the same θ on
+  the same coordinates (images, CT), so the network is evaluated once for the
+  whole meta-batch and only the per-example losses and backward passes differ.
+- `remat` (MAML): rematerialize each inner step and the outer loss, and take the
+  meta-batch's examples one after another, so that memory stays bounded when K
+  grows, for about one extra forward/backward per step.
 """
 
 import dataclasses
 
 import tensorflow as tf
 
-from learnit_tf.meta.inner import InnerOptimizer, adapt
+from learnit_tf.meta.inner import InnerOptimizer, _data_dependency, adapt, rematerialized
 
 ALGORITHMS = ("maml", "fomaml", "reptile")
 
@@ -31,17 +39,30 @@ class MetaConfig:
         algorithm: "maml", "fomaml" or "reptile".
         inner_steps: K, the number of inner optimizer steps per example.
         inner_optimizer: the inner `InnerOptimizer` (paper images: SGD lr 1e-2).
+        share_first_forward: evaluate the network once per meta-batch for the first
+            inner step when the task allows it (`Task.shared_prediction`); ignored
+            for tasks whose examples see different inputs (NeRF rays).
+        remat: MAML only: recompute each inner step's activations in the backward
+            pass instead of storing them, one example at a time (memory for many
+            inner steps; the first forward pass is then not shared).
     """
 
     algorithm: str = "maml"
     inner_steps: int = 2
     inner_optimizer: InnerOptimizer = InnerOptimizer("sgd", 1e-2)
+    share_first_forward: bool = True
+    remat: bool = False
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}.")
         if int(self.inner_steps) < 1:
             raise ValueError(f"inner_steps must be >= 1, got {self.inner_steps}.")
+        if self.remat and self.algorithm != "maml":
+            raise ValueError(
+                f"remat applies to algorithm 'maml' only ({self.algorithm!r} does not keep "
+                "the inner trajectory for the backward pass, so its memory is already flat "
+                "in inner_steps).")
 
 
 def meta_batch_size(meta_batch):
@@ -56,9 +77,44 @@ def _example(meta_batch, i):
     return tf.nest.map_structure(lambda t: t[i], meta_batch)
 
 
-def _adapt_example(config, task, fmodel, weights, example, differentiable):
+def _adapt_example(config, task, fmodel, weights, example, differentiable, first_step=None):
     loss_fn = lambda ws, step: task.inner_loss(fmodel, ws, example, step)  # noqa: E731
-    return adapt(loss_fn, weights, config.inner_steps, config.inner_optimizer, differentiable)
+    return adapt(loss_fn, weights, config.inner_steps, config.inner_optimizer, differentiable,
+                 remat=config.remat, first_step=first_step)
+
+
+def _outer_loss(config, task, fmodel, weights, example):
+    if not config.remat:
+        return task.outer_loss(fmodel, weights, example)
+    # Its activations would otherwise be the one per-example set the backward keeps.
+    loss_fn = lambda *ws: [task.outer_loss(fmodel, list(ws), example)]  # noqa: E731
+    return rematerialized(loss_fn)(*weights)[0]
+
+
+def _shared_first_steps(config, task, fmodel, weights, examples):
+    """[(loss, gradients)] of every example's step 0 from one shared forward pass, or None.
+
+    One persistent tape holds the shared activations; each example's gradient is a
+    backward pass from its own loss.
+    """
+    if not config.share_first_forward or config.remat or not task.has_shared_prediction():
+        return None
+    n, num_weights = len(examples), len(weights)
+    step = tf.constant(0, tf.int32)
+
+    def first_steps(*ws):
+        ws = list(ws)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(ws)
+            prediction = task.shared_prediction(fmodel, ws)
+            losses = [task.inner_loss_from_prediction(prediction, ex, step) for ex in examples]
+        grads = [tape.gradient(loss, ws) for loss in losses]
+        del tape
+        return losses + [g for example_grads in grads for g in example_grads]
+
+    out = first_steps(*weights)
+    grads = out[n:]
+    return [(out[i], grads[i * num_weights:(i + 1) * num_weights]) for i in range(n)]
 
 
 def meta_gradients(config, task, fmodel, weights, meta_batch):
@@ -77,23 +133,50 @@ def meta_gradients(config, task, fmodel, weights, meta_batch):
     """
     weights = [tf.convert_to_tensor(w) for w in weights]
     n = meta_batch_size(meta_batch)
+    examples = [_example(meta_batch, i) for i in range(n)]
     first_losses, outer_losses = [], []
 
-    if config.algorithm == "maml":
+    if config.algorithm == "maml" and config.remat:
+        # One example at a time: example i + 1 starts only once example i's
+        # meta-gradient exists (a data dependency, which XLA respects too), so a
+        # single example's recomputation is live at any moment.
+        grads = [tf.zeros_like(w) for w in weights]
+        for i, example in enumerate(examples):
+            start = weights
+            if i:
+                dep = _data_dependency(grads)
+                start = [w + tf.cast(dep, w.dtype) for w in weights]
+            with tf.GradientTape() as tape:
+                tape.watch(start)
+                adapted, losses = _adapt_example(config, task, fmodel, start, example, True)
+                outer = _outer_loss(config, task, fmodel, adapted, example)
+            grads = [g + eg / n for g, eg in zip(grads, tape.gradient(outer, start))]
+            outer_losses.append(outer)
+            first_losses.append(losses[0])
+        meta_loss = tf.add_n(outer_losses) / n
+    elif config.algorithm == "maml":
         with tf.GradientTape() as tape:
             tape.watch(weights)
+            shared = _shared_first_steps(config, task, fmodel, weights, examples)
             for i in range(n):
-                example = _example(meta_batch, i)
-                adapted, losses = _adapt_example(config, task, fmodel, weights, example, True)
-                outer_losses.append(task.outer_loss(fmodel, adapted, example))
+                example = examples[i]
+                adapted, losses = _adapt_example(config, task, fmodel, weights, example, True,
+                                                 shared[i] if shared else None)
+                outer_losses.append(_outer_loss(config, task, fmodel, adapted, example))
                 first_losses.append(losses[0])
             meta_loss = tf.add_n(outer_losses) / n
         grads = tape.gradient(meta_loss, weights)
     else:
         grads = [tf.zeros_like(w) for w in weights]
+        shared = _shared_first_steps(config, task, fmodel, weights, examples)
         for i in range(n):
-            example = _example(meta_batch, i)
-            adapted, losses = _adapt_example(config, task, fmodel, weights, example, False)
+            example = examples[i]
+            first_step = None
+            if shared:
+                first_step = (tf.stop_gradient(shared[i][0]),
+                              [tf.stop_gradient(g) for g in shared[i][1]])
+            adapted, losses = _adapt_example(config, task, fmodel, weights, example, False,
+                                             first_step)
             first_losses.append(losses[0])
             if config.algorithm == "fomaml":
                 with tf.GradientTape() as tape:

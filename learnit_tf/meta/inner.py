@@ -3,6 +3,9 @@
 `adapt` runs K optimizer steps from a weight list on one example's loss. Two modes:
 - differentiable (MAML): the loop is unrolled in Python and every gradient is
   recorded by any enclosing tape, so the meta-gradient is exact (second order).
+  With `remat=True` each step is rematerialized: the backward pass keeps only the
+  weights between steps and recomputes a step's activations when it reaches it, so
+  memory no longer grows with K by a whole step's activations per step.
 - non-differentiable (first-order MAML, Reptile, test-time fit): a `tf.while_loop`
   whose memory does not grow with K.
 """
@@ -57,9 +60,60 @@ class InnerOptimizer:
         # Bias-corrected Adam as in optax.adam (eps outside the square root).
         c1 = 1.0 - tf.pow(self.beta_1, t)
         c2 = 1.0 - tf.pow(self.beta_2, t)
-        new = [w - lr * (mi / c1) / (tf.sqrt(vi / c2) + self.epsilon)
+        # The step counter is float32; the weights may be float64 (gradient checks).
+        new = [w - lr * (mi / tf.cast(c1, w.dtype)) / (tf.sqrt(vi / tf.cast(c2, w.dtype))
+                                                        + self.epsilon)
                for w, mi, vi in zip(weights, m, v)]
         return new, (t, m, v)
+
+
+def _data_dependency(tensors):
+    """A scalar 0 that depends on the values of all `tensors`.
+
+    Added to the inputs of a recomputation so that it cannot run before the
+    backward pass reaches it, and cannot be merged with the forward computation
+    by common-subexpression elimination (XLA ignores control dependencies; `where`
+    on x == x is not foldable because of NaN). Same trick as `tf.recompute_grad`.
+    """
+    # Every incoming gradient, not just the first: a gradient of an unused output
+    # (the step's loss) is zeros_like(forward output) and arrives early.
+    elem = tf.add_n([tf.cast(tf.reduce_sum(tf.reshape(t, [-1])[:1]), tf.float32)
+                     for t in tensors])
+    return tf.where(elem == elem, 0.0, float("nan"))
+
+
+def rematerialized(fn):
+    """Wraps `fn(*tensors) -> list of tensors` so its backward pass recomputes it.
+
+    Unlike `tf.recompute_grad`, `fn` may itself use a `GradientTape` (an inner
+    optimizer step does): `tf.recompute_grad` runs the forward pass with every tape
+    stopped, which would silence the inner tape. Here the forward runs normally
+    and the gradient function recomputes `fn` under a fresh tape, so the backward
+    graph holds on to `fn`'s inputs only. In a `tf.function` (how `MetaTrainer`
+    always runs) that is what frees the intermediates; an eager outer tape still
+    records them, so eager calls are correct but do not save memory.
+    """
+
+    @tf.custom_gradient
+    def wrapped(*args):
+        result = list(fn(*args))
+
+        def grad(*dresult, variables=None):
+            dep = _data_dependency([d for d in dresult if d is not None])
+            inputs = [a + tf.cast(dep, a.dtype) for a in args]
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                recomputed = list(fn(*inputs))
+            grads = tape.gradient(recomputed, inputs, output_gradients=list(dresult),
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            if variables:
+                # Only non-trainable constants (e.g. a Fourier matrix) are read as variables.
+                return grads, [tf.zeros_like(v) for v in variables]
+            return grads
+
+        return result, grad
+
+    return wrapped
 
 
 def _grads(loss_fn, weights, step):
@@ -69,7 +123,24 @@ def _grads(loss_fn, weights, step):
     return loss, tape.gradient(loss, weights)
 
 
-def adapt(loss_fn, weights, steps, optimizer, differentiable=False):
+def _rematerialized_step(loss_fn, optimizer, k, weights, state):
+    """One differentiable optimizer step whose activations are recomputed on the way back."""
+    n = len(weights)
+    flat_state = tf.nest.flatten(state)
+
+    def step(*flat):
+        ws = list(flat[:n])
+        st = tf.nest.pack_sequence_as(state, list(flat[n:]))
+        loss, grads = _grads(loss_fn, ws, tf.constant(k, tf.int32))
+        new_ws, new_st = optimizer.apply(ws, grads, st)
+        return [loss] + list(new_ws) + tf.nest.flatten(new_st)
+
+    out = rematerialized(step)(*weights, *flat_state)
+    return out[0], list(out[1:1 + n]), tf.nest.pack_sequence_as(state, out[1 + n:])
+
+
+def adapt(loss_fn, weights, steps, optimizer, differentiable=False, remat=False,
+          first_step=None):
     """Runs `steps` optimizer steps on `loss_fn(weights, step)`.
 
     Args:
@@ -78,6 +149,9 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False):
         steps: static number of steps (Python int).
         optimizer: an `InnerOptimizer`.
         differentiable: keep the whole trajectory differentiable (MAML).
+        remat: with `differentiable`, rematerialize every step (see module docstring).
+        first_step: optional (loss, gradients) of `loss_fn` at `weights` for step 0,
+            already computed by the caller (a forward pass shared by a meta-batch).
 
     Returns:
         (adapted weights, float32 tensor (steps,) of the loss before each step).
@@ -86,16 +160,29 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False):
     steps = int(steps)
     if steps < 0:
         raise ValueError(f"Number of inner steps must be >= 0, got {steps}.")
+    if first_step is not None and steps == 0:
+        raise ValueError("first_step was given for an adaptation of 0 steps.")
     state = optimizer.init_state(weights)
+    start, first_losses = 0, []
+    if first_step is not None:
+        loss0, grads0 = first_step
+        weights, state = optimizer.apply(weights, list(grads0), state)
+        start, first_losses = 1, [tf.cast(loss0, tf.float32)]
     if differentiable:
-        losses = []
-        for k in range(steps):
-            loss, grads = _grads(loss_fn, weights, tf.constant(k, tf.int32))
-            weights, state = optimizer.apply(weights, grads, state)
+        losses = list(first_losses)
+        for k in range(start, steps):
+            if remat:
+                loss, weights, state = _rematerialized_step(loss_fn, optimizer, k, weights, state)
+            else:
+                loss, grads = _grads(loss_fn, weights, tf.constant(k, tf.int32))
+                weights, state = optimizer.apply(weights, grads, state)
             losses.append(tf.cast(loss, tf.float32))
         return weights, tf.stack(losses) if losses else tf.zeros((0,))
     if steps == 0:
         return weights, tf.zeros((0,))
+    if first_step is not None:
+        weights = [tf.stop_gradient(w) for w in weights]
+        state = tf.nest.map_structure(tf.stop_gradient, state)
 
     def body(k, ws, st, losses):
         loss, grads = _grads(loss_fn, ws, k)
@@ -103,7 +190,10 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False):
         ws, st = optimizer.apply(ws, grads, st)
         return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32))
 
+    losses = tf.TensorArray(tf.float32, size=steps)
+    if first_losses:
+        losses = losses.write(0, tf.stop_gradient(first_losses[0]))
     _, weights, _, losses = tf.while_loop(
         lambda k, *_: k < steps, body,
-        (tf.constant(0, tf.int32), weights, state, tf.TensorArray(tf.float32, size=steps)))
+        (tf.constant(start, tf.int32), weights, state, losses))
     return [tf.stop_gradient(w) for w in weights], losses.stack()

@@ -50,6 +50,24 @@ class Task(abc.ABC):
         del loss
         return None
 
+    def has_shared_prediction(self):
+        """Whether `shared_prediction` is implemented (see there). Default: False."""
+        return False
+
+    def shared_prediction(self, fmodel, weights):
+        """The network output every example's step-0 inner loss is computed from.
+
+        Tasks whose first inner step evaluates the network on the same inputs for
+        every example (a fixed pixel grid) implement this and
+        `inner_loss_from_prediction`, and return True from `has_shared_prediction`;
+        meta-learners then run that forward pass once per meta-batch.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no shared prediction.")
+
+    def inner_loss_from_prediction(self, prediction, example, step):
+        """`inner_loss` given `shared_prediction`'s output (equal up to round-off)."""
+        raise NotImplementedError(f"{type(self).__name__} has no shared prediction.")
+
     def check_init(self, fmodel, weights, example):
         """A message if `weights` cannot be trained on this task (None if fine)."""
         del fmodel, weights, example

@@ -311,8 +311,18 @@ class CtTask(Task):
         return angles, tf.stop_gradient(self.project(image, angles))
 
     def _projection_mse(self, fmodel, weights, example):
+        return self.inner_loss_from_prediction(self.render(fmodel, weights), example, None)
+
+    def has_shared_prediction(self):
+        return True
+
+    def shared_prediction(self, fmodel, weights):
+        return self.render(fmodel, weights)
+
+    def inner_loss_from_prediction(self, prediction, example, step):
+        del step  # The views are fixed for the whole fit.
         angles, observed = self.observations(example)
-        predicted = self.project(self.render(fmodel, weights), angles)
+        predicted = self.project(prediction, angles)
         return tf.reduce_mean(tf.square(predicted - observed))
 
     def inner_loss(self, fmodel, weights, example, step):

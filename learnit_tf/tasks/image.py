@@ -72,6 +72,17 @@ class ImageTask(Task):
     def outer_loss(self, fmodel, weights, example):
         return tf.reduce_mean(tf.square(self.render(fmodel, weights) - example["image"]))
 
+    def has_shared_prediction(self):
+        # With random pixel subsets every example sees different coordinates.
+        return self.pixels_per_step is None
+
+    def shared_prediction(self, fmodel, weights):
+        return self.render(fmodel, weights)
+
+    def inner_loss_from_prediction(self, prediction, example, step):
+        del step
+        return tf.reduce_mean(tf.square(prediction - example["image"]))
+
     def metrics(self, fmodel, weights, example):
         mse = self.outer_loss(fmodel, weights, example)
         return {"loss": mse, "psnr": mse_to_psnr(mse)}
