@@ -85,7 +85,7 @@ def evaluate_views(meta_model, examples, views=(1, 2, 4, 8, 16), steps=1000,
         standard_model: use this model as the standard init instead.
         interpolation: projector interpolation for both the observations and the fit.
         num_reconstructions: keep the reconstructions of this many first phantoms.
-        steps_per_call: optimizer steps compiled into one XLA call.
+        steps_per_call: optimizer steps compiled into one call.
         jit_compile: compile the fits with XLA (False trades speed for no compile time).
         progress: show a progress bar with ETA.
 

@@ -26,7 +26,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from learnit_tf.meta.inner import InnerOptimizer, _data_dependency, adapt, rematerialized
+from learnit_tf.meta.inner import InnerOptimizer, data_dependency, adapt, rematerialized
 
 ALGORITHMS = ("maml", "fomaml", "reptile")
 
@@ -99,22 +99,14 @@ def _shared_first_steps(config, task, fmodel, weights, examples):
     """
     if not config.share_first_forward or config.remat or not task.has_shared_prediction():
         return None
-    n, num_weights = len(examples), len(weights)
     step = tf.constant(0, tf.int32)
-
-    def first_steps(*ws):
-        ws = list(ws)
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(ws)
-            prediction = task.shared_prediction(fmodel, ws)
-            losses = [task.inner_loss_from_prediction(prediction, ex, step) for ex in examples]
-        grads = [tape.gradient(loss, ws) for loss in losses]
-        del tape
-        return losses + [g for example_grads in grads for g in example_grads]
-
-    out = first_steps(*weights)
-    grads = out[n:]
-    return [(out[i], grads[i * num_weights:(i + 1) * num_weights]) for i in range(n)]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(weights)
+        prediction = task.shared_prediction(fmodel, weights)
+        losses = [task.inner_loss_from_prediction(prediction, ex, step) for ex in examples]
+    first_steps = [(loss, tape.gradient(loss, weights)) for loss in losses]
+    del tape
+    return first_steps
 
 
 def meta_gradients(config, task, fmodel, weights, meta_batch):
@@ -144,7 +136,7 @@ def meta_gradients(config, task, fmodel, weights, meta_batch):
         for i, example in enumerate(examples):
             start = weights
             if i:
-                dep = _data_dependency(grads)
+                dep = data_dependency(grads)
                 start = [w + tf.cast(dep, w.dtype) for w in weights]
             with tf.GradientTape() as tape:
                 tape.watch(start)

@@ -1,8 +1,9 @@
 """Test-time fitting: optimize a network from an init on one new signal.
 
-`Fitter` compiles a chunk of optimizer steps into one XLA call (a `tf.while_loop`
-that records the loss and the task's metrics before every step), so fitting for
-thousands of steps costs one dispatch per chunk, not per step.
+`Fitter` compiles a chunk of optimizer steps into one `tf.function` call (a
+`tf.while_loop` that records the loss and the task's metrics before every step;
+XLA with an accelerator, graph mode on CPU: see `learnit_tf.meta.compile`), so
+fitting for thousands of steps costs one dispatch per chunk, not per step.
 """
 
 import dataclasses
@@ -49,7 +50,7 @@ class Fitter:
         task: a `learnit_tf.tasks.Task`.
         optimizer: an `InnerOptimizer` (paper: SGD 1e-2 from the meta init, Adam 1e-4
             from a standard init).
-        steps_per_call: steps compiled into one XLA call.
+        steps_per_call: steps compiled into one call.
         jit_compile: compile with XLA (True), graph mode (False) or "auto" (XLA only
             with an accelerator; see `learnit_tf.meta.compile`).
     """

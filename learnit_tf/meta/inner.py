@@ -67,7 +67,7 @@ class InnerOptimizer:
         return new, (t, m, v)
 
 
-def _data_dependency(tensors):
+def data_dependency(tensors):
     """A scalar 0 that depends on the values of all `tensors`.
 
     Added to the inputs of a recomputation so that it cannot run before the
@@ -99,7 +99,7 @@ def rematerialized(fn):
         result = list(fn(*args))
 
         def grad(*dresult, variables=None):
-            dep = _data_dependency([d for d in dresult if d is not None])
+            dep = data_dependency([d for d in dresult if d is not None])
             inputs = [a + tf.cast(dep, a.dtype) for a in args]
             with tf.GradientTape() as tape:
                 tape.watch(inputs)
