@@ -70,6 +70,22 @@ def write_json_atomic(path, data):
         raise
 
 
+def save_npy_atomic(path, array):
+    """Saves `array` as .npy at `path` via a temporary file and rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, np.asarray(array))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared.
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_csv_atomic(rows, path, columns=None):
     """Writes rows (dicts) as CSV to `path` via a temporary file and rename.
 

@@ -20,21 +20,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from learnit_tf import cli  # noqa: E402
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("init_dir", None, "Meta-learned init directory (config.json, weights).")
-flags.DEFINE_enum("dataset", "procedural_objects", ["procedural_objects", "shapenet",
-                                                    "phototourism"], "Signal class.")
-flags.DEFINE_string("config", "small", "procedural_objects config (tiny, small, paper).")
-flags.DEFINE_string("class_name", "chairs", "ShapeNet class (chairs, cars, lamps).")
-flags.DEFINE_string("landmark", "sacre", "Phototourism landmark.")
-flags.DEFINE_string("manual_dir", None, "Manual download directory (shapenet, phototourism).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("split", "test", "Split to evaluate.")
+cli.define_nerf_data_flags(downsample_default=1, split_help="Split to evaluate.")
 flags.DEFINE_integer("num_examples", 10, "Objects (photos) to evaluate.")
 flags.DEFINE_list("steps", ["0", "10", "100", "1000"],
                   "Test-time step counts at which held-out PSNR is measured (paper: 1000).")
-flags.DEFINE_integer("rays_per_step", 64, "Random rays per test-time step (paper: 64).")
-flags.DEFINE_integer("num_samples", None, "Samples per ray (default: the init's task).")
 flags.DEFINE_enum("meta_optimizer", "sgd", ["sgd", "adam"], "Optimizer from the meta init.")
 flags.DEFINE_float("meta_learning_rate", 0.5, "Step size from the meta init (paper: 0.5).")
 flags.DEFINE_enum("standard_optimizer", "adam", ["sgd", "adam"],
@@ -43,13 +35,7 @@ flags.DEFINE_float("standard_learning_rate", 5e-4, "Step size from the standard 
 flags.DEFINE_integer("standard_seed", 1,
                      "First seed tried for the standard init (seeds whose ReLU density is zero "
                      "everywhere on the first object's rays are skipped; see the table).")
-flags.DEFINE_integer("single_view", None, "Support view index (default: one per object).")
 flags.DEFINE_integer("num_held_out_views", None, "Use only the first k held-out views.")
-flags.DEFINE_integer("downsample", 1, "Phototourism: keep every k-th pixel.")
-flags.DEFINE_integer("chunk", 4096, "Rays per rendering call.")
-flags.DEFINE_integer("seed", 0, "Seed of the test-time ray batches.")
-flags.DEFINE_string("out_dir", None, "Output directory.")
-flags.mark_flags_as_required(["init_dir", "out_dir"])
 
 
 def main(argv):

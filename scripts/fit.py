@@ -1,6 +1,6 @@
-r"""Fits one signal from an init: an image (or, with --sinogram, a CT sinogram).
+r"""Fits one image from an image init (CT sinograms: scripts/fit_ct.py).
 
-    python scripts/fit.py --init=text_images --image=photo.png --steps=10 \
+    python scripts/fit.py --init=text_siren --image=photo.png --steps=10 \
         --output_dir=/tmp/learnit_fit
 
 Writes OUTPUT_DIR/reconstruction.png (target and fit), psnr_curve.png, curve.csv and
@@ -19,20 +19,19 @@ from absl import app, flags  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("init", None, "Init directory or zoo name[@version].")
 flags.DEFINE_string("image", None, "PNG/JPEG to fit (centre-cropped, resized to the init's task).")
-flags.DEFINE_string("sinogram", None, "CT: .npy sinogram (num_angles, detector) to reconstruct.")
-flags.DEFINE_string("angles", None, "CT: .npy of projection angles in radians (with --sinogram).")
+flags.DEFINE_integer("resolution", None,
+                     "Fit at this resolution (default: the init's training resolution; "
+                     "coordinate networks are resolution-independent).")
 flags.DEFINE_integer("steps", 10, "Optimization steps.")
 flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: the init's inner optimizer.")
 flags.DEFINE_float("learning_rate", None, "Default: the init's inner learning rate.")
 flags.DEFINE_string("output_dir", None, "Where outputs go.")
-flags.mark_flags_as_required(["init", "output_dir"])
+flags.mark_flags_as_required(["init", "image", "output_dir"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if bool(FLAGS.image) == bool(FLAGS.sinogram):
-        raise app.UsageError("Give exactly one of --image or --sinogram.")
     import numpy as np  # pylint: disable=import-outside-toplevel
     from learnit_tf import cli, evaluation, init_io, plots  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
@@ -40,7 +39,7 @@ def main(argv):
     try:
         model, metadata, _ = cli.resolve_init(FLAGS.init)
         task = evaluation.task_from_metadata(metadata)
-        example = _load_example(task)
+        task, example = _load_example(task)
     except (ValueError, FileNotFoundError, LookupError) as e:
         raise app.UsageError(str(e)) from e
     default = evaluation.meta_optimizer_from_metadata(metadata)
@@ -58,20 +57,16 @@ def main(argv):
             for k in range(FLAGS.steps + 1)]
     evaluation.write_csv_atomic(rows, os.path.join(out, "curve.csv"),
                                 columns=["step", "loss"] + sorted(result.metrics))
-    curve_key = "psnr" if "image" in example and np.any(example["image"]) else "loss"
-    curve = result.metrics.get(curve_key, result.losses)
-    plots.plot_psnr_curves({"fit": {"psnr": np.asarray(curve)[None]}},
+    plots.plot_psnr_curves({"fit": {"psnr": np.asarray(result.psnr)[None]}},
                            os.path.join(out, "psnr_curve.png"),
                            title=f"fit from {FLAGS.init} ({optimizer.name} "
                                  f"{optimizer.learning_rate:g})")
     render = task.render(fitter.fmodel, result.weights).numpy()
-    cols = []
-    if "image" in example and np.any(example["image"]):
-        cols.append(("target", np.asarray(example["image"])))
+    cols = [("target", np.asarray(example["image"]))]
     cols += [(f"step {k}", task.render(fitter.fmodel, w).numpy())
              for k, w in sorted(result.snapshots.items())]
     plots.plot_reconstruction_grid([("fit", cols)], os.path.join(out, "reconstruction.png"))
-    np.save(os.path.join(out, "reconstruction.npy"), render)
+    init_io.save_npy_atomic(os.path.join(out, "reconstruction.npy"), render)
     fitter.fmodel.assign(result.weights)
     metadata = dict(metadata, fitted={"source_init": FLAGS.init, "steps": FLAGS.steps,
                                       "optimizer": optimizer.name,
@@ -84,20 +79,17 @@ def main(argv):
 
 
 def _load_example(task):
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    if FLAGS.image:
-        from learnit_tf.data import load_image  # pylint: disable=import-outside-toplevel
-        if not hasattr(task, "height"):
-            raise ValueError(f"--image needs an image init; this init's task is "
-                             f"{type(task).__name__}.")
-        return {"image": load_image(FLAGS.image, task.height)}
-    from learnit_tf.tasks import ct  # pylint: disable=import-outside-toplevel
-    if not isinstance(task, ct.CtTask):
-        raise ValueError(f"--sinogram needs a CT init; this init's task is {type(task).__name__}.")
-    if not FLAGS.angles:
-        raise ValueError("--sinogram needs --angles (a .npy of angles in radians).")
-    return ct.sinogram_example(np.load(FLAGS.sinogram, allow_pickle=False),
-                               np.load(FLAGS.angles, allow_pickle=False))
+    from learnit_tf.data import load_image  # pylint: disable=import-outside-toplevel
+    from learnit_tf.tasks import ImageTask  # pylint: disable=import-outside-toplevel
+    if not isinstance(task, ImageTask):
+        hint = " For CT inits use scripts/fit_ct.py." if type(task).__name__ == "CtTask" else ""
+        raise ValueError(f"--init={FLAGS.init!r} is not an image init (its task is "
+                         f"{type(task).__name__}).{hint}")
+    if FLAGS.resolution is not None:
+        if FLAGS.resolution < 2:
+            raise ValueError(f"--resolution must be >= 2, got {FLAGS.resolution}.")
+        task = ImageTask(FLAGS.resolution, channels=task.channels)
+    return task, {"image": load_image(FLAGS.image, task.height)}
 
 
 if __name__ == "__main__":

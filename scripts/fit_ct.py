@@ -20,7 +20,6 @@ step) and metrics.json.
 
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -51,20 +50,6 @@ def _load_npy(path, flag):
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise app.UsageError(f"--{flag}={path!r} is not a readable .npy array: {e}") from e
-
-
-def _save_npy_atomic(path, array):
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=os.path.dirname(path))
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files.
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def load_inputs():
@@ -129,7 +114,7 @@ def main(argv):
 
     out = FLAGS.output_dir
     os.makedirs(out, exist_ok=True)
-    _save_npy_atomic(os.path.join(out, "reconstruction.npy"), recon)
+    init_io.save_npy_atomic(os.path.join(out, "reconstruction.npy"), recon)
     psnr = result.metrics["psnr"]
     metrics = {"steps": FLAGS.steps, "optimizer": FLAGS.optimizer, "learning_rate": lr,
                "interpolation": interpolation, "num_views": int(len(angles)),

@@ -29,23 +29,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from learnit_tf import cli  # noqa: E402
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("init_dir", None, "Init directory (config.json, weights, metadata).")
-flags.DEFINE_enum("dataset", "procedural_objects", ["procedural_objects", "shapenet",
-                                                    "phototourism"], "Signal class.")
-flags.DEFINE_string("config", "small", "procedural_objects config (tiny, small, paper).")
-flags.DEFINE_string("class_name", "chairs", "ShapeNet class.")
-flags.DEFINE_string("landmark", "sacre", "Phototourism landmark.")
-flags.DEFINE_string("manual_dir", None, "Manual download directory (shapenet, phototourism).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("split", "test", "Split of the object to fit.")
+cli.define_nerf_data_flags(downsample_default=4, split_help="Split of the object to fit.")
 flags.DEFINE_integer("index", 0, "Object index within the split.")
-flags.DEFINE_integer("single_view", None, "Support view to fit (default: one per object).")
 flags.DEFINE_integer("fit_steps", 0, "Test-time steps before rendering (0: the init as is).")
 flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "Test-time optimizer.")
 flags.DEFINE_float("learning_rate", 0.5, "Test-time step size (paper, meta init: SGD 0.5).")
-flags.DEFINE_integer("rays_per_step", 64, "Random rays per test-time step (paper: 64).")
-flags.DEFINE_integer("num_samples", None, "Samples per ray (default: the init's task).")
 flags.DEFINE_integer("frames", 36, "Frames along the path.")
 flags.DEFINE_integer("resolution", None, "Turntable resolution (default: the dataset's).")
 flags.DEFINE_float("elevation", None, "Turntable elevation in degrees (default: the views').")
@@ -53,11 +44,6 @@ flags.DEFINE_float("radius", None, "Turntable radius (default: the views').")
 flags.DEFINE_integer("fps", 12, "GIF frames per second.")
 flags.DEFINE_integer("scale", 1, "Integer upscaling of the GIF/PNG pixels.")
 flags.DEFINE_list("appearance_indices", [], "Phototourism: two image indices A,B.")
-flags.DEFINE_integer("downsample", 4, "Phototourism: keep every k-th pixel when rendering.")
-flags.DEFINE_integer("chunk", 4096, "Rays per rendering call.")
-flags.DEFINE_integer("seed", 0, "Seed of the test-time ray batches.")
-flags.DEFINE_string("out_dir", None, "Output directory.")
-flags.mark_flags_as_required(["init_dir", "out_dir"])
 
 
 def main(argv):
