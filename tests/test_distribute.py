@@ -90,12 +90,13 @@ def _images(n, resolution, seed):
 class MirroredOuterStepTest(TestCase):
     """Two replicas must produce exactly the one-device update for the same global meta-batch."""
 
-    def _train(self, algorithm, inner_steps, strategy, batches):
+    def _train(self, algorithm, inner_steps, strategy, batches, remat=False):
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model = Siren(out_features=3, width=16, depth=3, w0=30.0, seed=0)
             trainer = MetaTrainer(model, ImageTask(8),
-                                  MetaConfig(algorithm, inner_steps, InnerOptimizer("sgd", 1e-2)),
+                                  MetaConfig(algorithm, inner_steps, InnerOptimizer("sgd", 1e-2),
+                                             remat=remat),
                                   outer_learning_rate=1e-3, strategy=strategy)
         initial = [v.numpy() for v in model.trainable_variables]
         replicas = strategy.num_replicas_in_sync
@@ -120,15 +121,17 @@ class MirroredOuterStepTest(TestCase):
         self.assertEqual(mirrored.num_replicas_in_sync, 2)
         # (algorithm, global meta-batch, inner steps): XLA-compiled second-order MAML
         # is the slow compile, so it gets one example per replica; Reptile checks the
-        # mean within a replica's share (2 each) too. Two outer steps on different
-        # meta-batches, so the second step also checks the replicated Adam state.
-        for algorithm, batch_size, inner_steps in (("maml", 2, 1), ("reptile", 4, 2)):
-            with self.subTest(algorithm=algorithm):
+        # mean within a replica's share (2 each) too, and rematerialized MAML runs
+        # its examples one after another inside each replica. Two outer steps on
+        # different meta-batches, so the second step also checks the replicated Adam state.
+        for algorithm, batch_size, inner_steps, remat in (
+                ("maml", 2, 1, False), ("reptile", 4, 2, False), ("maml", 4, 2, True)):
+            with self.subTest(algorithm=algorithm, remat=remat):
                 batches = [_images(batch_size, 8, seed=1), _images(batch_size, 8, seed=2)]
                 one_model, one_trainer, initial, one_losses = self._train(
-                    algorithm, inner_steps, tf.distribute.get_strategy(), batches)
+                    algorithm, inner_steps, tf.distribute.get_strategy(), batches, remat)
                 two_model, two_trainer, _, two_losses = self._train(
-                    algorithm, inner_steps, mirrored, batches)
+                    algorithm, inner_steps, mirrored, batches, remat)
                 one = [v.numpy() for v in one_model.trainable_variables]
                 two = [v.numpy() for v in two_model.trainable_variables]
                 # The update is real (Adam moves weights by ~lr per step) ...

@@ -198,6 +198,24 @@ class MetaTrainLoopTest(TestCase):
         self.assertIn("wall_time_seconds", meta)
         self.assertTrue(os.path.isdir(os.path.join(model_dir, "tensorboard")))
 
+    def test_remat_run_matches_plain_run(self):
+        # The memory option, switched on the way users do (meta_train.remat in gin),
+        # trains the same init.
+        results = {}
+        for remat in (False, True):
+            result = self._run(self.get_temp_dir() + f"/remat{int(remat)}", num_steps=3,
+                               inner_steps=3, remat=remat, outer_learning_rate=1e-3)
+            results[remat] = (init_io.load_init(result["init_dir"]),
+                              init_io.read_metadata(result["init_dir"]))
+        self.assertTrue(results[True][1]["hyperparameters"]["remat"])
+        self.assertFalse(results[False][1]["hyperparameters"]["remat"])
+        plain = [v.numpy() for v in results[False][0].trainable_variables]
+        remat = [v.numpy() for v in results[True][0].trainable_variables]
+        self.assertWeightsClose(remat, plain, atol=1e-5, rtol=1e-4)
+        start = [v.numpy() for v in Siren(width=16, depth=3, seed=0).trainable_variables]
+        moved = max(float(np.max(np.abs(p - s))) for p, s in zip(plain, start))
+        self.assertGreater(moved, 1e-3)  # The comparison is not of untrained weights.
+
     def test_nan_loss_stops_and_keeps_last_good_checkpoint(self):
         model_dir = self.get_temp_dir()
         self._run(model_dir, num_steps=4, stop_after_steps=4)
