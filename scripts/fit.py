@@ -22,6 +22,9 @@ flags.DEFINE_string("image", None, "PNG/JPEG to fit (centre-cropped, resized to 
 flags.DEFINE_integer("resolution", None,
                      "Fit at this resolution (default: the init's training resolution; "
                      "coordinate networks are resolution-independent).")
+flags.DEFINE_bool("mixed_precision", False,
+                  "SIREN inits: hidden layers in bfloat16 (faster on CPUs with AVX512-BF16 "
+                  "and on accelerators; PSNR within ~0.3 dB, see benchmarks/README.md).")
 flags.DEFINE_integer("steps", 10, "Optimization steps.")
 flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: the init's inner optimizer.")
 flags.DEFINE_float("learning_rate", None, "Default: the init's inner learning rate.")
@@ -40,6 +43,9 @@ def main(argv):
         model, metadata, _ = cli.resolve_init(FLAGS.init)
         task = evaluation.task_from_metadata(metadata)
         task, example = _load_example(task)
+        if FLAGS.mixed_precision:
+            from learnit_tf.models import with_mixed_precision  # pylint: disable=import-outside-toplevel
+            model = with_mixed_precision(model)
     except (ValueError, FileNotFoundError, LookupError) as e:
         raise app.UsageError(str(e)) from e
     default = evaluation.meta_optimizer_from_metadata(metadata)

@@ -3,7 +3,7 @@
 from learnit_tf.models.fourier import FourierFeatureMLP
 from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.models.nerf import NerfMLP
-from learnit_tf.models.siren import Siren, SirenInitializer
+from learnit_tf.models.siren import Siren, SirenInitializer, with_mixed_precision
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (Siren, FourierFeatureMLP, NerfMLP)}
 
@@ -17,4 +17,4 @@ def model_from_config(class_name, config):
 
 
 __all__ = ["Siren", "SirenInitializer", "FourierFeatureMLP", "NerfMLP", "FunctionalModel",
-           "MODEL_CLASSES", "model_from_config"]
+           "MODEL_CLASSES", "model_from_config", "with_mixed_precision"]
