@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf.atomic import atomic_save
 from learnit_tf.models import model_from_config
 
 CONFIG_FILE = "config.json"
@@ -55,35 +56,16 @@ def _json_default(value):
 
 def write_json_atomic(path, data):
     """Writes `data` as JSON to `path` via a temporary file and rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
+    def save(tmp):
+        with open(tmp, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
             f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    return atomic_save(path, save, ".json")
 
 
 def save_npy_atomic(path, array):
     """Saves `array` as .npy at `path` via a temporary file and rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.asarray(array))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    return atomic_save(path, lambda tmp: np.save(tmp, np.asarray(array)), ".npy")
 
 
 def write_csv_atomic(rows, path, columns=None):
@@ -99,21 +81,13 @@ def write_csv_atomic(rows, path, columns=None):
         if not rows:
             raise ValueError(f"No rows to write to {path!r} and no columns given.")
         columns = list(rows[0])
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
+
+    def save(tmp):
+        with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_save(path, save, ".csv")
 
 
 def save_init(model, directory, metadata=None, overwrite=False):

@@ -3,10 +3,9 @@
 Matplotlib with the Agg backend (files only); every figure is written atomically.
 """
 
-import os
-import tempfile
-
 import numpy as np
+
+from learnit_tf.atomic import atomic_save
 
 
 def pyplot():
@@ -20,21 +19,11 @@ def pyplot():
 def save_figure_atomic(fig, path, dpi=100):
     """Saves a matplotlib figure to `path` (PNG) through a temporary file and closes it."""
     plt = pyplot()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared.
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        return atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight",
+                                                         format="png"), ".png")
     finally:
         plt.close(fig)
-    return path
 
 
 def plot_psnr_curves(results, path, title="PSNR vs test-time steps", summary=None):

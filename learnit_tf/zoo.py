@@ -61,6 +61,8 @@ import uuid
 
 from absl import logging
 
+from learnit_tf.atomic import atomic_save
+
 # Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
 # tests assert the two stay equal).
 CONFIG_FILE = "config.json"
@@ -781,17 +783,10 @@ def _parse_index(raw, where):
 
 
 def _write_bytes_atomic(path, data):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def save(tmp):
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_save(path, save)
 
 
 def split_name(name_or_spec, version=None):

@@ -16,7 +16,6 @@ samples. `evaluate_inits` builds the table (init × step), `write_csv` and
 
 import dataclasses
 import os
-import tempfile
 import time
 
 import keras
@@ -24,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf import init_io
+from learnit_tf.atomic import atomic_save
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.nerf.rendering import RayRenderer, stratified_samples
@@ -263,18 +263,8 @@ def write_csv(path, rows):
 
 def save_figure(fig, path):
     """Saves a matplotlib figure as PNG atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    return atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
+                                                     bbox_inches="tight"), ".png")
 
 
 def plot_protocol(path, summary, images=None, title="Single-view protocol"):

@@ -6,11 +6,11 @@ Phototourism, weights fitted to two photos are blended linearly along a camera p
 """
 
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 
+from learnit_tf.atomic import atomic_save
 from learnit_tf.nerf import cameras
 
 
@@ -80,22 +80,6 @@ def render_photo_path(renderer, weights_a, weights_b, c2w_a, c2w_b, kinv, height
     return np.stack(frames)
 
 
-def _atomic_save(path, save_fn, suffix):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        save_fn(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp files are private; renders are meant to be shared.
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def write_gif(path, frames, fps=12, scale=1):
     """Writes float (F, H, W, 3) frames in [0, 1] as a looping GIF, atomically.
 
@@ -109,7 +93,7 @@ def write_gif(path, frames, fps=12, scale=1):
     if scale > 1:
         images = [im.resize((im.width * scale, im.height * scale), Image.NEAREST)
                   for im in images]
-    return _atomic_save(path, lambda tmp: images[0].save(
+    return atomic_save(path, lambda tmp: images[0].save(
         tmp, format="GIF", save_all=True, append_images=images[1:],
         duration=int(round(1000 / fps)), loop=0), ".gif")
 
@@ -119,7 +103,7 @@ def write_png(path, image, scale=1):
     im = Image.fromarray(to_uint8(image))
     if scale > 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    return _atomic_save(path, lambda tmp: im.save(tmp, format="PNG"), ".png")
+    return atomic_save(path, lambda tmp: im.save(tmp, format="PNG"), ".png")
 
 
 def contact_sheet(frames, columns=None):
