@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
 from learnit_tf.nerf import views as views_lib
 
 CLASSES = ("chairs", "cars", "lamps")
@@ -118,16 +117,7 @@ class ShapenetViews(tfds.core.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "chairs"
 
     def _info(self):
-        cfg = self.builder_config
-        return self.dataset_info_from_configs(
-            description=__doc__,
-            features=views_lib.object_features(cfg.num_views, cfg.resolution),
-            supervised_keys=None,
-            homepage=PAPER_HOMEPAGE,
-            metadata=tfds.core.MetadataDict(
-                near=2.0, far=6.0, num_support_views=cfg.num_support_views),
-            citation=PAPER_CITATION,
-        )
+        return views_lib.object_dataset_info(self, __doc__)
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config

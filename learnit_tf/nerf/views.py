@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
 from learnit_tf.nerf import cameras
 
 VIEW_MODES = ("all", "single")
@@ -34,6 +35,24 @@ def object_features(num_views, resolution):
         "poses": tfds.features.Tensor(shape=(num_views, 4, 4), dtype=np.float32),
         "camera_angle_x": tfds.features.Scalar(dtype=np.float32),
     })
+
+
+def object_dataset_info(builder, description):
+    """`DatasetInfo` of a multi-view object builder (procedural_objects, shapenet_views).
+
+    Records the near/far planes of the authors' ShapeNet renders (2, 6) and the
+    config's number of support views in the dataset metadata.
+    """
+    cfg = builder.builder_config
+    return builder.dataset_info_from_configs(
+        description=description,
+        features=object_features(cfg.num_views, cfg.resolution),
+        supervised_keys=None,
+        homepage=PAPER_HOMEPAGE,
+        metadata=tfds.core.MetadataDict(near=2.0, far=6.0,
+                                        num_support_views=cfg.num_support_views),
+        citation=PAPER_CITATION,
+    )
 
 
 def read_transforms(folder):
