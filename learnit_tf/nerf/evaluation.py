@@ -341,7 +341,6 @@ def single_view_protocol(init_dir, out_dir=None, dataset="procedural_objects", s
         The summary rows (dicts with init, step, psnr_mean, psnr_std, ..., optimizer).
     """
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import init_io
     from learnit_tf.data.pipeline import take_examples
     from learnit_tf.models import FunctionalModel
     from learnit_tf.nerf import sources

@@ -185,9 +185,13 @@ def make_eval_example(image, num_views=None, angles=None, interpolation="bilinea
     return {"image": image[..., None], "angles": angles, "sinogram": sinogram}
 
 
-def _check_angles(angles, name="angles"):
+def _check_angles(angles, name="angles", batched=False):
+    """`angles` as float32 (V,) (or (..., V) if `batched`): finite radians, else ValueError."""
     angles = np.asarray(angles, dtype=np.float32)
-    if angles.ndim != 1 or angles.shape[0] < 1:
+    if batched:
+        if angles.ndim < 1 or angles.shape[-1] < 1:
+            raise ValueError(f"{name} must have shape (..., V) with V >= 1, got {angles.shape}.")
+    elif angles.ndim != 1 or angles.shape[0] < 1:
         raise ValueError(f"{name} must have shape (V,) with V >= 1, got {angles.shape}.")
     if not np.all(np.isfinite(angles)):
         raise ValueError(f"{name} contains NaN or infinite values.")
@@ -369,16 +373,7 @@ class CtTask(Task):
             raise ValueError(f"{name} has a 'sinogram' but no 'angles'; give the angle (radians) "
                              "of every sinogram row.")
         if angles is not None:
-            a = np.asarray(angles)
-            if a.ndim < 1 or a.shape[-1] < 1:
-                raise ValueError(f"{name}['angles'] must have shape (..., V) with V >= 1, got "
-                                 f"{a.shape}.")
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"{name}['angles'] contains NaN or infinite values.")
-            if np.any(np.abs(a) > MAX_ABS_ANGLE):
-                raise ValueError(
-                    f"{name}['angles'] must be radians in [-2π, 2π]; got values in "
-                    f"[{a.min():.4g}, {a.max():.4g}] (degrees instead of radians?).")
+            _check_angles(angles, f"{name}['angles']", batched=True)
         if sinogram is not None:
             s = np.asarray(sinogram)
             v = np.asarray(angles).shape[-1]
