@@ -38,7 +38,7 @@ t0 = time.perf_counter()
 import numpy as np, tensorflow as tf
 from learnit_tf import zoo
 from learnit_tf.meta import Fitter, InnerOptimizer
-from learnit_tf.tasks import ImageTask
+from learnit_tf.kinds.image import ImageTask
 t1 = time.perf_counter()
 model = zoo.load("text_siren")
 res = int(sys.argv[1])
@@ -65,7 +65,7 @@ def _image_timers(mode):
     import numpy as np  # pylint: disable=import-outside-toplevel
     from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
-    from learnit_tf.tasks import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
 
     res = FLAGS.res
     image = {"image": np.random.RandomState(0).rand(res, res, 3).astype("float32")}

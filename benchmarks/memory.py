@@ -17,6 +17,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# CPU allocator statistics (get_memory_info) need the BFC allocator on every CPU.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 from absl import app, flags  # noqa: E402
 
@@ -38,7 +40,7 @@ def _measure(row, k):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer  # pylint: disable=import-outside-toplevel
     from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
-    from learnit_tf.tasks import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
 
     algorithm = row.split("+")[0].split("/")[0]
     config = MetaConfig(algorithm, k, InnerOptimizer("sgd", 1e-2), remat=row.endswith("+remat"),

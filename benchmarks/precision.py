@@ -78,7 +78,7 @@ def _step_jobs(mixed, res):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer  # pylint: disable=import-outside-toplevel
     from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
-    from learnit_tf.tasks import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
 
     batch = {"image": tf.constant(np.random.RandomState(0).rand(3, res, res, 3), tf.float32)}
     model = Siren(width=256, depth=5, w0=200.0, seed=0, mixed_precision=mixed)
@@ -97,10 +97,10 @@ def _accuracy():
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-    from learnit_tf.data.text_images import render_text_image  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image.text_images import render_text_image  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, meta_gradients  # pylint: disable=import-outside-toplevel
     from learnit_tf.models import FunctionalModel, with_mixed_precision  # pylint: disable=import-outside-toplevel
-    from learnit_tf.tasks import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
 
     base = zoo.load("text_siren")
     rng = np.random.RandomState(2026)

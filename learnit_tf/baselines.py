@@ -20,7 +20,7 @@ saved with `learnit_tf.init_io.save_init` and fitted like any other init.
 Example:
 
 >>> from learnit_tf.models import Siren
->>> from learnit_tf.tasks import ImageTask
+>>> from learnit_tf.kinds.image import ImageTask
 >>> meta = Siren(width=16, depth=3, w0=30., seed=0)
 >>> shuffled = shuffled_init(meta, seed=1)
 >>> [tuple(w.shape) for w in shuffled.get_weights()] == [tuple(w.shape) for w in meta.get_weights()]

@@ -6,54 +6,27 @@ report is PSNR after k steps and how many standard-init steps reach the meta ini
 2-step PSNR (the paper: more than 30× on CelebA).
 """
 
-import importlib
-
 import numpy as np
 
-from learnit_tf import init_io
+from learnit_tf import init_io, kinds
 from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import take_examples
 from learnit_tf.meta import Fitter, InnerOptimizer
 
-#: Dataset functions an init's metadata may name, by module.
-DATASET_MODULES = {
-    "text_images_examples": "learnit_tf.data.text_images",
-    "sdf_2d_examples": "learnit_tf.data.sdf_2d",
-    "celeb_a_examples": "learnit_tf.data.catalog",
-    "imagenette_examples": "learnit_tf.data.catalog",
-    "shepp_logan_examples": "learnit_tf.data.shepp_logan",
-    "procedural_objects_examples": "learnit_tf.nerf",
-    "shapenet_examples": "learnit_tf.nerf",
-    "phototourism_examples": "learnit_tf.nerf",
-    "image_folder_examples": "learnit_tf.data.image_folder",
-}
-TASK_MODULES = {
-    "ImageTask": "learnit_tf.tasks.image",
-    "CtTask": "learnit_tf.tasks.ct",
-    "NerfTask": "learnit_tf.nerf",
-}
 REPORT_STEPS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-
-
-def _lookup(registry, name, what):
-    """The object `name` from its module in `registry`, or a ValueError naming `what`."""
-    if name not in registry:
-        raise ValueError(f"Init metadata names {what} {name!r}; expected one of "
-                         f"{sorted(registry)}.")
-    return getattr(importlib.import_module(registry[name]), name)
 
 
 def task_from_metadata(metadata):
     """Rebuilds the task recorded in an init's metadata."""
     spec = metadata.get("task") or {}
-    cls = _lookup(TASK_MODULES, spec.get("class_name"), "task")
+    cls = kinds.task_class(spec.get("class_name"))
     return cls(**spec.get("config", {}))
 
 
 def dataset_fn_from_metadata(metadata, data_dir=None, **overrides):
     """callable(split) -> examples for the dataset recorded in an init's metadata."""
     spec = metadata.get("dataset") or {}
-    fn = _lookup(DATASET_MODULES, spec.get("function"), "dataset function")
+    fn = kinds.dataset_function(spec.get("function"))
     kwargs = dict(spec.get("gin_bindings") or {})
     if data_dir is not None:
         kwargs["data_dir"] = data_dir

@@ -2,15 +2,13 @@
 
 Importing this module makes the coordinate networks, tasks, dataset functions and
 the `meta_train` entry point configurable from `.gin` files and `--gin_bindings`.
-Optional signal kinds (CT, NeRF, extra image classes) are registered when their
-modules are importable.
+Every registered signal kind's tasks and dataset functions are registered under
+their own names.
 """
-
-import importlib
 
 import gin
 
-from learnit_tf import evaluation, models
+from learnit_tf import kinds, models
 from learnit_tf.train import meta_train  # noqa: F401  (registers @meta_train)
 
 _REGISTERED = False
@@ -19,18 +17,18 @@ _REGISTERED = False
 def register_all():
     """Registers everything with gin once (idempotent).
 
-    Tasks and dataset functions come from the same registry that rebuilds an init's
-    task and data from its metadata (`learnit_tf.evaluation`), so every class that
-    can be trained can also be evaluated.
+    Tasks and dataset functions come from the signal-kind registry
+    (`learnit_tf.kinds`), which also rebuilds an init's task and data from its
+    metadata, so every class that can be trained can also be evaluated.
     """
     global _REGISTERED
     if _REGISTERED:
         return
     for cls in (models.Siren, models.FourierFeatureMLP, models.NerfMLP):
         gin.external_configurable(cls, module="learnit_tf")
-    for name, module_name in {**evaluation.TASK_MODULES, **evaluation.DATASET_MODULES}.items():
-        gin.external_configurable(getattr(importlib.import_module(module_name), name),
-                                  module="learnit_tf")
+    for kind in kinds.all_kinds():
+        for name, obj in {**kind.tasks, **kind.datasets}.items():
+            gin.external_configurable(obj, name=name, module="learnit_tf")
     _REGISTERED = True
 
 

@@ -41,7 +41,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from learnit_tf import cli, evaluation, init_io, plots  # pylint: disable=import-outside-toplevel
-    from learnit_tf.data import image_folder_examples, take_examples  # pylint: disable=import-outside-toplevel
+    from learnit_tf.data import take_examples
+    from learnit_tf.kinds.image import image_folder_examples  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import InnerOptimizer  # pylint: disable=import-outside-toplevel
 
     try:

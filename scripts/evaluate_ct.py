@@ -45,8 +45,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, eval_ct, init_io
-    from learnit_tf.data.shepp_logan import shepp_logan_examples
+    from learnit_tf import cli, init_io
+    from learnit_tf.kinds.ct import evaluation as eval_ct
+    from learnit_tf.kinds.ct.shepp_logan import shepp_logan_examples
     from learnit_tf.meta import InnerOptimizer
 
     try:

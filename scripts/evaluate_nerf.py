@@ -44,7 +44,7 @@ def main(argv):
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
     from learnit_tf.meta import InnerOptimizer  # pylint: disable=import-outside-toplevel
-    from learnit_tf.nerf import evaluation  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.nerf import evaluation  # pylint: disable=import-outside-toplevel
 
     tfds.disable_progress_bar()
     logging.set_verbosity(logging.WARNING)  # TFDS logs every dataset it opens at INFO.

@@ -85,8 +85,8 @@ def main(argv):
 
 
 def _load_example(task):
-    from learnit_tf.data import load_image  # pylint: disable=import-outside-toplevel
-    from learnit_tf.tasks import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import load_image  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
     if not isinstance(task, ImageTask):
         hint = " For CT inits use scripts/fit_ct.py." if type(task).__name__ == "CtTask" else ""
         raise ValueError(f"--init={FLAGS.init!r} is not an image init (its task is "

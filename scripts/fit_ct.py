@@ -5,7 +5,7 @@ r"""Reconstructs an image from your own sparse-view sinogram, starting from a CT
 
 Inputs (learnit convention, the default): `--sinogram` is a (V, N) float array,
 one row per view, each row the *mean* of the image along parallel rays (see
-`learnit_tf.tasks.ct`); angles in radians come from `--angles=FILE.npy` (shape
+`learnit_tf.kinds.ct.task`); angles in radians come from `--angles=FILE.npy` (shape
 (V,)) or `--num_angles=V` (evenly spaced in [0, π)). With `--convention=skimage`
 the file is `skimage.transform.radon(image, theta)` output instead: shape (N, V),
 sums along rays, and `--angles` holds radon's `theta` in degrees; it is converted
@@ -55,7 +55,7 @@ def _load_npy(path, flag):
 def load_inputs():
     """(sinogram (V, N), angles (V,) radians, image or None) in the learnit convention."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from learnit_tf.tasks.ct import evenly_spaced_angles  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.ct.task import evenly_spaced_angles  # pylint: disable=import-outside-toplevel
 
     sinogram = _load_npy(FLAGS.sinogram, "sinogram").astype(np.float32)
     if sinogram.ndim != 2:
@@ -83,7 +83,7 @@ def main(argv):
     import numpy as np
     from learnit_tf import cli, init_io, plots
     from learnit_tf.meta import Fitter, InnerOptimizer
-    from learnit_tf.tasks.ct import CtTask, sinogram_example
+    from learnit_tf.kinds.ct.task import CtTask, sinogram_example
 
     sinogram, angles, image = load_inputs()
     try:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from learnit_tf import baselines
 from learnit_tf.meta import InnerOptimizer, fit
 from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren
-from learnit_tf.tasks import ImageTask
+from learnit_tf.kinds.image import ImageTask
 from learnit_tf.testing import TestCase
 
 RES = 16

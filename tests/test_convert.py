@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from learnit_tf import convert
 from learnit_tf.init_io import load_init, read_metadata
-from learnit_tf.tasks import image_grid
+from learnit_tf.kinds.image import image_grid
 from learnit_tf.testing import TestCase
 
 FIXTURES = os.environ.get("LEARNIT_FIXTURES",

@@ -23,7 +23,7 @@ import tensorflow as tf
 from learnit_tf import distribute
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer
 from learnit_tf.models import Siren
-from learnit_tf.tasks import ImageTask
+from learnit_tf.kinds.image import ImageTask
 from learnit_tf.testing import TestCase
 
 _SUBPROCESS_ENV = "LEARNIT_DISTRIBUTE_TEST_SUBPROCESS"

@@ -6,7 +6,7 @@ import tensorflow as tf
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer, adapt, meta_gradients
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.models import FunctionalModel, Siren
-from learnit_tf.tasks import ImageTask
+from learnit_tf.kinds.image import ImageTask
 from learnit_tf.testing import TestCase
 
 

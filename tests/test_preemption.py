@@ -233,7 +233,7 @@ def test_object_store_model_dir_resumes(tmp_path):
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
-    from learnit_tf.tasks import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
     from learnit_tf.train import meta_train  # pylint: disable=import-outside-toplevel
 
     images = np.random.RandomState(0).rand(6, 8, 8, 3).astype(np.float32)

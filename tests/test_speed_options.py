@@ -14,12 +14,12 @@ from absl.testing import parameterized
 
 from learnit_tf import init_io, zoo
 from learnit_tf.data import meta_batches, take_examples
-from learnit_tf.data.text_images import render_text_image, text_images_examples
+from learnit_tf.kinds.image.text_images import render_text_image, text_images_examples
 from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer, meta_gradients
 from learnit_tf.meta.inner import rematerialized
 from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren, with_mixed_precision
-from learnit_tf.tasks import ImageTask
-from learnit_tf.tasks.ct import CtTask
+from learnit_tf.kinds.image import ImageTask
+from learnit_tf.kinds.ct.task import CtTask
 from learnit_tf.testing import TestCase
 
 

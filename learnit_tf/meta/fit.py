@@ -147,7 +147,7 @@ def fit(model, task, example, steps, optimizer=InnerOptimizer("sgd", 1e-2), weig
     Example:
 
     >>> from learnit_tf.models import Siren
-    >>> from learnit_tf.tasks import ImageTask
+    >>> from learnit_tf.kinds.image import ImageTask
     >>> result = fit(Siren(width=16, depth=3, seed=0), ImageTask(8),
     ...              {"image": tf.fill((8, 8, 3), 0.25)}, steps=2)
     >>> result.psnr.shape

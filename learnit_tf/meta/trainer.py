@@ -48,7 +48,7 @@ class MetaTrainer:
     Example:
 
     >>> from learnit_tf.models import Siren
-    >>> from learnit_tf.tasks import ImageTask
+    >>> from learnit_tf.kinds.image import ImageTask
     >>> trainer = MetaTrainer(Siren(width=16, depth=3, seed=0), ImageTask(8),
     ...                       MetaConfig("maml", 2), outer_learning_rate=1e-4)
     >>> metrics = trainer.train_step({"image": tf.zeros((2, 8, 8, 3))})

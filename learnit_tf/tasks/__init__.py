@@ -1,6 +1,5 @@
-"""Measurement operators and losses, one per signal kind."""
+"""The task interface shared by every signal kind (kinds' tasks live in `learnit_tf.kinds`)."""
 
 from learnit_tf.tasks.base import Task, mse_to_psnr
-from learnit_tf.tasks.image import ImageTask, image_grid
 
-__all__ = ["Task", "mse_to_psnr", "ImageTask", "image_grid"]
+__all__ = ["Task", "mse_to_psnr"]

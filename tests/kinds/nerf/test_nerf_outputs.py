@@ -16,12 +16,12 @@ from PIL import Image
 from learnit_tf import init_io, testing
 from learnit_tf.meta import InnerOptimizer
 from learnit_tf.models import FunctionalModel, NerfMLP
-from learnit_tf.nerf import cameras, evaluation, phototourism, procedural, rendering, sources
-from learnit_tf.nerf import video
-from learnit_tf.nerf.task import NerfTask
+from learnit_tf.kinds.nerf import cameras, evaluation, phototourism, procedural, rendering, sources
+from learnit_tf.kinds.nerf import video
+from learnit_tf.kinds.nerf.task import NerfTask
 
 tfds.disable_progress_bar()
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 TINY = procedural.ProceduralObjectsConfig(
     name="outputs_tiny", resolution=10, num_views=4, num_support_views=2, num_train=1,
     num_validation=1, num_test=2)

@@ -5,8 +5,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.data import sdf_2d
-from learnit_tf.tasks import image_grid
+from learnit_tf.kinds.image import sdf_2d
+from learnit_tf.kinds.image import image_grid
 from learnit_tf.testing import TestCase
 
 

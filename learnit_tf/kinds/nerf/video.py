@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from learnit_tf.atomic import atomic_save
-from learnit_tf.nerf import cameras
+from learnit_tf.kinds.nerf import cameras
 
 
 def to_uint8(image):
@@ -141,7 +141,7 @@ def fit_example(fmodel, task, example, steps, optimizer, seed=0, verbose=0):
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
 
-    from learnit_tf.nerf.evaluation import TestTimeFitter
+    from learnit_tf.kinds.nerf.evaluation import TestTimeFitter
     weights = fmodel.initial_weights()
     if steps <= 0:
         return weights
@@ -188,9 +188,9 @@ def render_object_turntable(init_dir, out_dir, dataset="procedural_objects", spl
     from learnit_tf import init_io
     from learnit_tf.meta.inner import InnerOptimizer
     from learnit_tf.models import FunctionalModel
-    from learnit_tf.nerf import sources
-    from learnit_tf.nerf import views as views_lib
-    from learnit_tf.nerf.rendering import RayRenderer
+    from learnit_tf.kinds.nerf import sources
+    from learnit_tf.kinds.nerf import views as views_lib
+    from learnit_tf.kinds.nerf.rendering import RayRenderer
 
     optimizer = optimizer or InnerOptimizer("sgd", 0.5)
     task = sources.task_from_init(init_dir, rays_per_step=rays_per_step,
@@ -244,8 +244,8 @@ def render_appearance_interpolation(init_dir, out_dir, image_indices, landmark="
     from learnit_tf import init_io
     from learnit_tf.meta.inner import InnerOptimizer
     from learnit_tf.models import FunctionalModel
-    from learnit_tf.nerf import phototourism, sources
-    from learnit_tf.nerf.rendering import RayRenderer
+    from learnit_tf.kinds.nerf import phototourism, sources
+    from learnit_tf.kinds.nerf.rendering import RayRenderer
 
     if len(image_indices) != 2:
         raise ValueError(f"Appearance interpolation needs two image indices, got "

@@ -8,7 +8,7 @@ and one PNG per frame. In TFDS (`shapenet_views`, `procedural_objects`) a record
 `{"object_id", "images" (V, H, W, 4) uint8, "poses" (V, 4, 4), "camera_angle_x"}`.
 
 `object_examples` turns records into `NerfTask` examples (see
-`learnit_tf.nerf.task`): the first `num_support_views` views are the support
+`learnit_tf.kinds.nerf.task`): the first `num_support_views` views are the support
 (observed) views, the rest are held out (PAPER.md: views 0–24 support, 25–49 held out).
 """
 
@@ -21,7 +21,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
-from learnit_tf.nerf import cameras
+from learnit_tf.kinds.nerf import cameras
 
 VIEW_MODES = ("all", "single")
 

@@ -10,8 +10,8 @@ import tensorflow_datasets as tfds
 from learnit_tf import testing
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer
 from learnit_tf.models import FunctionalModel, NerfMLP
-from learnit_tf.nerf import evaluation, procedural
-from learnit_tf.nerf.task import NerfTask
+from learnit_tf.kinds.nerf import evaluation, procedural
+from learnit_tf.kinds.nerf.task import NerfTask
 
 tfds.disable_progress_bar()
 

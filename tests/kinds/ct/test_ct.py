@@ -10,13 +10,14 @@ import tensorflow as tf
 from absl.testing import parameterized
 from skimage.transform import radon
 
-from learnit_tf import eval_ct, testing
+from learnit_tf import testing
+from learnit_tf.kinds.ct import evaluation as eval_ct
 from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import meta_batches
-from learnit_tf.data.shepp_logan import random_phantom, shepp_logan_examples
+from learnit_tf.kinds.ct.shepp_logan import random_phantom, shepp_logan_examples
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer
 from learnit_tf.models import FourierFeatureMLP, FunctionalModel
-from learnit_tf.tasks.ct import (CtTask, evenly_spaced_angles, make_eval_example, project,
+from learnit_tf.kinds.ct.task import (CtTask, evenly_spaced_angles, make_eval_example, project,
                                  sinogram_example)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from learnit_tf.nerf import views as views_lib
+from learnit_tf.kinds.nerf import views as views_lib
 
 CLASSES = ("chairs", "cars", "lamps")
 
@@ -37,7 +37,7 @@ the manual directory so that it contains, for each class you use:
 
 Then pass manual_dir=<manual_dir> to shapenet_examples(...) (or
 --manual_dir to `tfds build`). Objects in the NeRF-synthetic format written by
-learnit_tf.nerf.procedural.write_shapenet_format can be read the same way.
+learnit_tf.kinds.nerf.procedural.write_shapenet_format can be read the same way.
 """
 
 

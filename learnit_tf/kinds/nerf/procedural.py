@@ -27,8 +27,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf.data.procedural_builders import prepare_procedural_builder
-from learnit_tf.nerf import cameras
-from learnit_tf.nerf import views as views_lib
+from learnit_tf.kinds.nerf import cameras
+from learnit_tf.kinds.nerf import views as views_lib
 
 SPLIT_NAMES = ("train", "validation", "test")
 LIGHT_DIRECTION = np.array([0.35, -0.5, 0.8]) / np.linalg.norm([0.35, -0.5, 0.8])

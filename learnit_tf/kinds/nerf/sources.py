@@ -1,9 +1,9 @@
 """Dataset and init helpers shared by the NeRF scripts (evaluate_nerf.py, render.py)."""
 
 from learnit_tf import init_io
-from learnit_tf.nerf import phototourism, procedural, shapenet
-from learnit_tf.nerf import views as views_lib
-from learnit_tf.nerf.task import NerfTask
+from learnit_tf.kinds.nerf import phototourism, procedural, shapenet
+from learnit_tf.kinds.nerf import views as views_lib
+from learnit_tf.kinds.nerf.task import NerfTask
 
 DATASETS = ("procedural_objects", "shapenet", "phototourism")
 

@@ -10,7 +10,7 @@ import numpy as np
 import phantominator
 
 from learnit_tf import testing
-from learnit_tf.data import shepp_logan
+from learnit_tf.kinds.ct import shepp_logan
 
 
 def _build(data_dir, split="test"):

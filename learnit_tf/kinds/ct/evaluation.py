@@ -22,7 +22,7 @@ from learnit_tf.evaluation import write_csv_atomic
 from learnit_tf.meta import Fitter, InnerOptimizer
 from learnit_tf.plots import pyplot, save_figure_atomic
 from learnit_tf.models import FunctionalModel
-from learnit_tf.tasks.ct import CtTask, make_eval_example
+from learnit_tf.kinds.ct.task import CtTask, make_eval_example
 
 META, STANDARD = "meta", "standard"
 CSV_COLUMNS = ("init", "views", "steps", "psnr_mean", "psnr_std", "num_examples")

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from learnit_tf.data import catalog
+from learnit_tf.kinds.image import catalog
 from learnit_tf.testing import TestCase
 
 _IMAGE_ONLY = tfds.decode.PartialDecoding({"image": True})

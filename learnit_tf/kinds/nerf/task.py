@@ -25,7 +25,7 @@ Example layout (one signal, static shapes; R support rays, T held-out rays):
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.nerf.rendering import render_rays, render_rays_chunked
+from learnit_tf.kinds.nerf.rendering import render_rays, render_rays_chunked
 from learnit_tf.tasks.base import Task, mse_to_psnr
 
 SUPPORT_KEYS = ("rays_o", "rays_d", "rgb")
@@ -44,7 +44,7 @@ class NerfTask(Task):
         white_background: composite over white (object renders) or black.
         metric_rays: `metrics` renders this many held-out rays (an evenly spaced,
             fixed subset) so that per-step metrics stay cheap; None renders all.
-            Full-image PSNR lives in `learnit_tf.nerf.evaluation`.
+            Full-image PSNR lives in `learnit_tf.kinds.nerf.evaluation`.
         eval_num_samples: samples per ray for `metrics` (default num_samples).
         chunk: rays per chunk when `metrics` renders many rays.
 
@@ -135,7 +135,7 @@ class NerfTask(Task):
         return np.round(np.linspace(0, num_rays - 1, self.metric_rays)).astype(np.int32)
 
     def check_init(self, fmodel, weights, example):
-        from learnit_tf.nerf.evaluation import density_alive_fraction  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.nerf.evaluation import density_alive_fraction  # pylint: disable=import-outside-toplevel
         alive = density_alive_fraction(fmodel, weights, example, self)
         if alive < 0.01:
             return (f"the density is positive at only {alive:.2%} of sample points, so the "

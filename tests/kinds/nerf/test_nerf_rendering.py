@@ -1,11 +1,11 @@
-"""Cameras, rays, stratified sampling and volume compositing (learnit_tf.nerf)."""
+"""Cameras, rays, stratified sampling and volume compositing (learnit_tf.kinds.nerf)."""
 
 import numpy as np
 import tensorflow as tf
 
 from learnit_tf import testing
 from learnit_tf.models import FunctionalModel, NerfMLP
-from learnit_tf.nerf import cameras, rendering
+from learnit_tf.kinds.nerf import cameras, rendering
 
 
 def constant_field(rgb_raw, sigma_raw):

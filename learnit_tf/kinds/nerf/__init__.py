@@ -12,16 +12,16 @@ compositing, chunked rendering), `task` (`NerfTask`), `procedural`
 (turntables, appearance interpolation), `sources` (dataset/init helpers for scripts).
 """
 
-from learnit_tf.nerf import cameras, rendering, video
-from learnit_tf.nerf.evaluation import (InitSpec, TestTimeFitter, evaluate_inits, held_out_psnr,
+from learnit_tf.kinds.nerf import cameras, rendering, video
+from learnit_tf.kinds.nerf.evaluation import (InitSpec, TestTimeFitter, evaluate_inits, held_out_psnr,
                                         single_view_protocol)
-from learnit_tf.nerf.phototourism import Phototourism, PhototourismConfig, phototourism_examples
-from learnit_tf.nerf.procedural import (ProceduralObjects, ProceduralObjectsConfig,
+from learnit_tf.kinds.nerf.phototourism import Phototourism, PhototourismConfig, phototourism_examples
+from learnit_tf.kinds.nerf.procedural import (ProceduralObjects, ProceduralObjectsConfig,
                                         procedural_objects_examples)
-from learnit_tf.nerf.rendering import (RayRenderer, composite, render_rays, render_rays_chunked,
+from learnit_tf.kinds.nerf.rendering import (RayRenderer, composite, render_rays, render_rays_chunked,
                                        stratified_samples)
-from learnit_tf.nerf.shapenet import ShapenetViews, ShapenetViewsConfig, shapenet_examples
-from learnit_tf.nerf.task import NerfTask
+from learnit_tf.kinds.nerf.shapenet import ShapenetViews, ShapenetViewsConfig, shapenet_examples
+from learnit_tf.kinds.nerf.task import NerfTask
 
 __all__ = [
     "cameras", "rendering", "video", "NerfTask", "RayRenderer", "composite", "render_rays",

@@ -14,7 +14,7 @@ random shapes, each drawn from:
 - ``stroke``: an open quadratic Bézier curve thickened into a band.
 
 Distances are measured in units of the image side: pixel centres lie on the paper's
-grid ``linspace(0, 1, R + 1)[:-1]`` (``learnit_tf.tasks.image_grid``), so the
+grid ``linspace(0, 1, R + 1)[:-1]`` (``learnit_tf.kinds.image.image_grid``), so the
 distribution of shapes is the same at every resolution and the ``small`` config is a
 low-resolution version of ``paper``. The sign is negative inside.
 
@@ -56,7 +56,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from learnit_tf.data.procedural_builders import prepare_procedural_builder
-from learnit_tf.tasks.image import image_grid
+from learnit_tf.kinds.image.task import image_grid
 
 INSIDE_COLOR = np.array([0.65, 0.85, 1.0], np.float64)
 OUTSIDE_COLOR = np.array([0.9, 0.6, 0.3], np.float64)

@@ -26,7 +26,7 @@ from learnit_tf import init_io
 from learnit_tf.atomic import atomic_save
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
-from learnit_tf.nerf.rendering import RayRenderer, stratified_samples
+from learnit_tf.kinds.nerf.rendering import RayRenderer, stratified_samples
 
 
 @dataclasses.dataclass
@@ -343,7 +343,7 @@ def single_view_protocol(init_dir, out_dir=None, dataset="procedural_objects", s
     # pylint: disable=import-outside-toplevel
     from learnit_tf.data.pipeline import take_examples
     from learnit_tf.models import FunctionalModel
-    from learnit_tf.nerf import sources
+    from learnit_tf.kinds.nerf import sources
 
     steps = sorted({int(s) for s in steps})
     if not steps or steps[0] < 0:

@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf import testing
-from learnit_tf.nerf import cameras, phototourism, procedural, shapenet, views
+from learnit_tf.kinds.nerf import cameras, phototourism, procedural, shapenet, views
 
 tfds.disable_progress_bar()
 

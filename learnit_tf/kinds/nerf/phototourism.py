@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
-from learnit_tf.nerf import cameras
+from learnit_tf.kinds.nerf import cameras
 
 LANDMARKS = ("sacre", "trevi", "brandenburg")
 POSE_FILES = ("c2w_mats.npy", "kinv_mats.npy", "bds.npy", "res_mats.npy")

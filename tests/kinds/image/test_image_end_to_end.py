@@ -10,11 +10,11 @@ import tensorflow as tf
 from PIL import Image
 
 from learnit_tf import gin_config, init_io
-from learnit_tf.data import (image_folder_examples, load_image, meta_batches, take_examples,
-                             text_images_examples)
+from learnit_tf.data import meta_batches, take_examples
+from learnit_tf.kinds.image import image_folder_examples, load_image, text_images_examples
 from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer, fit
 from learnit_tf.models import Siren
-from learnit_tf.tasks import ImageTask
+from learnit_tf.kinds.image import ImageTask
 from learnit_tf.testing import TestCase
 from learnit_tf.train import NonFiniteLossError, evaluate_init, meta_train
 
@@ -105,7 +105,7 @@ class FitScriptTest(TestCase):
     def _run(self, *args):
         import subprocess  # pylint: disable=import-outside-toplevel
         import sys  # pylint: disable=import-outside-toplevel
-        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
         return subprocess.run([sys.executable, os.path.join(repo, "scripts", "fit.py"), *args],
                               capture_output=True, text=True, timeout=300)
 

@@ -1,0 +1,21 @@
+"""Registers the image kind."""
+
+from learnit_tf.kinds.image import catalog, folder, sdf_2d, task, text_images
+from learnit_tf.kinds.registry import SignalKind, register_kind
+
+KIND = register_kind(SignalKind(
+    name="image",
+    description="2D images: pixel coordinates -> RGB (identity measurement)",
+    tasks={"ImageTask": task.ImageTask},
+    datasets={
+        "text_images_examples": text_images.text_images_examples,
+        "sdf_2d_examples": sdf_2d.sdf_2d_examples,
+        "celeb_a_examples": catalog.celeb_a_examples,
+        "imagenette_examples": catalog.imagenette_examples,
+        "image_folder_examples": folder.image_folder_examples,
+    },
+    folder_dataset="image_folder_examples",
+    protocol="learnit_tf.kinds.image.evaluation:ImageProtocol",
+    fit_input="learnit_tf.kinds.image.folder:fit_example",
+    default_init="text_siren",
+))

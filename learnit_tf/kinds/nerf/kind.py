@@ -1,0 +1,19 @@
+"""Registers the NeRF view-synthesis kind."""
+
+from learnit_tf.kinds.nerf import phototourism, procedural, shapenet, task
+from learnit_tf.kinds.registry import SignalKind, register_kind
+
+KIND = register_kind(SignalKind(
+    name="nerf",
+    description="view synthesis: 3D points -> colour and density, volume rendering of rays",
+    tasks={"NerfTask": task.NerfTask},
+    datasets={
+        "procedural_objects_examples": procedural.procedural_objects_examples,
+        "shapenet_examples": shapenet.shapenet_examples,
+        "phototourism_examples": phototourism.phototourism_examples,
+    },
+    folder_dataset=None,
+    protocol="learnit_tf.kinds.nerf.evaluation:NerfProtocol",
+    fit_input="learnit_tf.kinds.nerf.views:fit_example",
+    default_init="procedural_chairs_nerf",
+))

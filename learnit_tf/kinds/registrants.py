@@ -1,0 +1,6 @@
+"""Imports every signal kind's registration module (one line per kind)."""
+
+# pylint: disable=unused-import
+from learnit_tf.kinds.image import kind as _image_kind  # noqa: F401
+from learnit_tf.kinds.ct import kind as _ct_kind  # noqa: F401
+from learnit_tf.kinds.nerf import kind as _nerf_kind  # noqa: F401

@@ -1,0 +1,141 @@
+"""The registry of signal kinds: what each kind provides, looked up by name.
+
+A *signal kind* (images, CT, NeRF views, ...) is a package under `learnit_tf/kinds/`
+holding everything that belongs to it: its task (measurement operator + loss), its
+dataset functions (TFDS builders and pipelines), readers of a user's own files, its
+evaluation protocol and its plots. The package registers itself once, with
+`register_kind` in its `kind.py`; `learnit_tf.kinds.registrants` imports every
+registrant. Shared layers (gin registration, init metadata -> task/data, scripts)
+look kinds up here and name none of them.
+
+Kind modules are imported lazily (by `load_all`), so this module imports nothing of
+any kind and the shared layers stay free of import cycles.
+"""
+
+import dataclasses
+import importlib
+from typing import Callable, Mapping, Optional
+
+_KINDS = {}
+_LOADED = False
+REGISTRANTS_MODULE = "learnit_tf.kinds.registrants"
+
+
+@dataclasses.dataclass(frozen=True)
+class SignalKind:
+    """What one signal kind provides to the shared layers.
+
+    Attributes:
+        name: short name ("image", "ct", "nerf"), recorded in init metadata.
+        description: one line for listings.
+        tasks: task class name -> `learnit_tf.tasks.Task` subclass.
+        datasets: dataset function name -> callable(split, **kwargs) returning an
+            unbatched `tf.data.Dataset` of examples (gin-configurable by that name).
+        folder_dataset: name (in `datasets`) of the function that reads a folder of
+            the user's own files; its folder argument is named `directory`.
+        protocol: "module:attribute" of the kind's `learnit_tf.evaluation.Protocol`
+            subclass (imported when first needed).
+        fit_input: "module:attribute" of callable(path, task, **flags) -> example,
+            the reader of one user signal for `scripts/fit.py --input=PATH`.
+        default_init: a zoo init name shown in examples and used by the tests.
+    """
+
+    name: str
+    description: str
+    tasks: Mapping[str, type]
+    datasets: Mapping[str, Callable]
+    folder_dataset: Optional[str] = None
+    protocol: Optional[str] = None
+    fit_input: Optional[str] = None
+    default_init: Optional[str] = None
+
+    def task_class(self, class_name):
+        if class_name not in self.tasks:
+            raise ValueError(f"Signal kind {self.name!r} has no task {class_name!r}; expected "
+                             f"one of {sorted(self.tasks)}.")
+        return self.tasks[class_name]
+
+    def protocol_class(self):
+        """The kind's evaluation protocol class."""
+        if not self.protocol:
+            raise ValueError(f"Signal kind {self.name!r} has no evaluation protocol.")
+        return _resolve(self.protocol)
+
+    def fit_input_reader(self):
+        """callable(path, task, **options) -> example for one user signal."""
+        if not self.fit_input:
+            raise ValueError(f"Signal kind {self.name!r} has no reader for fit inputs.")
+        return _resolve(self.fit_input)
+
+
+def _resolve(spec):
+    module_name, attribute = spec.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def register_kind(kind):
+    """Registers a `SignalKind` (once per name; re-registering the same kind is a no-op)."""
+    if not isinstance(kind, SignalKind):
+        raise TypeError(f"register_kind expects a SignalKind, got {type(kind).__name__}.")
+    previous = _KINDS.get(kind.name)
+    if previous is not None and previous != kind:
+        raise ValueError(f"Signal kind {kind.name!r} is already registered differently.")
+    for other in _KINDS.values():
+        if other.name == kind.name:
+            continue
+        for what, mine, theirs in (("task", kind.tasks, other.tasks),
+                                   ("dataset function", kind.datasets, other.datasets)):
+            clash = set(mine) & set(theirs)
+            if clash:
+                raise ValueError(f"Signal kind {kind.name!r} registers {what} {sorted(clash)}, "
+                                 f"already registered by kind {other.name!r}.")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def load_all():
+    """Imports every registrant (idempotent); returns {name: SignalKind}."""
+    global _LOADED
+    if not _LOADED:
+        importlib.import_module(REGISTRANTS_MODULE)
+        _LOADED = True
+    return dict(_KINDS)
+
+
+def all_kinds():
+    """Every registered kind, sorted by name."""
+    return [kind for _, kind in sorted(load_all().items())]
+
+
+def get_kind(name):
+    """The kind registered as `name`, or a ValueError listing the known kinds."""
+    kinds = load_all()
+    if name not in kinds:
+        raise ValueError(f"Unknown signal kind {name!r}; expected one of {sorted(kinds)}.")
+    return kinds[name]
+
+
+def kind_of_task(class_name):
+    """The kind that owns task class `class_name`."""
+    for kind in all_kinds():
+        if class_name in kind.tasks:
+            return kind
+    raise ValueError(f"Unknown task {class_name!r}; expected one of "
+                     f"{sorted(t for k in all_kinds() for t in k.tasks)}.")
+
+
+def kind_of_dataset(function_name):
+    """The kind that owns dataset function `function_name`."""
+    for kind in all_kinds():
+        if function_name in kind.datasets:
+            return kind
+    raise ValueError(f"Unknown dataset function {function_name!r}; expected one of "
+                     f"{sorted(d for k in all_kinds() for d in k.datasets)}.")
+
+
+def task_class(class_name):
+    return kind_of_task(class_name).tasks[class_name]
+
+
+def dataset_function(function_name):
+    return kind_of_dataset(function_name).datasets[function_name]
