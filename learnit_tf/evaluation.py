@@ -31,7 +31,7 @@ def dataset_fn_from_metadata(metadata, data_dir=None, **overrides):
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     kwargs.update(overrides)
-    return lambda split: fn(split, **kwargs)
+    return lambda split: fn(split=split, **kwargs)
 
 
 def held_out_examples(metadata, count, split="test", data_dir=None, seed=12345):

@@ -158,7 +158,8 @@ def meta_train(model_dir,
             exported init go. Re-running with the same directory resumes.
         model_fn: callable(seed=...) -> built Keras coordinate network (e.g. `@Siren`).
         task: a `learnit_tf.tasks.Task` instance (e.g. `@ImageTask()`).
-        dataset_fn: callable(split) -> unbatched tf.data.Dataset of examples.
+        dataset_fn: callable(split=...) -> unbatched tf.data.Dataset of examples (called
+            with `split` as a keyword, so a folder reader's `directory` can be bound in gin).
         algorithm: "maml", "fomaml" or "reptile".
         inner_steps: inner optimizer steps per example.
         inner_optimizer: "sgd" or "adam".
@@ -204,7 +205,7 @@ def meta_train(model_dir,
         seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
 
     def make_batches():
-        return meta_batches(dataset_fn(train_split), meta_batch_size, seed=seed)
+        return meta_batches(dataset_fn(split=train_split), meta_batch_size, seed=seed)
 
     # All workers resume from the chief's checkpoints; non-chief workers of a
     # multi-worker run write to a scratch directory (see distribute.worker_dir).
@@ -246,14 +247,14 @@ def meta_train(model_dir,
         # everywhere has zero gradients) before spending hours on them.
         problem = task.check_init(FunctionalModel(model), [tf.convert_to_tensor(v) for v in
                                                            model.trainable_variables],
-                                  take_examples(dataset_fn(train_split), 1, seed=seed)[0])
+                                  take_examples(dataset_fn(split=train_split), 1, seed=seed)[0])
         if problem:
             raise ValueError(f"The initial weights (seed={seed}) cannot be meta-trained: "
                              f"{problem} Choose another meta_train.seed.")
 
     eval_examples = None
     if eval_every and num_eval_examples:
-        eval_examples = take_examples(dataset_fn(eval_split), num_eval_examples, seed=seed + 1)
+        eval_examples = take_examples(dataset_fn(split=eval_split), num_eval_examples, seed=seed + 1)
         eval_fitter = Fitter(model, task, meta_config.inner_optimizer,
                              steps_per_call=meta_config.inner_steps, jit_compile=jit_compile)
 
