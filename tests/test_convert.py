@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import types
-import unittest
 
 import numpy as np
 import tensorflow as tf
@@ -19,17 +18,16 @@ from learnit_tf.init_io import load_init, read_metadata
 from learnit_tf.kinds.image import image_grid
 from learnit_tf.testing import TestCase
 
+# A copy of ../shared/fixtures (the authors' haiku layout and haiku's own output) lives
+# in the repository so that a plain clone runs these tests; LEARNIT_FIXTURES may point
+# at another copy.
 FIXTURES = os.environ.get("LEARNIT_FIXTURES",
-                          os.path.join(os.path.dirname(__file__), "..", "..", "shared",
-                                       "fixtures"))
+                          os.path.join(os.path.dirname(__file__), "data", "learnit_fixture"))
 PARAMS = os.path.join(FIXTURES, "learnit_siren_params.pkl")
 EXPECTED = os.path.join(FIXTURES, "learnit_siren_expected.npz")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFIX = "siren__model"
-# The fixture lives next to the repository (../shared/fixtures); elsewhere point
-# LEARNIT_FIXTURES at a copy.
-needs_fixture = unittest.skipUnless(os.path.exists(PARAMS) and os.path.exists(EXPECTED),
-                                    f"fixture not found in {FIXTURES} (set LEARNIT_FIXTURES)")
+
 
 
 def _key(i):
@@ -99,7 +97,6 @@ def _fake_haiku():
 
 class ConvertFixtureTest(TestCase):
 
-    @needs_fixture
     def test_fixture_reproduced(self):
         params = convert.load_haiku_params(PARAMS)
         self.assertEqual(sorted(params), [_key(i) for i in range(5)])
@@ -112,7 +109,6 @@ class ConvertFixtureTest(TestCase):
         self.assertAllEqual(coords[0], image_grid(32))
         self.assertAllClose(_xla_output(model, coords), expected, atol=1e-5, rtol=0)
 
-    @needs_fixture
     def test_convert_to_init_directory(self):
         out = os.path.join(tempfile.mkdtemp(), "init")
         _, _, error = convert.convert_checkpoint(PARAMS, out, metadata={"signal_class": "x"},
@@ -130,7 +126,6 @@ class ConvertFixtureTest(TestCase):
         self.assertIn("matthewtancik.com/learnit", meta["source"]["authors_project_page"])
         self.assertLessEqual(meta["verified_against"]["max_abs_error"], 1e-5)
 
-    @needs_fixture
     def test_failed_verification_writes_nothing(self):
         with np.load(EXPECTED) as data:
             bad = {"coords": data["coords"], "out": data["out"] + 1e-3}
@@ -141,7 +136,6 @@ class ConvertFixtureTest(TestCase):
             convert.convert_checkpoint(PARAMS, out, verify_npz=npz)
         self.assertFalse(os.path.exists(out))
 
-    @needs_fixture
     def test_all_pickle_protocols(self):
         params = convert.load_haiku_params(PARAMS)
         for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
@@ -203,7 +197,6 @@ class MaliciousPickleTest(TestCase):
         self._refused(_Payload(builtins.eval, f"open({self.marker!r}, 'w').write('x')"),
                       "builtins.eval")
 
-    @needs_fixture
     def test_payload_inside_valid_params_refused(self):
         params = convert.load_haiku_params(PARAMS)
         params[_key(2)]["w"] = _Payload(os.system, f"touch {self.marker}")
@@ -235,7 +228,6 @@ class MaliciousPickleTest(TestCase):
         self.assertFalse(os.path.exists(out))
 
 
-@needs_fixture
 class BadLayoutTest(TestCase):
 
     @classmethod
