@@ -3,6 +3,7 @@
 from learnit_tf.models.fourier import FourierFeatureMLP
 from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.models.nerf import NerfMLP
+from learnit_tf.models import presets
 from learnit_tf.models.siren import Siren, SirenInitializer, with_mixed_precision
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (Siren, FourierFeatureMLP, NerfMLP)}

@@ -8,9 +8,11 @@ notebook), 4 ReLU layers of width 256, a linear output of 1 and a sigmoid.
 import keras
 from keras import ops
 
+from learnit_tf.models.presets import PresetMixin
+
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
-class FourierFeatureMLP(keras.Model):
+class FourierFeatureMLP(PresetMixin, keras.Model):
     """ReLU MLP on fixed Gaussian Fourier features.
 
     The matrix B is a non-trainable weight: it is saved with the model and passed

@@ -10,9 +10,11 @@ import numpy as np
 import keras
 from keras import ops
 
+from learnit_tf.models.presets import PresetMixin
+
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
-class NerfMLP(keras.Model):
+class NerfMLP(PresetMixin, keras.Model):
     """Positional-encoding ReLU MLP returning raw (r, g, b, σ) per 3D point.
 
     Args:

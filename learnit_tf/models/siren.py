@@ -20,6 +20,8 @@ import math
 import keras
 from keras import ops
 
+from learnit_tf.models.presets import PresetMixin
+
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
 class SirenInitializer(keras.initializers.Initializer):
@@ -43,7 +45,7 @@ class SirenInitializer(keras.initializers.Initializer):
 
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
-class Siren(keras.Model):
+class Siren(PresetMixin, keras.Model):
     """Sinusoidal representation network (Sitzmann et al. 2020) as used by learnit.
 
     Args:
