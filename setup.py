@@ -1,5 +1,44 @@
-"""learnit_tf: meta-learned initializations for coordinate-based networks."""
+"""learnit_tf: meta-learned initializations for coordinate-based networks.
+
+The shipped inits (`zoo/`) and the experiment configs (`gin/`) live at the top of the
+repository; a wheel carries copies of them inside the package
+(`learnit_tf/_shipped/zoo`, `learnit_tf/_shipped/gin`), so `zoo.load(name)` and
+`--gin_file=image/text_maml_cpu.gin` work from any directory after `pip install .`.
+"""
+import os
+import shutil
+
 import setuptools
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIPPED = ("zoo", "gin")
+
+
+class BuildPyWithShippedData(build_py):
+    """build_py that also copies zoo/ and gin/ into the built package."""
+
+    def run(self):
+        super().run()
+        for name in SHIPPED:
+            source = os.path.join(HERE, name)
+            target = os.path.join(self.build_lib, "learnit_tf", "_shipped", name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            shutil.copytree(source, target,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+
+
+CONSOLE_SCRIPTS = [
+    "learnit-meta-train=learnit_tf.commands.meta_train:run",
+    "learnit-evaluate=learnit_tf.commands.evaluate:run",
+    "learnit-fit=learnit_tf.commands.fit:run",
+    "learnit-render=learnit_tf.commands.render:run",
+    "learnit-cross-class=learnit_tf.commands.cross_class:run",
+    "learnit-zoo=learnit_tf.commands.zoo:run",
+    "learnit-publish=learnit_tf.commands.publish:run",
+    "learnit-convert=learnit_tf.commands.convert_learnit_checkpoint:run",
+]
 
 setuptools.setup(
     name="learnit_tf",
@@ -23,8 +62,10 @@ setuptools.setup(
         "phantominator",  # Shepp-Logan ellipse parameters (CT phantoms)
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "scikit-image"],
+        "test": ["pytest", "pytest-xdist", "scikit-image", "build"],
     },
     package_data={"learnit_tf": ["py.typed"]},
     include_package_data=True,
+    cmdclass={"build_py": BuildPyWithShippedData},
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

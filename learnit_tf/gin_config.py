@@ -8,7 +8,7 @@ their own names.
 
 import gin
 
-from learnit_tf import kinds, models
+from learnit_tf import kinds, models, shipped
 from learnit_tf.train import meta_train  # noqa: F401  (registers @meta_train)
 
 _REGISTERED = False
@@ -35,6 +35,8 @@ def register_all():
 def parse_config(gin_files=(), gin_bindings=()):
     """Parses gin files and bindings with errors that name the offending input."""
     register_all()
+    # A path, or the name of a shipped config ("image/text_maml_cpu.gin").
+    gin_files = [shipped.resolve_gin_file(path) for path in gin_files]
     for path in gin_files:
         try:
             open(path).close()
