@@ -1,10 +1,30 @@
-"""Evaluating an init against a standard init on held-out signals (the paper's protocol).
+"""Evaluating an init against a standard init on held-out signals: one protocol interface.
 
-PAPER.md, "2D image regression" evaluation: the meta init is fitted with SGD at the
-inner learning rate, a standard init of the same architecture with Adam 1e-4; the
-report is PSNR after k steps and how many standard-init steps reach the meta init's
-2-step PSNR (the paper: more than 30× on CelebA).
+PAPER.md: every signal kind is scored by fitting held-out signals from the meta init
+(with the optimizer it was meta-trained for) and from a standard init of the same
+architecture (Adam, the paper's choice for standard inits). What varies by kind is the
+protocol: images report PSNR against test-time steps and how many standard-init steps
+match the meta init's 2-step PSNR; CT reports PSNR against the number of views; NeRF
+fits one view and reports PSNR on held-out views.
+
+Each kind subclasses `Protocol` (in `learnit_tf/kinds/<kind>/evaluation.py`, named by
+the kind's `SignalKind.protocol`); every protocol returns a `Report`: rows with the
+columns `REPORT_COLUMNS`, a JSON `summary`, optional extra tables and PNG figures, all
+written by `write_report`. `Protocol.headline` turns a report into the few numbers the
+zoo table shows. `StepsProtocol` is the PSNR-vs-steps protocol for any task whose
+examples are fitted by steps (images, audio); kinds specialise it.
+
+This module names no kind: it looks kinds up in `learnit_tf.kinds`.
 """
+
+import abc
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+import typing
+from typing import Optional
 
 import numpy as np
 
@@ -12,22 +32,29 @@ from learnit_tf import init_io, kinds
 from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import take_examples
 from learnit_tf.meta import Fitter, InnerOptimizer
+from learnit_tf.metadata import DatasetSpec, TaskSpec, as_init_metadata
 
 REPORT_STEPS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+REPORT_COLUMNS = ("init", "optimizer", "learning_rate", "steps", "observations", "psnr_mean",
+                  "psnr_std", "count")
+REPORT_CSV, REPORT_JSON = "report.csv", "report.json"
+META, STANDARD = "meta", "standard"
 
+
+# -- init metadata -> task, data, optimizer ------------------------------------------------
 
 def task_from_metadata(metadata):
-    """Rebuilds the task recorded in an init's metadata."""
-    spec = metadata.get("task") or {}
-    cls = kinds.task_class(spec.get("class_name"))
-    return cls(**spec.get("config", {}))
+    """Rebuilds the task recorded in an init's metadata (an `InitMetadata` or its dict)."""
+    spec = as_init_metadata(metadata).task or TaskSpec()
+    cls = kinds.task_class(spec.class_name)
+    return cls(**spec.config)
 
 
 def dataset_fn_from_metadata(metadata, data_dir=None, **overrides):
     """callable(split) -> examples for the dataset recorded in an init's metadata."""
-    spec = metadata.get("dataset") or {}
-    fn = kinds.dataset_function(spec.get("function"))
-    kwargs = dict(spec.get("gin_bindings") or {})
+    spec = as_init_metadata(metadata).dataset or DatasetSpec()
+    fn = kinds.dataset_function(spec.function)
+    kwargs = dict(spec.bindings)  # Version-1 files: `gin_bindings` (learnit_tf.metadata).
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     kwargs.update(overrides)
@@ -39,11 +66,30 @@ def held_out_examples(metadata, count, split="test", data_dir=None, seed=12345):
     return take_examples(dataset_fn_from_metadata(metadata, data_dir)(split), count, seed=seed)
 
 
-def meta_optimizer_from_metadata(metadata):
+def meta_optimizer_from_metadata(metadata, learning_rate=None):
     """The paper's test-time optimizer for a meta init: the inner optimizer it was trained for."""
-    hp = metadata.get("hyperparameters", {})
-    return InnerOptimizer(hp.get("inner_optimizer", "sgd"), hp.get("inner_learning_rate", 1e-2))
+    hp = as_init_metadata(metadata).hyperparameters
+    if learning_rate is None:
+        learning_rate = 1e-2 if hp.inner_learning_rate is None else hp.inner_learning_rate
+    return InnerOptimizer(hp.inner_optimizer or "sgd", learning_rate)
 
+
+def kind_of_metadata(metadata):
+    """The `SignalKind` of the task recorded in an init's metadata."""
+    spec = metadata.get("task") if isinstance(metadata, dict) else None
+    name = spec.get("class_name") if isinstance(spec, dict) else spec
+    if not name:
+        raise ValueError("The init's metadata records no task (metadata['task']['class_name']); "
+                         "its signal kind is unknown.")
+    return kinds.kind_of_task(name)
+
+
+def protocol_for(metadata, **options):
+    """The evaluation protocol of an init's kind, with `options` (see its `Options`)."""
+    return kind_of_metadata(metadata).protocol_class()(**options)
+
+
+# -- fitting and curves --------------------------------------------------------------------
 
 def steps_to_reach(curve, target):
     """First step at which `curve` (indexed by step) reaches `target`, or None."""
@@ -56,17 +102,17 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
     """Fits every example from every init and collects PSNR curves.
 
     Args:
-        inits: dict label -> (model, InnerOptimizer, steps for that init).
+        inits: dict label -> (model, InnerOptimizer, steps for that init or None).
         task: the task.
         examples: list of example dicts.
-        steps: unused when each init gives its own steps; kept for symmetry (default steps).
+        steps: steps of inits that give None.
         snapshot_steps: steps at which to keep fitted weights for reconstruction grids.
         snapshot_examples: for how many of the first examples to keep snapshots.
         progress: optional callable(label, example_index, result).
 
     Returns:
         dict label -> {"psnr": (num_examples, steps+1) array, "snapshots": [dict step->weights],
-        "model": model}.
+        "model": model, "fitter": the Fitter}.
     """
     out = {}
     for label, (model, optimizer, init_steps) in inits.items():
@@ -86,7 +132,7 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
     return out
 
 
-def summarize(results, match_step=2, reference="meta", baseline="standard"):
+def summarize(results, match_step=2, reference=META, baseline=STANDARD):
     """Rows (init, step, psnr_mean, psnr_std) at the report steps, and the steps-to-match.
 
     Returns:
@@ -130,7 +176,7 @@ def write_csv_atomic(rows, path, columns=("init", "step", "psnr_mean", "psnr_std
 def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer, meta_steps,
                               standard_steps, standard_optimizer=InnerOptimizer("adam", 1e-4),
                               standard_seed=1, snapshot_steps=(0, 1, 2, 5, 10),
-                              snapshot_examples=3, progress=None):
+                              snapshot_examples=3, progress=None, match_step=2):
     """The paper's comparison for one init: curves, report rows and steps-to-match.
 
     Returns:
@@ -140,15 +186,516 @@ def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer,
     if isinstance(model, str):
         model = init_io.load_init(model)
     inits = {
-        "meta": (model, meta_optimizer, meta_steps),
-        "standard": (standard_init(model, seed=standard_seed), standard_optimizer,
-                     standard_steps),
+        META: (model, meta_optimizer, meta_steps),
+        STANDARD: (standard_init(model, seed=standard_seed), standard_optimizer,
+                   standard_steps),
     }
     results = compare_inits(inits, task, examples, None, snapshot_steps, snapshot_examples,
                             progress)
-    rows, summary = summarize(results)
+    rows, summary = summarize(results, match_step=match_step)
     summary["meta_optimizer"] = {"name": meta_optimizer.name,
                                  "learning_rate": meta_optimizer.learning_rate}
     summary["standard_optimizer"] = {"name": standard_optimizer.name,
                                      "learning_rate": standard_optimizer.learning_rate}
     return results, rows, summary
+
+
+# -- the report ----------------------------------------------------------------------------
+
+def report_row(init, optimizer, steps, psnr, observations=""):
+    """One row of a `Report` from the final PSNRs (one per held-out signal) of a fit.
+
+    Args:
+        init: "meta", "standard" or another init's label.
+        optimizer: the `InnerOptimizer` it was fitted with.
+        steps: test-time steps.
+        psnr: PSNR per held-out signal (array-like, at least one value).
+        observations: what each signal was observed through (e.g. a number of views),
+            "" where the protocol has no such axis.
+    """
+    psnr = np.asarray(psnr, np.float64).reshape(-1)
+    if psnr.size == 0:
+        raise ValueError(f"A report row of init {init!r} needs at least one PSNR value.")
+    return {"init": init, "optimizer": optimizer.name,
+            "learning_rate": float(optimizer.learning_rate), "steps": int(steps),
+            "observations": observations, "psnr_mean": float(psnr.mean()),
+            "psnr_std": float(psnr.std()), "count": int(psnr.size)}
+
+
+@dataclasses.dataclass
+class Report:
+    """What an evaluation protocol found: rows, a summary, extra tables and figures.
+
+    Attributes:
+        protocol: the protocol's name (`Protocol.name`), e.g. "psnr_vs_steps".
+        init: the init evaluated (zoo name or directory).
+        rows: dicts with the columns `REPORT_COLUMNS` (written as report.csv).
+        summary: JSON-able numbers of the protocol (the headline is computed from
+            `rows` and `summary` by the protocol's `headline`).
+        settings: JSON-able options the protocol ran with.
+        tables: extra CSVs: {filename: (columns, rows)}, e.g. per-signal PSNRs.
+        figures: PNGs: {filename: callable(path) writing the figure to `path`}.
+    """
+
+    protocol: str
+    init: str
+    rows: list
+    summary: dict = dataclasses.field(default_factory=dict)
+    settings: dict = dataclasses.field(default_factory=dict)
+    tables: dict = dataclasses.field(default_factory=dict)
+    figures: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        for i, row in enumerate(self.rows):
+            missing = [c for c in REPORT_COLUMNS if c not in row]
+            if missing:
+                raise ValueError(f"Report row {i} of protocol {self.protocol!r} lacks columns "
+                                 f"{missing}; expected {list(REPORT_COLUMNS)}.")
+
+    def to_json(self):
+        """The JSON form (report.json, metadata['evaluation']): everything but the figures."""
+        return {"protocol": self.protocol, "init": self.init, "columns": list(REPORT_COLUMNS),
+                "rows": [{c: row[c] for c in REPORT_COLUMNS} for row in self.rows],
+                "summary": self.summary, "settings": self.settings}
+
+    @classmethod
+    def from_json(cls, data):
+        """Reads `to_json` output back (figures and extra tables are not stored)."""
+        if not isinstance(data, dict) or "protocol" not in data or "rows" not in data:
+            raise ValueError("An evaluation report needs 'protocol' and 'rows'; got "
+                             f"{sorted(data) if isinstance(data, dict) else type(data).__name__}.")
+        return cls(protocol=data["protocol"], init=data.get("init", ""),
+                   rows=list(data["rows"]), summary=dict(data.get("summary") or {}),
+                   settings=dict(data.get("settings") or {}))
+
+    def row(self, init, steps=None, observations=None):
+        """The row of `init` (at `steps` / `observations` if given), or None."""
+        for row in self.rows:
+            if row["init"] == init and (steps is None or row["steps"] == steps) and (
+                    observations is None or row["observations"] == observations):
+                return row
+        return None
+
+    def write(self, output_dir):
+        """Writes the report to `output_dir` (see `write_report`)."""
+        return write_report(self, output_dir)
+
+
+def write_report(report, output_dir):
+    """Writes report.csv, report.json, the extra tables and the figures, all or nothing.
+
+    Every file is first written into a hidden staging directory inside `output_dir`;
+    only when all of them were written are they renamed into place (each rename is
+    atomic), so a failing figure or table leaves no new file behind.
+
+    Returns:
+        The written paths, report.csv and report.json first.
+    """
+    created = not os.path.isdir(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".report-", dir=output_dir)
+    try:
+        names = [REPORT_CSV, REPORT_JSON]
+        init_io.write_csv_atomic(report.rows, os.path.join(staging, REPORT_CSV), REPORT_COLUMNS)
+        init_io.write_json_atomic(os.path.join(staging, REPORT_JSON), report.to_json())
+        for name, (columns, rows) in report.tables.items():
+            init_io.write_csv_atomic(rows, os.path.join(staging, _check_file_name(name)),
+                                     columns)
+            names.append(name)
+        for name, draw in report.figures.items():
+            draw(os.path.join(staging, _check_file_name(name)))
+            names.append(name)
+        for name in names:
+            if not os.path.isfile(os.path.join(staging, name)):
+                raise RuntimeError(f"The report's writer for {name!r} wrote no file.")
+        paths = []
+        for name in names:
+            paths.append(os.path.join(output_dir, name))
+            os.replace(os.path.join(staging, name), paths[-1])
+        return paths
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not os.listdir(output_dir):
+            os.rmdir(output_dir)
+
+
+def _check_file_name(name):
+    if not name or os.path.basename(name) != name or name.startswith("."):
+        raise ValueError(f"Report file names must be plain file names, got {name!r}.")
+    return name
+
+
+# -- the protocol interface ----------------------------------------------------------------
+
+def _coerce(value, annotation, default, name):
+    """`value` (a flag string, a list of strings or a Python value) as the option's type."""
+    if value is None:
+        return None
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    target = args[0] if typing.get_origin(annotation) is typing.Union and args else annotation
+    if typing.get_origin(target) is tuple or isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        item_type = (typing.get_args(target) or (int,))[0]
+        return tuple(_coerce(v, item_type, None, name) for v in items if str(v).strip() != "")
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f"Option {name!r} takes one value, got {list(value)}.")
+        value = value[0]
+    try:
+        if target is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1")
+            return bool(value)
+        if target in (int, float):
+            number = target(float(value)) if target is int and isinstance(value, str) and (
+                "e" in value.lower()) else target(value)
+            if target is int and float(value) != number:
+                raise ValueError(value)
+            return number
+        return target(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Option {name!r} expects {getattr(target, '__name__', target)}, "
+                         f"got {value!r}.") from e
+
+
+class Protocol(abc.ABC):
+    """A kind's evaluation protocol: held-out signals, meta vs standard init, a `Report`.
+
+    Subclasses set `name` and `Options` (a dataclass of absl-free options with
+    defaults; a field's `metadata={"help": ...}` becomes the help of the matching
+    `scripts/evaluate.py` flag) and implement `evaluate` and `headline`.
+
+    Usage (any kind; the protocol comes from the init's metadata):
+
+    >>> from learnit_tf import evaluation, zoo
+    >>> metadata = zoo.describe("text_siren")
+    >>> protocol = evaluation.protocol_for(metadata, num_examples=2, meta_steps=2,
+    ...                                    standard_steps=3)
+    >>> type(protocol).__name__, protocol.options.meta_steps
+    ('ImageProtocol', 2)
+
+    then `report = protocol.evaluate(zoo.load("text_siren"), metadata)`,
+    `report.write(output_dir)` and `protocol.headline(report)`.
+    """
+
+    name = "protocol"
+
+    @dataclasses.dataclass
+    class Options:
+        """No options; subclasses define their own."""
+
+    def __init__(self, options=None, **overrides):
+        if options is None:
+            options = self.make_options(**overrides)
+        elif overrides:
+            options = dataclasses.replace(options, **self.coerce_options(**overrides))
+        if not isinstance(options, self.Options):
+            raise TypeError(f"{type(self).__name__} expects {self.Options.__qualname__} options, "
+                            f"got {type(options).__name__}.")
+        self.options = options
+
+    @classmethod
+    def option_fields(cls):
+        """The dataclass fields of `Options` (name, type, default, help)."""
+        return dataclasses.fields(cls.Options)
+
+    @classmethod
+    def make_options(cls, **values):
+        """`Options` from keyword values, converting flag strings/lists to each field's type.
+
+        Values that are None keep the field's default; unknown names are an error.
+        """
+        return cls.Options(**cls.coerce_options(**values))
+
+    @classmethod
+    def coerce_options(cls, **values):
+        """{name: value converted to the field's type} for the values that are not None."""
+        fields = {f.name: f for f in cls.option_fields()}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no options {unknown}; expected some of "
+                             f"{sorted(fields)}.")
+        hints = typing.get_type_hints(cls.Options)
+        kwargs = {}
+        for key, value in values.items():
+            default = fields[key].default
+            value = _coerce(value, hints.get(key, type(default)), default, key)
+            if value is not None:
+                kwargs[key] = value
+        return kwargs
+
+    @abc.abstractmethod
+    def evaluate(self, model, metadata, init_name="", examples=None):
+        """Fits held-out signals from `model` and a standard init; returns a `Report`.
+
+        Args:
+            model: the meta-learned init (a built Keras coordinate network).
+            metadata: the init's metadata (task, dataset, hyperparameters).
+            init_name: how the report names the init (zoo name or directory).
+            examples: held-out examples to use instead of the metadata's dataset.
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def headline(cls, report):
+        """The zoo's headline of a report: {"meta_psnr_at_K", "standard_psnr_at_K", ...}.
+
+        Keys `meta_psnr_at_<point>` / `standard_psnr_at_<point>` give the PSNR of both
+        inits at the protocol's key point, `psnr_at` says in words where that is, and
+        `steps_to_match` (where meaningful) how many standard-init steps reach the meta
+        init's PSNR there (a string "> N" if none of the N evaluated did).
+        """
+
+    @classmethod
+    def legacy_headline(cls, evaluation):
+        """Headline of an evaluation recorded before reports (PSNR-vs-steps summaries)."""
+        return steps_headline(evaluation)
+
+    @classmethod
+    def headline_from_evaluation(cls, evaluation):
+        """Headline of a recorded `metadata['evaluation']`: a report, or a legacy summary."""
+        if not isinstance(evaluation, dict):
+            return {}
+        if "protocol" in evaluation and "rows" in evaluation:
+            report = Report.from_json(evaluation)
+            return cls.headline(report) if report.protocol == cls.name else {}
+        return cls.legacy_headline(evaluation)
+
+    # Helpers for subclasses.
+
+    def folder_examples(self, metadata, directory, split, count, task):
+        """`count` examples of the user's own folder, read by the kind's folder reader."""
+        kind = kind_of_metadata(metadata)
+        if not kind.folder_dataset:
+            raise ValueError(f"Signal kind {kind.name!r} has no reader for a folder of your "
+                             "own files (--directory).")
+        fn = kind.datasets[kind.folder_dataset]
+        examples = take_examples(fn(directory=directory, split=split,
+                                    **self.folder_options(task)), count)
+        if not examples:
+            raise ValueError(f"Folder {directory!r} gave no {split!r} examples.")
+        return examples
+
+    def folder_options(self, task):
+        """Extra keyword arguments of the kind's folder reader for `task` (e.g. resolution)."""
+        del task
+        return {}
+
+
+# -- PSNR against steps (images, audio: any task whose examples are fitted by steps) -------
+
+def _number(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _curve_at(curve, step):
+    """PSNR at `step` from a curve stored as {step: psnr}, a list or {"steps", "psnr"}."""
+    if isinstance(curve, (list, tuple)):
+        return _number(curve[step]) if len(curve) > step else None
+    if not isinstance(curve, dict):
+        return None
+    for key in (str(step), step):
+        if key in curve:
+            return _number(curve[key])
+    steps, values = curve.get("steps"), curve.get("psnr", curve.get("mean"))
+    if isinstance(steps, list) and isinstance(values, list) and step in steps:
+        i = steps.index(step)
+        return _number(values[i]) if i < len(values) else None
+    if isinstance(values, list):
+        return _curve_at(values, step)
+    return None
+
+
+def steps_headline(summary, match_step=2):
+    """The PSNR-vs-steps headline from a steps summary (`summarize` output or legacy metadata).
+
+    >>> steps_headline({"psnr_curve": {"meta": {"2": 25.0}, "standard": [10.0, 11.0, 12.0]},
+    ...                 "standard_steps_evaluated": 300})
+    {'meta_psnr_at_2': 25.0, 'standard_psnr_at_2': 12.0, 'steps_to_match': '> 300'}
+    """
+    if not isinstance(summary, dict):
+        return {}
+    curves = summary.get("psnr_curve")
+    curves = curves if isinstance(curves, dict) else {}
+    steps_to_match = summary.get("steps_to_match")
+    if not isinstance(steps_to_match, (int, float, str, dict)) or isinstance(steps_to_match, bool):
+        steps_to_match = None
+    evaluated = _number(summary.get("standard_steps_evaluated"))
+    if steps_to_match is None and evaluated is not None:
+        # The standard init never reached the meta init's PSNR in the evaluated steps.
+        steps_to_match = f"> {int(evaluated)}"
+    headline = {}
+    for label in (META, STANDARD):
+        key = f"{label}_psnr_at_{match_step}"
+        value = _number(summary.get(key))
+        headline[key] = value if value is not None else _curve_at(curves.get(label), match_step)
+    headline["steps_to_match"] = steps_to_match
+    return {k: v for k, v in headline.items() if v is not None}
+
+
+@dataclasses.dataclass
+class StepsOptions:
+    """Options of `StepsProtocol` (defaults: the paper's image protocol on a CPU budget)."""
+
+    num_examples: int = dataclasses.field(default=8, metadata={
+        "help": "Held-out signals to average over."})
+    split: str = dataclasses.field(default="test", metadata={
+        "help": "Held-out split of the init's signal class (or of --directory)."})
+    meta_steps: int = dataclasses.field(default=20, metadata={
+        "help": "Test-time steps from the meta init (its inner optimizer)."})
+    standard_steps: int = dataclasses.field(default=1000, metadata={
+        "help": "Test-time steps from the standard init."})
+    meta_learning_rate: Optional[float] = dataclasses.field(default=None, metadata={
+        "help": "Learning rate from the meta init (default: the init's inner learning rate)."})
+    standard_optimizer: str = dataclasses.field(default="adam", metadata={
+        "help": "Optimizer of the standard init (sgd or adam; the paper: adam)."})
+    standard_learning_rate: float = dataclasses.field(default=1e-4, metadata={
+        "help": "Learning rate of the standard init."})
+    standard_seed: int = dataclasses.field(default=1, metadata={
+        "help": "Seed of the standard init."})
+    match_step: int = dataclasses.field(default=2, metadata={
+        "help": "Meta-init step whose PSNR the standard init must reach (steps to match)."})
+    data_dir: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "TFDS data_dir (default: TFDS's)."})
+    directory: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "Evaluate on a folder of your own files of the init's kind instead."})
+    snapshot_examples: int = dataclasses.field(default=3, metadata={
+        "help": "Held-out signals whose reconstructions are drawn."})
+    progress: bool = dataclasses.field(default=True, metadata={
+        "help": "Show a progress bar with ETA."})
+
+
+class StepsProtocol(Protocol):
+    """PSNR against test-time steps, meta init vs standard init, and steps to match.
+
+    The paper's image protocol, for any task whose examples are fitted by steps: the
+    meta init is fitted with its inner optimizer for `meta_steps`, a standard init of
+    the same architecture with Adam for `standard_steps`; rows are the mean PSNR at the
+    report steps (`REPORT_STEPS`), the headline the PSNR of both at `match_step` and how
+    many standard-init steps reach the meta init's PSNR there. Subclasses add figures
+    and tables in `extend_report` and folder-reader options in `folder_options`.
+
+    Example (a kind's protocol, e.g. audio, is a subclass with its own name):
+
+    >>> class WaveProtocol(StepsProtocol):
+    ...     name = "wave_psnr_vs_steps"
+    >>> WaveProtocol(meta_steps=2, standard_steps=4).options.standard_steps
+    4
+
+    `WaveProtocol(...).evaluate(model, metadata)` returns a `Report` whose rows are
+    (init, optimizer, learning_rate, steps, "", psnr_mean, psnr_std, count) and whose
+    figure psnr_curves.png shows both curves.
+    """
+
+    name = "psnr_vs_steps"
+    Options = StepsOptions
+
+    def held_out(self, metadata, task):
+        """The held-out examples: the user's folder (`directory`) or the init's dataset."""
+        o = self.options
+        if o.directory:
+            return self.folder_examples(metadata, o.directory, o.split, o.num_examples, task)
+        examples = held_out_examples(metadata, o.num_examples, o.split, o.data_dir)
+        if not examples:
+            raise ValueError(f"Split {o.split!r} of the init's dataset holds no examples.")
+        return examples
+
+    def optimizers(self, metadata):
+        """(meta optimizer, standard optimizer) of the protocol."""
+        o = self.options
+        return (meta_optimizer_from_metadata(metadata, o.meta_learning_rate),
+                InnerOptimizer(o.standard_optimizer, o.standard_learning_rate))
+
+    def snapshot_steps(self):
+        """Steps whose fitted weights are kept for reconstruction figures."""
+        o = self.options
+        return sorted({0, 1, 2, 5, 10, o.meta_steps} & set(range(o.meta_steps + 1))
+                      | {s for s in (100, 1000) if s <= o.standard_steps})
+
+    def evaluate(self, model, metadata, init_name="", examples=None):
+        o = self.options
+        task = task_from_metadata(metadata)
+        if examples is None:
+            examples = self.held_out(metadata, task)
+        meta_opt, standard_opt = self.optimizers(metadata)
+        progress = _StepsProgress(len(examples) * (o.meta_steps + o.standard_steps), o.progress)
+        results, curve_rows, summary = evaluate_against_standard(
+            model, examples, task, meta_opt, o.meta_steps, o.standard_steps, standard_opt,
+            o.standard_seed, snapshot_steps=self.snapshot_steps(),
+            snapshot_examples=o.snapshot_examples if self.draws_reconstructions() else 0,
+            progress=progress, match_step=o.match_step)
+        optimizers = {META: meta_opt, STANDARD: standard_opt}
+        rows = [report_row(r["init"], optimizers[r["init"]], r["step"],
+                           results[r["init"]]["psnr"][:, r["step"]]) for r in curve_rows]
+        title = f"{metadata.get('signal_class', init_name)}: held-out PSNR"
+        report = Report(
+            protocol=self.name, init=init_name, rows=rows, summary=summary,
+            settings=dict(dataclasses.asdict(o), num_examples=len(examples)),
+            figures={"psnr_curves.png": lambda path: _plot_curves(results, path, title,
+                                                                  summary)})
+        report.tables["per_example.csv"] = _per_example_table(results)
+        self.extend_report(report, model=model, metadata=metadata, task=task,
+                           examples=examples, results=results)
+        return report
+
+    def draws_reconstructions(self):
+        """Whether `extend_report` draws reconstructions (then snapshots are kept)."""
+        return False
+
+    def extend_report(self, report, model, metadata, task, examples, results):
+        """Hook for subclasses: add figures, tables or summary entries to `report`."""
+
+    @classmethod
+    def headline(cls, report):
+        match_step = int(report.settings.get("match_step", 2))
+        headline = steps_headline(report.summary, match_step)
+        if headline:
+            headline["psnr_at"] = f"{match_step} steps"
+        return headline
+
+
+class _StepsProgress:
+    """Progress of `StepsProtocol` fits: a bar over all optimization steps, with ETA."""
+
+    def __init__(self, total_steps, verbose):
+        from learnit_tf import cli  # pylint: disable=import-outside-toplevel
+        self.progress = cli.StepProgress(total_steps, verbose=1 if verbose else 0)
+
+    def __call__(self, label, index, result):
+        del index
+        self.progress.add(len(result.losses) - 1, **{f"{label}_psnr": float(result.psnr[-1])})
+
+
+def _per_example_table(results):
+    """(columns, rows): the final PSNR of every held-out signal from every init."""
+    rows = []
+    for label, res in results.items():
+        psnr = np.asarray(res["psnr"])
+        for i, curve in enumerate(psnr):
+            rows.append({"init": label, "example": i, "steps": len(curve) - 1,
+                         "psnr": float(curve[-1])})
+    return ("init", "example", "steps", "psnr"), rows
+
+
+def _plot_curves(results, path, title, summary):
+    from learnit_tf import plots  # pylint: disable=import-outside-toplevel
+    return plots.plot_psnr_curves(results, path, title=title, summary=summary)
+
+
+def headline_from_metadata(metadata):
+    """The protocol headline of an init's recorded evaluation, from its kind's protocol.
+
+    Inits whose task is unknown (or missing) are read as PSNR-vs-steps summaries.
+    """
+    evaluation = metadata.get("evaluation") if isinstance(metadata, dict) else None
+    try:
+        protocol = kind_of_metadata(metadata).protocol_class()
+    except ValueError:
+        protocol = StepsProtocol
+    return protocol.headline_from_evaluation(evaluation)

@@ -1,0 +1,104 @@
+"""The image protocol: PSNR against test-time steps, meta vs standard init (PAPER.md).
+
+PAPER.md, "2D image regression" evaluation: the meta init is fitted with SGD at the
+inner learning rate, a standard init of the same architecture with Adam 1e-4; the
+report is PSNR after k steps and how many standard-init steps reach the meta init's
+2-step PSNR (the paper: more than 30x on CelebA). `ImageProtocol` is the shared
+`StepsProtocol` plus reconstruction grids and, with `baselines=True`, the paper's
+baseline inits (standard, class mean, matched, shuffled; SGD 1e-2 and Adam 1e-4).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from learnit_tf import baselines, plots
+from learnit_tf.evaluation import (META, REPORT_COLUMNS, STANDARD, StepsOptions, StepsProtocol,
+                                   dataset_fn_from_metadata)
+
+
+@dataclasses.dataclass
+class ImageOptions(StepsOptions):
+    """`StepsOptions` plus the paper's baseline-init table."""
+
+    baselines: bool = dataclasses.field(default=False, metadata={
+        "help": "Also compare the paper's baseline inits (standard, mean, matched, shuffled), "
+                "each with SGD 1e-2 and Adam 1e-4: baselines.csv and baselines.png."})
+    baseline_steps: int = dataclasses.field(default=2, metadata={
+        "help": "Test-time steps of the baseline table."})
+    init_fit_steps: int = dataclasses.field(default=500, metadata={
+        "help": "Adam steps that build the mean and matched inits."})
+    mean_examples: int = dataclasses.field(default=200, metadata={
+        "help": "Training signals averaged into the class mean."})
+
+
+class ImageProtocol(StepsProtocol):
+    """PSNR vs steps on held-out images, steps to match at 2 steps, optional baselines.
+
+    Example:
+
+    >>> from learnit_tf import zoo
+    >>> protocol = ImageProtocol(num_examples=1, meta_steps=2, standard_steps=2,
+    ...                          snapshot_examples=0, progress=False)
+    >>> report = protocol.evaluate(zoo.load("text_siren"), zoo.describe("text_siren"),
+    ...                            "text_siren")  # doctest: +SKIP
+    >>> sorted(ImageProtocol.headline(report))  # doctest: +SKIP
+    ['meta_psnr_at_2', 'psnr_at', 'standard_psnr_at_2', 'steps_to_match']
+    """
+
+    name = "image_psnr_vs_steps"
+    Options = ImageOptions
+
+    def folder_options(self, task):
+        return {"resolution": int(task.height)}
+
+    def draws_reconstructions(self):
+        return True
+
+    def extend_report(self, report, model, metadata, task, examples, results):
+        if results[META]["snapshots"]:
+            report.figures["reconstructions.png"] = (
+                lambda path: plot_reconstructions(results, examples, task, path))
+        if self.options.baselines:
+            self._add_baselines(report, model, metadata, task, examples)
+
+    def _add_baselines(self, report, model, metadata, task, examples):
+        """The paper's baseline comparison: baselines.csv, baselines.png, summary['baselines']."""
+        o = self.options
+        train = dataset_fn_from_metadata(metadata, o.data_dir)("train")
+        mean_image = baselines.class_mean_image(train, o.mean_examples)
+        rows = baselines.evaluate_baselines(model, task, examples, o.baseline_steps,
+                                            mean_image=mean_image,
+                                            init_fit_steps=o.init_fit_steps,
+                                            progress=o.progress)
+        table = [{"init": r["init"], "optimizer": r["optimizer"],
+                  "learning_rate": r["learning_rate"], "steps": r["step"], "observations": "",
+                  "psnr_mean": r["psnr_mean"], "psnr_std": r["psnr_std"],
+                  "count": r["num_examples"]} for r in rows]
+        report.tables["baselines.csv"] = (REPORT_COLUMNS, table)
+        last = [r for r in table if r["steps"] == o.baseline_steps]
+        values = {}
+        for r in last:
+            values.setdefault(r["init"], {})[f"{r['optimizer']} {r['learning_rate']:g}"] = (
+                r["psnr_mean"])
+        title = (f"{metadata.get('signal_class', '')}: PSNR after {o.baseline_steps} steps "
+                 "from each init")
+        report.figures["baselines.png"] = (
+            lambda path: plots.plot_grouped_bars(values, path, title=title))
+        report.summary["baselines"] = {f"{r['init']}/{r['optimizer']}": round(r["psnr_mean"], 3)
+                                       for r in last}
+
+
+def plot_reconstructions(results, examples, task, path):
+    """A grid of the target and the fit at each kept step, from each init, per example."""
+    grid = []
+    for i, example in enumerate(examples[:len(results[META]["snapshots"])]):
+        for label in (META, STANDARD):
+            fitter = results[label]["fitter"]
+            snaps = results[label]["snapshots"][i]
+            cols = [("target", np.asarray(example["image"]))] if "image" in example else []
+            psnr = results[label]["psnr"][i]
+            cols += [(f"step {s}: {psnr[s]:.1f} dB", task.render(fitter.fmodel, w).numpy())
+                     for s, w in sorted(snaps.items())]
+            grid.append((f"#{i} {label}", cols))
+    return plots.plot_reconstruction_grid(grid, path)
