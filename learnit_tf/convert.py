@@ -11,7 +11,7 @@ https://www.matthewtancik.com/learnit, which links a Google Drive folder
 third-party READMEs for the learnit ShapeNet data). Download the CelebA pickle from
 there, then::
 
-    python scripts/convert_learnit_checkpoint.py --input=celeba_maml.pkl --output=inits/celeba
+    python scripts/convert_learnit_checkpoint.py --input=celeba_maml.pkl --output_dir=inits/celeba
 
 **Safety.** Unpickling runs code named by the file, so `load_haiku_params` uses
 `RestrictedUnpickler`: it resolves only the globals needed for dicts, lists, tuples,

@@ -1,66 +1,18 @@
-r"""Converts the paper authors' haiku image-SIREN pickle into a learnit_tf init directory.
+"""Converts the paper authors' haiku image-SIREN pickle into a learnit_tf init directory.
 
-    python scripts/convert_learnit_checkpoint.py --input=celeba_maml.pkl \
-        --output=inits/celeba_authors --signal_class=celeb_a --algorithm=maml \
-        --outer_steps=150000
-
-The pickle is read with a restricted unpickler (only dicts, lists, numpy arrays and
-haiku mappings; anything else is refused before it runs). Where the authors publish
-their checkpoints: see the docstring of `learnit_tf/convert.py`. The output loads with
-`learnit_tf.init_io.load_init(DIR)` like any other init.
-
-With --verify_npz=FILE (an .npz holding `coords` and `out`, e.g.
-../shared/fixtures/learnit_siren_expected.npz) the converted model is evaluated under
-XLA on `coords` before anything is written; the command fails if it deviates from `out`
-by more than --tolerance.
+Thin shell over `learnit_tf.commands.convert_learnit_checkpoint` (installed as a console command; see
+README). Flags: `python scripts/convert_learnit_checkpoint.py --help`.
 """
 
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Running from a checkout without installing still finds the package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from learnit_tf.commands import convert_learnit_checkpoint as _command  # noqa: E402  pylint: disable=wrong-import-position
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("input", None, "Haiku parameter pickle of the authors' image SIREN.")
-flags.DEFINE_string("output", None, "Init directory to write.")
-flags.DEFINE_float("w0", 200.0, "SIREN frequency factor of the checkpoint (paper images: 200).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing output directory.")
-flags.DEFINE_string("signal_class", None, "Signal class recorded in metadata, e.g. celeb_a.")
-flags.DEFINE_string("algorithm", None, "Meta-learning algorithm recorded in metadata, e.g. maml.")
-flags.DEFINE_integer("outer_steps", None, "Outer steps recorded in metadata, e.g. 150000.")
-flags.DEFINE_string("verify_npz", None, "Optional .npz with 'coords' and 'out' to check against.")
-flags.DEFINE_float("tolerance", 1e-5, "Maximum absolute deviation allowed with --verify_npz.")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not FLAGS.input or not FLAGS.output:
-        raise app.UsageError("--input and --output are required.")
-    from learnit_tf import convert  # pylint: disable=import-outside-toplevel
-    metadata = {k: v for k, v in (("signal_class", FLAGS.signal_class),
-                                  ("algorithm", FLAGS.algorithm),
-                                  ("outer_steps", FLAGS.outer_steps)) if v is not None}
-    try:
-        output_dir, model, error = convert.convert_checkpoint(
-            FLAGS.input, FLAGS.output, w0=FLAGS.w0, metadata=metadata,
-            overwrite=FLAGS.overwrite, verify_npz=FLAGS.verify_npz, tolerance=FLAGS.tolerance)
-    except FileExistsError:
-        print(f"error: --output {FLAGS.output!r} already exists; pass --overwrite to "
-              "replace it.", file=sys.stderr)
-        return 1
-    except (convert.UnsafePickleError, convert.CheckpointFormatError, FileNotFoundError,
-            ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"Wrote {output_dir}: Siren(width={model.width}, depth={model.depth}, "
-          f"w0={model.w0:g}, out_features={model.out_features})")
-    if error is not None:
-        print(f"Max |output - expected| on {FLAGS.verify_npz} (XLA): {error:.3g}")
-    return 0
-
+__doc__ = _command.__doc__  # absl prints the main module's docstring for --help
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    _command.run()

@@ -1,98 +1,18 @@
-r"""Lists, describes, downloads and verifies the inits of a learnit_tf zoo.
+"""Lists, describes, downloads and verifies the inits of a learnit_tf zoo.
 
-Usage:
-
-    python scripts/zoo.py list [--format=text|markdown|json]
-    python scripts/zoo.py describe NAME [VERSION]
-    python scripts/zoo.py download NAME [VERSION]
-    python scripts/zoo.py verify [NAME [VERSION]]      # no name: every entry
-
-NAME may also be written NAME@VERSION. The zoo is the repo's zoo/index.json unless
---index or $LEARNIT_TF_ZOO_INDEX names another (local path, http(s) URL or gs://);
-downloads go to --cache_dir, $LEARNIT_TF_CACHE or ~/.cache/learnit_tf.
+Thin shell over `learnit_tf.commands.zoo` (installed as a console command; see
+README). Flags: `python scripts/zoo.py --help`.
 """
 
-import json
 import os
 import sys
 
-from absl import app, flags
-
-# Running from a checkout without `pip install -e .` still finds the package.
+# Running from a checkout without installing still finds the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from learnit_tf import zoo  # pylint: disable=wrong-import-position
+from learnit_tf.commands import zoo as _command  # noqa: E402  pylint: disable=wrong-import-position
 
-flags.DEFINE_string("index", None, "Zoo index (index.json path or directory, http(s) URL or "
-                    "gs://). Default: $LEARNIT_TF_ZOO_INDEX, else the repo's zoo/index.json.")
-flags.DEFINE_string("cache_dir", None, "Download cache. Default: $LEARNIT_TF_CACHE, else "
-                    "~/.cache/learnit_tf.")
-flags.DEFINE_string("base_url", None, "Fetch entries not shipped locally from this URL.")
-flags.DEFINE_enum("format", "text", ["text", "markdown", "json"], "Output format of `list`.")
-
-FLAGS = flags.FLAGS
-COMMANDS = ("list", "describe", "download", "verify")
-
-
-def _name_version(args, command, required=True):
-    if not args:
-        if required:
-            raise app.UsageError(f"`{command}` needs NAME [VERSION].")
-        return None, None
-    if len(args) > 2:
-        raise app.UsageError(f"`{command}` takes NAME [VERSION], got {args}.")
-    return zoo.split_name(args[0], args[1] if len(args) == 2 else None)
-
-
-def main(argv):
-    try:
-        _run(argv)
-    except zoo.ZooError as e:
-        # Refusals (unknown entry, failed verification, unsafe path) are user-facing.
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-
-
-def _run(argv):
-    if len(argv) < 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"Expected a command: {' | '.join(COMMANDS)}.")
-    command, args = argv[1], argv[2:]
-    the_zoo = zoo.Zoo(FLAGS.index, FLAGS.cache_dir, FLAGS.base_url)
-    if command == "list":
-        if args:
-            raise app.UsageError("`list` takes no arguments.")
-        rows = the_zoo.list()
-        if FLAGS.format == "json":
-            print(json.dumps(rows, indent=2, sort_keys=True))
-        else:
-            print(f"Zoo index: {the_zoo.index_location}")
-            print(zoo.format_table(rows, markdown=FLAGS.format == "markdown"))
-    elif command == "describe":
-        name, version = _name_version(args, command)
-        info = the_zoo.info(name, version)
-        print(json.dumps({"zoo": info, "metadata": the_zoo.describe(name, info["version"])},
-                         indent=2, sort_keys=True))
-    elif command == "download":
-        name, version = _name_version(args, command)
-        print(the_zoo.download(name, version))
-    else:
-        name, version = _name_version(args, command, required=False)
-        targets = ([(name, version)] if name else
-                   [(row["name"], row["version"]) for row in the_zoo.list()])
-        failures = 0
-        for target_name, target_version in targets:
-            try:
-                report = the_zoo.verify(target_name, target_version)
-            except Exception as e:  # pylint: disable=broad-except  # report all entries
-                failures += 1
-                print(f"FAILED {target_name}@{target_version}: {e}")
-            else:
-                print(f"ok     {report['name']}@{report['version']}: "
-                      f"{len(report['files'])} files, {report['parameters']} parameters, "
-                      f"{report['directory']}")
-        if failures:
-            sys.exit(1)
-
+__doc__ = _command.__doc__  # absl prints the main module's docstring for --help
 
 if __name__ == "__main__":
-    app.run(main)
+    _command.run()

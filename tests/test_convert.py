@@ -219,7 +219,7 @@ class MaliciousPickleTest(TestCase):
         out = os.path.join(self.dir, "init")
         proc = subprocess.run(
             [sys.executable, os.path.join(REPO, "scripts", "convert_learnit_checkpoint.py"),
-             f"--input={path}", f"--output={out}"],
+             f"--input={path}", f"--output_dir={out}"],
             capture_output=True, text=True, cwd=REPO, timeout=300,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         self.assertEqual(proc.returncode, 1, proc.stderr[-2000:])
