@@ -35,8 +35,9 @@ class SignalKind:
             the user's own files; its folder argument is named `directory`.
         protocol: "module:attribute" of the kind's `learnit_tf.evaluation.Protocol`
             subclass (imported when first needed).
-        fit_input: "module:attribute" of callable(path, task, **flags) -> example,
-            the reader of one user signal for `scripts/fit.py --input=PATH`.
+        fit_input: "module:attribute" of callable(path, task, **options) ->
+            `learnit_tf.kinds.fit_input.FitInput` (task, example, pictures), the reader
+            of one user signal for `scripts/fit.py --input=PATH`.
         default_init: a zoo init name shown in examples and used by the tests.
     """
 
@@ -62,7 +63,7 @@ class SignalKind:
         return _resolve(self.protocol)
 
     def fit_input_reader(self):
-        """callable(path, task, **options) -> example for one user signal."""
+        """callable(path, task, **options) -> `FitInput` for one user signal."""
         if not self.fit_input:
             raise ValueError(f"Signal kind {self.name!r} has no reader for fit inputs.")
         return _resolve(self.fit_input)

@@ -1,6 +1,6 @@
 """Registers the NeRF view-synthesis kind."""
 
-from learnit_tf.kinds.nerf import phototourism, procedural, shapenet, task
+from learnit_tf.kinds.nerf import files, phototourism, procedural, shapenet, task
 from learnit_tf.kinds.registry import SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
@@ -11,9 +11,10 @@ KIND = register_kind(SignalKind(
         "procedural_objects_examples": procedural.procedural_objects_examples,
         "shapenet_examples": shapenet.shapenet_examples,
         "phototourism_examples": phototourism.phototourism_examples,
+        "nerf_folder_examples": files.nerf_folder_examples,
     },
-    folder_dataset=None,
+    folder_dataset="nerf_folder_examples",
     protocol="learnit_tf.kinds.nerf.evaluation:NerfProtocol",
-    fit_input="learnit_tf.kinds.nerf.views:fit_example",
+    fit_input="learnit_tf.kinds.nerf.files:fit_example",
     default_init="procedural_chairs_nerf",
 ))

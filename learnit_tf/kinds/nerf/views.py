@@ -18,9 +18,9 @@ import os
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
+from learnit_tf.kinds.image.folder import read_image
 from learnit_tf.kinds.nerf import cameras
 
 VIEW_MODES = ("all", "single")
@@ -121,13 +121,17 @@ def read_transforms(folder):
 
 
 def load_rgba(path, resolution=None):
-    """Reads a PNG as RGBA uint8 (H, W, 4) (alpha 255 if the file has none)."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgba = np.asarray(img.convert("RGBA"), np.uint8)
-    except OSError as e:
-        raise ValueError(f"Cannot read image {path}: {e}") from e
+    """Reads an image as RGBA uint8 (H, W, 4) (alpha 255 if the file has none).
+
+    Decoded by `learnit_tf.kinds.image.folder.read_image` (any mode and bit depth; a
+    ValueError naming the file for unreadable, unsupported or oversized images).
+    """
+    pixels = read_image(path)
+    colour, alpha = (pixels[..., :-1], pixels[..., -1:]) if pixels.shape[-1] in (2, 4) else (
+        pixels, np.ones_like(pixels[..., :1]))
+    if colour.shape[-1] == 1:
+        colour = np.repeat(colour, 3, axis=-1)
+    rgba = np.round(np.concatenate([colour, alpha], axis=-1) * 255.0).astype(np.uint8)
     if resolution is not None and rgba.shape[:2] != (resolution, resolution):
         raise ValueError(f"Image {path} is {rgba.shape[1]}×{rgba.shape[0]}; expected "
                          f"{resolution}×{resolution}.")
