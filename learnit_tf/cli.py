@@ -7,15 +7,88 @@ import keras
 from learnit_tf import init_io
 
 
-def resolve_init(init):
-    """(model, metadata, directory or None) for an init directory or a zoo name[@version]."""
-    if os.path.isdir(init):
-        return init_io.load_init(init), init_io.read_metadata(init), init
-    if os.path.sep in init or init.startswith("."):
-        raise ValueError(f"--init={init!r} is not an init directory (expected a directory with "
-                         f"{', '.join(init_io.INIT_FILES)}, or a zoo name).")
+def is_path_like(init):
+    """Whether `--init` names a directory rather than a zoo entry.
+
+    Path-like: it contains a path separator, or starts with "." or "~" (pass
+    "./NAME" for a folder in the current directory). Anything else is a zoo name
+    ("name" or "name@version").
+    """
+    init = os.fspath(init)
+    return (os.sep in init or "/" in init or (os.altsep or "/") in init
+            or init.startswith((".", "~")))
+
+
+def resolve_init(init, log=None):
+    """(model, metadata, directory or None) for an init directory or a zoo name[@version].
+
+    The directory is None for zoo entries (their files are verified and must not be
+    written to).
+
+    A path-like argument (see `is_path_like`) is an init directory; a bare name is a
+    zoo entry, verified against the zoo's hashes. A local folder never shadows the
+    zoo: if a bare name is both a zoo entry and a directory here, the zoo entry is
+    used and a note says to pass ./NAME for the folder.
+
+    Args:
+        init: the `--init` flag value.
+        log: callable(str) for notes (default: print to stderr).
+
+    Raises:
+        ValueError with a message naming `init`: not an init directory, unknown zoo
+        name, or a zoo entry that fails verification.
+    """
+    import sys  # pylint: disable=import-outside-toplevel
     from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-    return zoo.load(init), zoo.describe(init), None
+    log = log or (lambda message: print(message, file=sys.stderr))
+    init = os.fspath(init)
+    if not init:
+        raise ValueError("--init is empty; expected an init directory or a zoo name.")
+    if is_path_like(init):
+        directory = os.path.expanduser(init)
+        if not os.path.isdir(directory):
+            raise ValueError(f"--init={init!r} is not a directory (expected an init directory "
+                             f"with {', '.join(init_io.INIT_FILES)}, or a bare zoo name).")
+        try:
+            return init_io.load_init(directory), init_io.read_metadata(directory), directory
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"--init={init!r} is not a readable init directory: {e}") from e
+    local = os.path.isdir(init)
+    try:
+        directory = zoo.download(init)
+    except zoo.UnknownEntryError as e:
+        hint = (f" A directory {init!r} exists here: pass --init=./{init} to use it."
+                if local else "")
+        raise ValueError(f"--init={init!r} is not a zoo init ({e}).{hint} Directories must "
+                         "be given as paths (./NAME, DIR/NAME or an absolute path).") from e
+    except (zoo.ZooError, OSError) as e:
+        raise ValueError(f"--init={init!r}: the zoo entry could not be loaded and verified: "
+                         f"{e}") from e
+    if local:
+        log(f"Note: --init={init!r} is the zoo init; the local directory {init!r} is ignored "
+            f"(pass --init=./{init} to use it).")
+    try:
+        return init_io.load_init(directory), init_io.read_metadata(directory), None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--init={init!r}: zoo entry at {directory} is not a readable init: "
+                         f"{e}") from e
+
+
+def kind_of_init(metadata, init="init"):
+    """(SignalKind, task) of an init from its metadata (the task class picks the kind)."""
+    from learnit_tf import kinds  # pylint: disable=import-outside-toplevel
+    spec = (metadata or {}).get("task") or {}
+    class_name = spec.get("class_name")
+    if not class_name:
+        raise ValueError(f"{init}'s metadata records no task class ('task': {{'class_name'}}), "
+                         "so its signal kind is unknown.")
+    kind = kinds.kind_of_task(class_name)
+    try:
+        task = kind.task_class(class_name)(**(spec.get("config") or {}))
+    except TypeError as e:
+        raise ValueError(f"{init}'s metadata has a task config {spec.get('config')} that "
+                         f"{class_name} does not accept: {e}") from e
+    return kind, task
 
 
 class StepProgress:

@@ -1,102 +1,239 @@
-r"""Fits one image from an image init (CT sinograms: scripts/fit_ct.py).
+r"""Fits one signal of your own from an init of any kind (image, CT sinogram, posed views).
 
-    python scripts/fit.py --init=text_siren --image=photo.png --steps=10 \
-        --output_dir=/tmp/learnit_fit
+    python scripts/fit.py --init=text_siren --input=photo.png --steps=10 --output_dir=OUT
+    python scripts/fit.py --init=shepp_logan_ct --input=sino.npy --num_angles=16 \
+        --convention=skimage --steps=200 --output_dir=OUT
+    python scripts/fit.py --init=procedural_chairs_nerf --input=my_object/ --steps=100 \
+        --output_dir=OUT
 
-Writes OUTPUT_DIR/reconstruction.png (target and fit), psnr_curve.png, curve.csv and
-the fitted weights as an init directory OUTPUT_DIR/fitted/ (load it with
-`learnit_tf.init_io.load_init` or render it). The optimizer defaults to the one the
-init was meta-trained for (SGD at its inner learning rate).
+The init's signal kind (from the task class in its metadata) picks the reader of
+`--input` (`SignalKind.fit_input`):
+- image inits: a PNG/JPEG file, centre-cropped and resized to the init's resolution
+  (or `--resolution`);
+- CT inits: a sinogram `.npy`, with `--angles=FILE.npy` or `--num_angles=V`, in the
+  `--convention=learnit` layout ((V, N) ray means, radians) or `skimage`
+  (`skimage.transform.radon` output: (N, V) sums, degrees); see
+  `learnit_tf.kinds.ct.files`. `--ground_truth=FILE` adds image PSNR;
+- NeRF inits: a posed-views folder (transforms.json + images, the ShapeNet /
+  NeRF-synthetic layout), fitted on every view (or the first `--num_support_views`,
+  scoring PSNR on the rest).
+
+`--init` is a zoo name[@version] or a directory given as a path (./NAME for a folder
+here: a bare name is always the zoo's). The optimizer defaults to the one the init was
+meta-trained for (its inner optimizer and learning rate).
+
+Writes OUTPUT_DIR/reconstruction.png (observations and the fit at the first and last
+step), reconstruction.npy, curve.csv (step, loss, metrics), psnr_curve.png and the fitted
+weights as an init directory OUTPUT_DIR/fitted/. Nothing is written if the fit fails
+(non-finite weights exit with status 1).
 """
 
+import inspect
 import os
+import shutil
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("init", None, "Init directory or zoo name[@version].")
-flags.DEFINE_string("image", None, "PNG/JPEG to fit (centre-cropped, resized to the init's task).")
-flags.DEFINE_integer("resolution", None,
-                     "Fit at this resolution (default: the init's training resolution; "
-                     "coordinate networks are resolution-independent).")
+flags.DEFINE_string("init", None, "Zoo name[@version], or an init directory as a path "
+                    "(./NAME, DIR/NAME, /abs/path).")
+flags.DEFINE_string("input", None, "The signal to fit: an image file (image inits), a "
+                    "sinogram .npy (CT inits) or a posed-views folder (NeRF inits).")
+flags.DEFINE_string("output_dir", None, "Where the outputs go (created).")
+flags.DEFINE_integer("steps", 100, "Optimization steps (>= 0).")
+flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: the init's inner optimizer.")
+flags.DEFINE_float("learning_rate", None, "> 0. Default: the init's inner learning rate "
+                   "(required with an --optimizer other than the init's).")
 flags.DEFINE_bool("mixed_precision", False,
                   "SIREN inits: hidden layers in bfloat16 (faster on CPUs with AVX512-BF16 "
                   "and on accelerators; PSNR within ~0.3 dB, see benchmarks/README.md).")
-flags.DEFINE_integer("steps", 10, "Optimization steps.")
-flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: the init's inner optimizer.")
-flags.DEFINE_float("learning_rate", None, "Default: the init's inner learning rate.")
-flags.DEFINE_string("output_dir", None, "Where outputs go.")
-flags.mark_flags_as_required(["init", "image", "output_dir"])
+# Reader options: passed to the kind's reader when given (an error if it takes none such).
+flags.DEFINE_integer("resolution", None, "Image inits: fit at this resolution (default: the "
+                     "init's; coordinate networks are resolution-independent).")
+flags.DEFINE_string("angles", None, "CT: angles .npy (radians; degrees with "
+                    "--convention=skimage).")
+flags.DEFINE_integer("num_angles", None, "CT, instead of --angles: V evenly spaced views "
+                     "(learnit: k·π/V; skimage: radon's linspace(0, 180, V, endpoint=False)).")
+flags.DEFINE_enum("convention", None, ["learnit", "skimage"],
+                  "CT sinogram layout: learnit (V, N) ray means (default), or skimage radon "
+                  "(N, V) sums.")
+flags.DEFINE_string("ground_truth", None, "CT: optional true image (.npy or image file) for "
+                    "PSNR.")
+flags.DEFINE_enum("interpolation", None, ["bilinear", "nearest"],
+                  "CT projector interpolation (default: the init's).")
+flags.DEFINE_integer("num_support_views", None, "NeRF: fit on the first S views, PSNR on the "
+                     "rest (default: fit on every view).")
+flags.mark_flags_as_required(["init", "input", "output_dir"])
+
+READER_FLAGS = ("resolution", "angles", "num_angles", "convention", "ground_truth",
+                "interpolation", "num_support_views")
+
+
+class FitError(Exception):
+    """A fit that must not be written (non-finite weights)."""
+
+
+def _check_flags():
+    if FLAGS.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {FLAGS.steps}.")
+    if FLAGS.learning_rate is not None and not FLAGS.learning_rate > 0:
+        raise ValueError(f"--learning_rate must be > 0, got {FLAGS.learning_rate}.")
+    out = os.path.abspath(FLAGS.output_dir)
+    ancestor = out
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        what = "exists and is not" if ancestor == out else f"is inside {ancestor!r}, not"
+        raise ValueError(f"--output_dir={FLAGS.output_dir!r} {what} a directory.")
+    if not os.path.exists(FLAGS.input):
+        raise ValueError(f"--input={FLAGS.input!r} does not exist.")
+
+
+def _reader_options(kind, reader):
+    given = {name: getattr(FLAGS, name) for name in READER_FLAGS
+             if getattr(FLAGS, name) is not None}
+    accepted = inspect.signature(reader).parameters
+    wrong = sorted(set(given) - set(accepted))
+    if wrong:
+        usable = sorted(set(accepted) & set(READER_FLAGS)) or ["none"]
+        raise ValueError(f"--{', --'.join(wrong)} do(es) not apply to {kind.name} inits "
+                         f"(options for {kind.name}: {', '.join(usable)}).")
+    return given
+
+
+def _optimizer(metadata):
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import InnerOptimizer
+    hyper = metadata.get("hyperparameters") or {}
+    default_name = hyper.get("inner_optimizer", "sgd")
+    name = FLAGS.optimizer or default_name
+    if FLAGS.learning_rate is not None:
+        return InnerOptimizer(name, FLAGS.learning_rate)
+    if name != default_name or "inner_learning_rate" not in hyper:
+        raise ValueError(f"--optimizer={name} needs --learning_rate: the init was meta-trained "
+                         f"for {default_name} and records no learning rate for {name}.")
+    return InnerOptimizer(name, float(hyper["inner_learning_rate"]))
+
+
+def prepare():
+    """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf import cli
+    _check_flags()
+    model, metadata, _ = cli.resolve_init(FLAGS.init)
+    kind, task = cli.kind_of_init(metadata, f"--init={FLAGS.init}")
+    reader = kind.fit_input_reader()
+    fit_input = reader(FLAGS.input, task, **_reader_options(kind, reader))
+    fit_input.task.validate_example(fit_input.example, f"--input={FLAGS.input}")
+    if FLAGS.mixed_precision:
+        from learnit_tf.models import with_mixed_precision
+        model = with_mixed_precision(model)
+    return model, metadata, fit_input, _optimizer(metadata)
+
+
+def run_fit(model, fit_input, optimizer):
+    """(Fitter, FitResult); FitError if the fitted weights are not finite."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from learnit_tf import cli  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import Fitter  # pylint: disable=import-outside-toplevel
+    steps = FLAGS.steps
+    print(f"Fitting {fit_input.description or FLAGS.input} from {FLAGS.init} with "
+          f"{optimizer.name} {optimizer.learning_rate:g} for {steps} steps.")
+    progress = cli.StepProgress(steps)
+    fitter = Fitter(model, fit_input.task, optimizer, steps_per_call=max(1, min(steps, 50)))
+    result = fitter.fit(fit_input.example, steps, snapshot_steps=(0, steps),
+                        progress=lambda done, total: progress.add(done - progress.done))
+    bad = [i for i, w in enumerate(result.weights) if not np.all(np.isfinite(np.asarray(w)))]
+    if bad:
+        losses = np.asarray(result.losses)
+        first = int(np.argmax(~np.isfinite(losses))) if not np.all(np.isfinite(losses)) else None
+        where = f" (the loss is first non-finite at step {first})" if first is not None else ""
+        raise FitError(f"The fit diverged: {len(bad)} weight tensors are NaN/infinite after "
+                       f"{steps} steps{where}. Nothing was written; lower --learning_rate "
+                       f"(was {optimizer.learning_rate:g}).")
+    return fitter, result
+
+
+def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
+    """Writes every output into a staging folder next to `out`, then moves them in."""
+    # pylint: disable=import-outside-toplevel
+    import numpy as np
+    from learnit_tf import init_io, plots
+    steps = FLAGS.steps
+    metric_names = sorted(m for m in result.metrics if m != "loss")  # loss: the fit's own.
+    rows = [{"step": k, "loss": float(result.losses[k]),
+             **{m: float(result.metrics[m][k]) for m in metric_names}} for k in range(steps + 1)]
+    renders = {k: fit_input.render(fitter.fmodel, w) for k, w in sorted(result.snapshots.items())}
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.fit-",
+                               dir=parent)
+    try:
+        init_io.write_csv_atomic(rows, os.path.join(staging, "curve.csv"),
+                                 columns=["step", "loss"] + metric_names)
+        if "psnr" in result.metrics and np.any(np.isfinite(result.metrics["psnr"])):
+            curve = {"fit": {"psnr": np.asarray(result.metrics["psnr"])[None]}}
+            plots.plot_psnr_curves(curve, os.path.join(staging, "psnr_curve.png"),
+                                   title=f"fit from {FLAGS.init} ({optimizer.name} "
+                                         f"{optimizer.learning_rate:g})")
+        cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
+        plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
+                                                                     "reconstruction.png"))
+        init_io.save_npy_atomic(os.path.join(staging, "reconstruction.npy"),
+                                np.asarray(renders[steps], np.float32))
+        fitter.fmodel.assign(result.weights)
+        fitted_metadata = dict(metadata, fitted={
+            "source_init": FLAGS.init, "input": os.path.abspath(FLAGS.input), "steps": steps,
+            "optimizer": optimizer.name, "learning_rate": optimizer.learning_rate,
+            "command": " ".join(["python"] + sys.argv)})
+        init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging, out):
+    """Moves the staged outputs into `out` (each entry replaced atomically)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.makedirs(out, exist_ok=True)
+    for name in sorted(os.listdir(staging)):
+        source, target = os.path.join(staging, name), os.path.join(out, name)
+        if os.path.isdir(source):
+            os.chmod(source, 0o777 & ~umask)  # mkdtemp's 0700 is not meant for results.
+            if os.path.isdir(target):
+                old = target + ".old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(source, target)
+                shutil.rmtree(old, ignore_errors=True)
+                continue
+        os.replace(source, target)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation, init_io, plots  # pylint: disable=import-outside-toplevel
-    from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
-
     try:
-        model, metadata, _ = cli.resolve_init(FLAGS.init)
-        task = evaluation.task_from_metadata(metadata)
-        task, example = _load_example(task)
-        if FLAGS.mixed_precision:
-            from learnit_tf.models import with_mixed_precision  # pylint: disable=import-outside-toplevel
-            model = with_mixed_precision(model)
+        model, metadata, fit_input, optimizer = prepare()
     except (ValueError, FileNotFoundError, LookupError) as e:
         raise app.UsageError(str(e)) from e
-    default = evaluation.meta_optimizer_from_metadata(metadata)
-    optimizer = InnerOptimizer(FLAGS.optimizer or default.name,
-                               FLAGS.learning_rate or default.learning_rate)
-    progress = cli.StepProgress(FLAGS.steps)
-    fitter = Fitter(model, task, optimizer, steps_per_call=max(1, min(FLAGS.steps, 50)))
-    result = fitter.fit(example, FLAGS.steps, progress=lambda done, total: progress.add(
-        done - progress.done), snapshot_steps=(0, FLAGS.steps))
-
+    try:
+        fitter, result = run_fit(model, fit_input, optimizer)
+    except FitError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
     out = FLAGS.output_dir
-    os.makedirs(out, exist_ok=True)
-    rows = [{"step": k, "loss": float(result.losses[k]),
-             **{name: float(v[k]) for name, v in result.metrics.items()}}
-            for k in range(FLAGS.steps + 1)]
-    evaluation.write_csv_atomic(rows, os.path.join(out, "curve.csv"),
-                                columns=["step", "loss"] + sorted(result.metrics))
-    plots.plot_psnr_curves({"fit": {"psnr": np.asarray(result.psnr)[None]}},
-                           os.path.join(out, "psnr_curve.png"),
-                           title=f"fit from {FLAGS.init} ({optimizer.name} "
-                                 f"{optimizer.learning_rate:g})")
-    render = task.render(fitter.fmodel, result.weights).numpy()
-    cols = [("target", np.asarray(example["image"]))]
-    cols += [(f"step {k}", task.render(fitter.fmodel, w).numpy())
-             for k, w in sorted(result.snapshots.items())]
-    plots.plot_reconstruction_grid([("fit", cols)], os.path.join(out, "reconstruction.png"))
-    init_io.save_npy_atomic(os.path.join(out, "reconstruction.npy"), render)
-    fitter.fmodel.assign(result.weights)
-    metadata = dict(metadata, fitted={"source_init": FLAGS.init, "steps": FLAGS.steps,
-                                      "optimizer": optimizer.name,
-                                      "learning_rate": optimizer.learning_rate,
-                                      "command": " ".join(["python"] + sys.argv)})
-    init_io.save_init(model, os.path.join(out, "fitted"), metadata, overwrite=True)
-    last = {name: float(v[-1]) for name, v in result.metrics.items()}
+    write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
+    last = {name: round(float(v[-1]), 4) for name, v in result.metrics.items()}
     print(f"\nAfter {FLAGS.steps} steps: {last}. Wrote {out}/reconstruction.png, "
-          "psnr_curve.png, curve.csv, fitted/")
-
-
-def _load_example(task):
-    from learnit_tf.kinds.image import load_image  # pylint: disable=import-outside-toplevel
-    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
-    if not isinstance(task, ImageTask):
-        hint = " For CT inits use scripts/fit_ct.py." if type(task).__name__ == "CtTask" else ""
-        raise ValueError(f"--init={FLAGS.init!r} is not an image init (its task is "
-                         f"{type(task).__name__}).{hint}")
-    if FLAGS.resolution is not None:
-        if FLAGS.resolution < 2:
-            raise ValueError(f"--resolution must be >= 2, got {FLAGS.resolution}.")
-        task = ImageTask(FLAGS.resolution, channels=task.channels)
-    return task, {"image": load_image(FLAGS.image, task.height)}
+          "reconstruction.npy, curve.csv, psnr_curve.png, fitted/")
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(app.run(main))
