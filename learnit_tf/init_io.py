@@ -3,8 +3,9 @@
 An init directory holds three files:
 - `config.json`: {"class_name": "Siren", "config": model.get_config(), "format_version": 1};
   enough to rebuild the architecture without gin or any code from the directory.
-- `metadata.json`: free-form description (signal class, task, algorithm and
-  hyperparameters, training steps, wall time, command, library versions, evaluation).
+- `metadata.json`: what the init is (signal class and kind, task, dataset, algorithm and
+  hyperparameters, training steps, wall time, command, library versions, evaluation);
+  the versioned schema `learnit_tf.metadata.InitMetadata`, validated on read.
 - `model.weights.h5`: the weights, as written by `model.save_weights`.
 
 Writes are atomic: files go to a temporary sibling directory that is renamed into
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.atomic import atomic_save
+from learnit_tf.metadata import InitMetadata, MetadataError
 from learnit_tf.models import model_from_config
 
 CONFIG_FILE = "config.json"
@@ -96,7 +98,8 @@ def save_init(model, directory, metadata=None, overwrite=False):
     Args:
         model: a built learnit_tf coordinate network.
         directory: destination directory (created; must not exist unless `overwrite`).
-        metadata: dict stored as metadata.json (library versions are added).
+        metadata: an `InitMetadata` or a dict, stored as metadata.json (library
+            versions are added when absent).
         overwrite: replace an existing directory.
 
     Returns:
@@ -113,8 +116,12 @@ def save_init(model, directory, metadata=None, overwrite=False):
         config = {"class_name": type(model).__name__, "config": model.get_config(),
                   "format_version": FORMAT_VERSION}
         write_json_atomic(os.path.join(tmp, CONFIG_FILE), config)
-        meta = dict(metadata or {})
-        meta.setdefault("library_versions", library_versions())
+        if isinstance(metadata, InitMetadata):
+            meta = metadata.to_dict()
+            meta["library_versions"] = meta["library_versions"] or library_versions()
+        else:
+            meta = dict(metadata or {})
+            meta.setdefault("library_versions", library_versions())
         write_json_atomic(os.path.join(tmp, METADATA_FILE), meta)
         model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
         if os.path.exists(directory):
@@ -148,12 +155,32 @@ def read_config(directory):
 
 
 def read_metadata(directory):
-    """Returns the parsed `metadata.json` of an init directory ({} if absent)."""
+    """The parsed `metadata.json` of an init directory as a dict ({} if absent).
+
+    The file is validated against the schema (`MetadataError` names the file and the
+    field); the dict is the file's JSON as written (version-1 keys stay as they are).
+    New code reads `read_init_metadata`.
+    """
     path = os.path.join(directory, METADATA_FILE)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         return {}
-    with open(path) as f:
+    InitMetadata.read(path)  # Validates.
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_init_metadata(directory):
+    """The `InitMetadata` of an init directory (empty if it has no metadata.json).
+
+    Raises:
+        MetadataError: the file is not JSON or does not follow the schema.
+    """
+    path = os.path.join(directory, METADATA_FILE)
+    if not os.path.exists(path):
+        return InitMetadata()
+    if not os.path.isfile(path):
+        raise MetadataError(f"{path}: not a regular file.")
+    return InitMetadata.read(path)
 
 
 def load_init(directory):

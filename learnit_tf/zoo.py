@@ -61,6 +61,7 @@ import uuid
 
 from absl import logging
 
+from learnit_tf import metadata as init_metadata
 from learnit_tf.atomic import atomic_save
 
 # Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
@@ -342,17 +343,6 @@ def _curve_at(curve, step):
     return None
 
 
-def _lookup(data, *paths):
-    """First non-None value among nested key paths of a dict."""
-    for path in paths:
-        value = data
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is not None:
-            return value
-    return None
-
-
 def headline_from_metadata(metadata, config=None, parameters=None):
     """The summary the zoo table shows, tolerant of missing metadata keys.
 
@@ -372,6 +362,8 @@ def headline_from_metadata(metadata, config=None, parameters=None):
     ...     "psnr_curve": {"meta": {"2": 25.0}, "standard": [10.0, 11.0, 12.0]}}})
     {'signal_class': 'text', 'meta_psnr_at_2': 25.0, 'standard_psnr_at_2': 12.0}
     """
+    if isinstance(metadata, init_metadata.InitMetadata):
+        metadata = metadata.to_dict()
     metadata = metadata if isinstance(metadata, dict) else {}
     evaluation = metadata.get("evaluation")
     evaluation = evaluation if isinstance(evaluation, dict) else {}
@@ -389,9 +381,8 @@ def headline_from_metadata(metadata, config=None, parameters=None):
     headline = {
         "signal_class": metadata.get("signal_class"),
         "model_class": (config or {}).get("class_name"),
-        "algorithm": _lookup(metadata, ("algorithm",), ("meta_config", "algorithm"),
-                             ("meta", "algorithm"), ("training", "algorithm"),
-                             ("hyperparameters", "algorithm")),
+        # Where each schema version keeps it (learnit_tf.metadata).
+        "algorithm": init_metadata.algorithm_of(metadata),
         "task": task.get("class_name") if isinstance(task, dict) else task,
         "dataset": dataset.get("name") if isinstance(dataset, dict) else dataset,
         "meta_psnr_at_2": _number(evaluation.get("meta_psnr_at_2")),
@@ -731,7 +722,9 @@ class Zoo:
         if METADATA_FILE not in info["files"]:
             return {}
         directory = self.download(name, version, files=[METADATA_FILE])
-        with open(os.path.join(directory, METADATA_FILE)) as f:
+        path = os.path.join(directory, METADATA_FILE)
+        init_metadata.InitMetadata.read(path)  # Validates (errors name the file and field).
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
 
     def load(self, name_or_path, version=None):
@@ -924,14 +917,10 @@ def publish(init_dir, name, version, destination=None, description=None):
                                     f"(an init directory holds {', '.join(ALLOWED_FILES)}).")
     # Validate before anything is written: the config builds, the weights load.
     config = init_io.read_config(init_dir)
-    with open(os.path.join(init_dir, METADATA_FILE)) as f:
-        try:
-            metadata = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"Cannot publish {init_dir!r}: metadata.json is not valid JSON "
-                             f"({e}).") from e
-    if not isinstance(metadata, dict):
-        raise ValueError(f"Cannot publish {init_dir!r}: metadata.json must hold an object.")
+    try:
+        metadata = init_io.read_metadata(init_dir)  # Validated against the schema.
+    except init_metadata.MetadataError as e:
+        raise ValueError(f"Cannot publish {init_dir!r}: {e}") from e
     try:
         model = init_io.load_init(init_dir)
     except Exception as e:
