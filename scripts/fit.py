@@ -121,9 +121,8 @@ def _optimizer(metadata):
 
 def prepare():
     """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli
-    _check_flags()
+    _check_flags()  # Before importing TensorFlow: bad flags fail at once.
+    from learnit_tf import cli  # pylint: disable=import-outside-toplevel
     model, metadata, _ = cli.resolve_init(FLAGS.init)
     kind, task = cli.kind_of_init(metadata, f"--init={FLAGS.init}")
     reader = kind.fit_input_reader()
