@@ -10,6 +10,10 @@ Importing the package registers every model and custom object with Keras (so
 
 __version__ = "0.1.0"
 
+from learnit_tf import _startup  # before anything imports TensorFlow
+
+_startup.quiet_commands()
+
 from learnit_tf import models  # noqa: E402  (registers the Keras serializables)
 
 

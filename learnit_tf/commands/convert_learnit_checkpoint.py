@@ -20,7 +20,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
+
+from learnit_tf import commands  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Haiku parameter pickle of the authors' image SIREN.")
@@ -36,6 +38,7 @@ flags.DEFINE_float("tolerance", 1e-5, "Maximum absolute deviation allowed with -
 
 
 def main(argv):
+    commands.configure_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.input or not FLAGS.output_dir:

@@ -17,6 +17,8 @@ import sys
 
 from absl import app, flags
 
+from learnit_tf import commands
+
 
 from learnit_tf import zoo  # pylint: disable=wrong-import-position
 
@@ -33,6 +35,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    commands.configure_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:

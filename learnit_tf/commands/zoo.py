@@ -17,6 +17,8 @@ import sys
 
 from absl import app, flags
 
+from learnit_tf import commands
+
 
 from learnit_tf import zoo  # pylint: disable=wrong-import-position
 
@@ -42,6 +44,7 @@ def _name_version(args, command, required=True):
 
 
 def main(argv):
+    commands.configure_logging()
     try:
         _run(argv)
     except zoo.ZooError as e:
