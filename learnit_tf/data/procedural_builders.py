@@ -6,6 +6,9 @@ is the one place that does it, so all of them validate their config name the sam
 way and never look for a hosted copy.
 """
 
+import contextlib
+import io
+
 import tensorflow_datasets as tfds
 
 #: Where the method comes from; shown in every builder's DatasetInfo.
@@ -30,8 +33,16 @@ def prepare_procedural_builder(builder_cls, config, data_dir=None):
         raise ValueError(f"Unknown {builder_cls.name} config {config!r}; expected one of "
                          f"{names} (or a config object).")
     builder = builder_cls(config=config, data_dir=data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
-        try_download_gcs=False,  # Never look for a hosted copy: generation is local.
-        compute_stats=tfds.download.ComputeStatsMode.SKIP))
+    if builder.is_prepared():
+        return builder
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." to stdout, which
+    # is wrong for a class generated offline; say what happens instead (its progress
+    # bar, on stderr, stays).
+    print(f"Generating {builder.name}/{builder.builder_config.name} offline into "
+          f"{builder.data_dir} (first use only).", flush=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+            download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
+            try_download_gcs=False,  # Never look for a hosted copy: generation is local.
+            compute_stats=tfds.download.ComputeStatsMode.SKIP))
     return builder
