@@ -1,0 +1,118 @@
+"""Posed-view folders (ShapeNet layout): one object for fit.py, a folder of objects to train on."""
+
+import json
+import os
+
+from learnit_tf.kinds.nerf import files, procedural
+from learnit_tf.kinds.nerf.task import NerfTask
+from learnit_tf.kinds.nerf.views import composite_on_white
+from learnit_tf.testing import TestCase
+
+
+def write_objects(root, count, resolution=8, num_views=4, prefix="obj"):
+    """`count` procedural objects as <root>/<prefix>K/{transforms.json, r_*.png}."""
+    objects = {f"{prefix}{i}": procedural.generate_object(0, 0, i, resolution, num_views)
+               for i in range(count)}
+    procedural.write_shapenet_format(root, "", objects, {"train": list(objects)})
+    return objects
+
+
+class ReadObjectTest(TestCase):
+
+    def test_round_trip(self):
+        root = self.get_temp_dir()
+        objects = write_objects(root, 1)
+        record = files.read_object(os.path.join(root, "obj0"))
+        self.assertAllEqual(record["images"], objects["obj0"]["images"])
+        self.assertAllClose(record["poses"], objects["obj0"]["poses"])
+        self.assertEqual(record["object_id"], "obj0")
+        same = files.read_object(os.path.join(root, "obj0", "transforms.json"))
+        self.assertAllEqual(same["images"], record["images"])
+
+    def test_fit_example_support_and_held_out(self):
+        root = self.get_temp_dir()
+        objects = write_objects(root, 1)
+        task = NerfTask(num_samples=4, rays_per_step=8)
+        every = files.fit_example(os.path.join(root, "obj0"), task)
+        self.assertEqual(every.example["rays_o"].shape, (4 * 64, 3))
+        self.assertNotIn("test_rgb", every.example)
+        expected = composite_on_white(objects["obj0"]["images"]).numpy().reshape(-1, 3)
+        self.assertAllClose(every.example["rgb"], expected)
+        task.validate_example(every.example)
+        split = files.fit_example(os.path.join(root, "obj0"), task, num_support_views=3)
+        self.assertEqual(split.example["rays_o"].shape, (3 * 64, 3))
+        self.assertAllClose(split.example["test_rgb"], expected[3 * 64:])
+        self.assertEqual(split.observed[0][1].shape, (8, 8, 3))
+        with self.assertRaisesRegex(ValueError, r"num_support_views must be in \[1, 4\]"):
+            files.fit_example(os.path.join(root, "obj0"), task, num_support_views=5)
+
+    def test_bad_objects(self):
+        root = self.get_temp_dir()
+        write_objects(root, 1)
+        folder = os.path.join(root, "obj0")
+        with self.assertRaisesRegex(ValueError, "does not exist"):
+            files.read_object(os.path.join(root, "nothing"))
+        empty = os.path.join(root, "empty")
+        os.makedirs(empty)
+        with self.assertRaisesRegex(ValueError, "empty.*transforms.json not found"):
+            files.read_object(empty)
+        with open(os.path.join(folder, "r_2.png"), "w") as f:
+            f.write("garbage")
+        with self.assertRaisesRegex(ValueError, "Cannot read .*r_2.png"):
+            files.read_object(folder)
+        os.remove(os.path.join(folder, "r_2.png"))
+        with self.assertRaisesRegex(ValueError, "4 frames but 1 of their images are missing"):
+            files.read_object(folder)
+        with open(os.path.join(folder, "transforms.json"), "w") as f:
+            f.write("{not json")
+        with self.assertRaisesRegex(ValueError, "transforms.json is not valid JSON"):
+            files.read_object(folder)
+        with self.assertRaisesRegex(ValueError, "need a NerfTask"):
+            from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
+            files.fit_example(folder, ImageTask(8))
+
+
+class FolderOfObjectsTest(TestCase):
+
+    def test_hash_split_and_examples(self):
+        root = self.get_temp_dir()
+        write_objects(root, 3)
+        train = list(files.nerf_folder_examples(root, split="train"))
+        test = list(files.nerf_folder_examples(root, split="test", views="single"))
+        self.assertEqual(len(train) + len(test), 3)
+        self.assertNotEmpty(test)
+        self.assertEqual(train[0]["rays_o"].shape, (2 * 64, 3))  # Half the 4 views support.
+        self.assertNotIn("test_rgb", train[0])
+        self.assertEqual(test[0]["rays_o"].shape, (64, 3))  # One support view.
+        self.assertEqual(test[0]["test_rgb"].shape, (2 * 64, 3))
+
+    def test_split_subfolders_and_bad_folders(self):
+        root = self.get_temp_dir()
+        write_objects(os.path.join(root, "train"), 2)
+        write_objects(os.path.join(root, "test"), 1, prefix="t")
+        self.assertLen(list(files.nerf_folder_examples(root, split="train")), 2)
+        self.assertLen(list(files.nerf_folder_examples(root, split="validation")), 1)
+        empty = os.path.join(root, "nothing_here")
+        os.makedirs(empty)
+        with self.assertRaisesRegex(ValueError, "holds no object folders"):
+            files.nerf_folder_examples(empty, split="train")
+        mixed = os.path.join(root, "mixed")
+        write_objects(os.path.join(mixed, "train"), 1, resolution=8)
+        write_objects(os.path.join(mixed, "train"), 1, resolution=6, prefix="small")
+        write_objects(os.path.join(mixed, "test"), 1)
+        with self.assertRaisesRegex(ValueError, "small0.* same number and size of views"):
+            files.nerf_folder_examples(mixed, split="train")
+        with self.assertRaisesRegex(ValueError, "r_0.png is 8×8; expected 16×16"):
+            files.nerf_folder_examples(root, split="train", resolution=16)
+        one_view = os.path.join(root, "one_view")
+        write_objects(one_view, 2, num_views=1)
+        with self.assertRaisesRegex(ValueError, "1 view; expected at least 2"):
+            files.nerf_folder_examples(one_view, split="train")
+        with open(os.path.join(root, "train", "obj0", "transforms.json")) as f:
+            meta = json.load(f)
+        meta["frames"][0]["transform_matrix"] = [[1.0, 0.0], [0.0, 1.0]]
+        with open(os.path.join(root, "train", "obj0", "transforms.json"), "w") as f:
+            json.dump(meta, f)
+        with self.assertRaisesRegex(ValueError, r"obj0.*transforms.json: frame 0 "
+                                                r"'transform_matrix' has shape \(2, 2\)"):
+            files.nerf_folder_examples(root, split="train")
