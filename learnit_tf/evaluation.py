@@ -26,6 +26,7 @@ import tempfile
 import typing
 from typing import Optional
 
+import keras
 import numpy as np
 
 from learnit_tf import init_io, kinds
@@ -76,12 +77,11 @@ def meta_optimizer_from_metadata(metadata, learning_rate=None):
 
 def kind_of_metadata(metadata):
     """The `SignalKind` of the task recorded in an init's metadata."""
-    spec = metadata.get("task") if isinstance(metadata, dict) else None
-    name = spec.get("class_name") if isinstance(spec, dict) else spec
+    name = as_init_metadata(metadata).kind_name()
     if not name:
-        raise ValueError("The init's metadata records no task (metadata['task']['class_name']); "
-                         "its signal kind is unknown.")
-    return kinds.kind_of_task(name)
+        raise ValueError("The init's metadata records no known task (metadata['task']"
+                         "['class_name']); its signal kind is unknown.")
+    return kinds.get_kind(name)
 
 
 def protocol_for(metadata, **options):
@@ -337,6 +337,8 @@ def _coerce(value, annotation, default, name):
         items = value.split(",") if isinstance(value, str) else list(value)
         item_type = (typing.get_args(target) or (int,))[0]
         return tuple(_coerce(v, item_type, None, name) for v in items if str(v).strip() != "")
+    if not isinstance(value, (str, list, tuple)):
+        return value  # A Python value (e.g. a dataset config object) is used as given.
     if isinstance(value, (list, tuple)):
         if len(value) != 1:
             raise ValueError(f"Option {name!r} takes one value, got {list(value)}.")
@@ -664,12 +666,14 @@ class _StepsProgress:
     """Progress of `StepsProtocol` fits: a bar over all optimization steps, with ETA."""
 
     def __init__(self, total_steps, verbose):
-        from learnit_tf import cli  # pylint: disable=import-outside-toplevel
-        self.progress = cli.StepProgress(total_steps, verbose=1 if verbose else 0)
+        self.bar = keras.utils.Progbar(max(1, int(total_steps)), verbose=1 if verbose else 0,
+                                       unit_name="step")
+        self.done = 0
 
     def __call__(self, label, index, result):
         del index
-        self.progress.add(len(result.losses) - 1, **{f"{label}_psnr": float(result.psnr[-1])})
+        self.done += len(result.losses) - 1
+        self.bar.update(self.done, values=[(f"{label}_psnr", float(result.psnr[-1]))])
 
 
 def _per_example_table(results):
@@ -693,9 +697,10 @@ def headline_from_metadata(metadata):
 
     Inits whose task is unknown (or missing) are read as PSNR-vs-steps summaries.
     """
-    evaluation = metadata.get("evaluation") if isinstance(metadata, dict) else None
+    if not hasattr(metadata, "get"):
+        return {}
     try:
         protocol = kind_of_metadata(metadata).protocol_class()
     except ValueError:
         protocol = StepsProtocol
-    return protocol.headline_from_evaluation(evaluation)
+    return protocol.headline_from_evaluation(metadata.get("evaluation"))

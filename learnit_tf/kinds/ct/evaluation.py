@@ -7,16 +7,21 @@ init of the same architecture (Adam, the paper's choice for standard inits); the
 table reports the PSNR of the reconstructed image against the phantom. The claim:
 the meta init with N views beats the standard init with 2N views.
 
-`evaluate_views` computes the table; `write_views_csv`, `plot_psnr_vs_views` and
-`plot_reconstruction_grid` write it (atomically). `claim_rows` checks the claim.
+`CtProtocol` is the kind's `learnit_tf.evaluation.Protocol`: it reads the held-out
+phantoms of the init's dataset, runs `evaluate_views` and returns a `Report` (one row
+per init and view count, observations = views) with the claim, per-phantom PSNRs and
+the figures. `write_views_csv`, `plot_psnr_vs_views` and `plot_reconstruction_grid`
+write the table's parts (atomically); `claim_rows` checks the claim.
 """
 
 import dataclasses
 import math
+from typing import Optional
 
 import keras
 import numpy as np
 
+from learnit_tf import evaluation
 from learnit_tf.baselines import standard_init
 from learnit_tf.evaluation import write_csv_atomic
 from learnit_tf.meta import Fitter, InnerOptimizer
@@ -229,3 +234,143 @@ def plot_reconstruction_grid(table, path, example=0):
             if c == 1:
                 axes[r, c].set_ylabel(f"{name} init")
     return save_figure_atomic(fig, path)
+
+
+# -- the protocol --------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class CtOptions:
+    """Options of `CtProtocol` (defaults: the paper's views table on a CPU budget)."""
+
+    num_examples: int = dataclasses.field(default=8, metadata={
+        "help": "Held-out signals to average over."})
+    split: str = dataclasses.field(default="test", metadata={
+        "help": "Held-out split of the init's signal class (or of --directory)."})
+    views: tuple = dataclasses.field(default=(1, 2, 4, 8, 16), metadata={
+        "help": "Numbers of evenly spaced views in [0, pi) (comma-separated)."})
+    steps: int = dataclasses.field(default=1000, metadata={
+        "help": "Test-time steps of both inits (authors' notebook: 1000)."})
+    standard_steps: Optional[int] = dataclasses.field(default=None, metadata={
+        "help": "Test-time steps from the standard init (CT default: --steps)."})
+    meta_learning_rate: Optional[float] = dataclasses.field(default=None, metadata={
+        "help": "Learning rate from the meta init (default: the init's inner learning rate)."})
+    standard_optimizer: str = dataclasses.field(default="adam", metadata={
+        "help": "Optimizer of the standard init (sgd or adam; the paper: adam)."})
+    standard_learning_rate: float = dataclasses.field(default=1e-3, metadata={
+        "help": "Learning rate of the standard init."})
+    standard_seed: int = dataclasses.field(default=1, metadata={
+        "help": "Seed of the standard init."})
+    config: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "shepp_logan config: small (64x64) or paper (256x256); default: the init's."})
+    interpolation: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "Projector interpolation, bilinear or nearest (default: the init's)."})
+    num_reconstructions: int = dataclasses.field(default=1, metadata={
+        "help": "Phantoms whose reconstructions are kept and drawn."})
+    data_dir: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "TFDS data_dir (default: TFDS's)."})
+    directory: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "Evaluate on a folder of your own files of the init's kind instead."})
+    progress: bool = dataclasses.field(default=True, metadata={
+        "help": "Show a progress bar with ETA."})
+
+
+class CtProtocol(evaluation.Protocol):
+    """The paper's CT views table as a `Report`: PSNR vs number of views, meta vs standard.
+
+    Rows: one per (init, views), `steps` test-time steps each, `observations` = views.
+    Headline: PSNR of both inits at the fewest views, and how many views the standard
+    init needs to reach the meta init's PSNR there (`views_to_match`).
+
+    Example:
+
+    >>> from learnit_tf.models import FourierFeatureMLP
+    >>> m = FourierFeatureMLP(num_features=8, width=16, hidden_layers=1,
+    ...                       output_activation="sigmoid", seed=0)
+    >>> metadata = {"task": {"class_name": "CtTask", "config": {"resolution": 8}}}
+    >>> report = CtProtocol(views=(1, 2), steps=1, progress=False).evaluate(
+    ...     m, metadata, "tiny", examples=[np.zeros((8, 8))])
+    >>> [(r["init"], r["observations"], r["count"]) for r in report.rows]
+    [('meta', 1, 1), ('meta', 2, 1), ('standard', 1, 1), ('standard', 2, 1)]
+    """
+
+    name = "ct_views"
+    Options = CtOptions
+
+    def held_out(self, metadata):
+        """The first `num_examples` phantoms of the split (in the dataset's order)."""
+        o = self.options
+        if o.directory:
+            return self.folder_examples(metadata, o.directory, o.split, o.num_examples,
+                                        evaluation.task_from_metadata(metadata))
+        overrides = {"config": o.config} if o.config else {}
+        ds = evaluation.dataset_fn_from_metadata(metadata, o.data_dir, **overrides)(o.split)
+        examples = list(ds.take(o.num_examples).as_numpy_iterator())
+        if len(examples) < o.num_examples:
+            raise ValueError(f"num_examples={o.num_examples} but split {o.split!r} holds "
+                             f"{len(examples)} phantoms.")
+        return examples
+
+    def evaluate(self, model, metadata, init_name="", examples=None):
+        o = self.options
+        if o.num_examples < 1:
+            raise ValueError(f"num_examples must be >= 1, got {o.num_examples}.")
+        if examples is None:
+            examples = self.held_out(metadata)
+        task_config = (metadata.get("task") or {}).get("config") or {}
+        interpolation = o.interpolation or task_config.get("interpolation", "bilinear")
+        # The authors' CT test-time optimizer: SGD at the inner learning rate (paper: 10).
+        hyper = metadata.get("hyperparameters") or {}
+        meta_opt = InnerOptimizer("sgd", o.meta_learning_rate or
+                                  float(hyper.get("inner_learning_rate", 10.0)))
+        standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
+        steps = {META: o.steps, STANDARD: o.steps if o.standard_steps is None
+                 else o.standard_steps}
+        table = evaluate_views(model, examples, views=o.views, steps=steps,
+                               meta_optimizer=meta_opt, standard_optimizer=standard_opt,
+                               standard_seed=o.standard_seed, interpolation=interpolation,
+                               num_reconstructions=o.num_reconstructions, progress=o.progress)
+        optimizers = {META: meta_opt, STANDARD: standard_opt}
+        rows = [evaluation.report_row(r["init"], optimizers[r["init"]], r["steps"],
+                                      table.psnrs[(r["init"], r["views"])], r["views"])
+                for r in table.rows]
+        per_example = [{"init": init, "views": v, "example": i, "psnr": float(p)}
+                       for (init, v), values in table.psnrs.items()
+                       for i, p in enumerate(values)]
+        settings = dict(dataclasses.asdict(o), views=list(o.views), steps=steps,
+                        num_examples=len(table.psnrs[(META, table.rows[0]["views"])]),
+                        interpolation=interpolation,
+                        meta_optimizer={"name": meta_opt.name,
+                                        "learning_rate": meta_opt.learning_rate},
+                        standard_optimizer={"name": standard_opt.name,
+                                            "learning_rate": standard_opt.learning_rate})
+        report = evaluation.Report(
+            protocol=self.name, init=init_name, rows=rows,
+            summary={"claim_meta_n_vs_standard_2n": claim_rows(table.rows)}, settings=settings,
+            tables={"per_example.csv": (("init", "views", "example", "psnr"), per_example)},
+            figures={"psnr_vs_views.png": lambda path: plot_psnr_vs_views(table.rows, path)})
+        if table.images:
+            report.figures["reconstructions.png"] = (
+                lambda path: plot_reconstruction_grid(table, path))
+        return report
+
+    @classmethod
+    def headline(cls, report):
+        views = sorted({int(r["observations"]) for r in report.rows if r["init"] == META})
+        if not views:
+            return {}
+        meta, standard = report.row(META, observations=views[0]), report.row(
+            STANDARD, observations=views[0])
+        headline = {"psnr_at": f"{views[0]} view{'s' if views[0] > 1 else ''}, "
+                               f"{meta['steps']} steps",
+                    f"meta_psnr_at_{views[0]}_view{'s' if views[0] > 1 else ''}":
+                        meta["psnr_mean"]}
+        if standard is not None:
+            headline[f"standard_psnr_at_{views[0]}_view{'s' if views[0] > 1 else ''}"] = (
+                standard["psnr_mean"])
+            reached = [int(r["observations"]) for r in report.rows if r["init"] == STANDARD
+                       and r["psnr_mean"] >= meta["psnr_mean"]]
+            standard_views = [int(r["observations"]) for r in report.rows
+                              if r["init"] == STANDARD]
+            headline["views_to_match"] = (min(reached) if reached
+                                          else f"> {max(standard_views)}")
+        return headline

@@ -17,16 +17,26 @@ samples. `evaluate_inits` builds the table (init × step), `write_csv` and
 import dataclasses
 import os
 import time
+from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf import init_io
+from learnit_tf import evaluation, init_io
 from learnit_tf.atomic import atomic_save
+from learnit_tf.data.pipeline import take_examples
+from learnit_tf.kinds.nerf import sources
+from learnit_tf.kinds.nerf.density import density_alive_fraction, draw_standard_init
+from learnit_tf.kinds.nerf.rendering import RayRenderer
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
-from learnit_tf.kinds.nerf.rendering import RayRenderer, stratified_samples
+from learnit_tf.models import FunctionalModel
+
+__all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density_alive_fraction",
+           "draw_standard_init", "evaluate_inits", "format_table", "held_out_psnr",
+           "plot_protocol", "single_view_protocol", "single_view_table", "summarize",
+           "write_csv"]
 
 
 @dataclasses.dataclass
@@ -109,44 +119,6 @@ class TestTimeFitter:
             if callback is not None:
                 callback(done, weights)
         return weights
-
-
-def density_alive_fraction(fmodel, weights, example, task, max_rays=1024):
-    """Share of sample points of an example's support rays where the density σ > 0.
-
-    A ReLU density that is zero at every sample ("dead") has zero gradients: no
-    optimiser can leave it. With zero biases, a deep ReLU MLP's output has nearly the
-    same sign everywhere, so a sizeable share of random NerfMLP inits start dead.
-    """
-    rays_o = np.asarray(example["rays_o"])
-    idx = np.unique(np.linspace(0, len(rays_o) - 1, min(max_rays, len(rays_o))).astype(int))
-    near = np.asarray(example["near"])[idx] if "near" in example else task.near
-    far = np.asarray(example["far"])[idx] if "far" in example else task.far
-    t = stratified_samples(near, far, len(idx), task.num_samples).numpy()
-    points = rays_o[idx, None] + t[..., None] * np.asarray(example["rays_d"])[idx, None]
-    raw = fmodel(weights, tf.constant(points.reshape(-1, 3), tf.float32))
-    return float(np.mean(np.asarray(raw)[:, 3] > 0.0))
-
-
-def draw_standard_init(class_name, config, seed, example, task, min_alive=0.01, max_tries=50):
-    """A standard (random) init whose density is not dead on `example`'s rays.
-
-    Draws the architecture's usual random init with seeds seed, seed + 1, ... and
-    returns the first whose density is positive at >= `min_alive` of the sample
-    points (see `density_alive_fraction`); a dead init would make the "standard"
-    baseline a constant image whatever the optimiser.
-
-    Returns:
-        (model, seed used).
-    """
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf.models import FunctionalModel, model_from_config
-    for k in range(max_tries):
-        model = model_from_config(class_name, dict(config, seed=seed + k))
-        fmodel = FunctionalModel(model)
-        if density_alive_fraction(fmodel, fmodel.initial_weights(), example, task) >= min_alive:
-            return model, seed + k
-    raise RuntimeError(f"No standard init with a live density in {max_tries} seeds from {seed}.")
 
 
 def _psnr(mse):
@@ -313,15 +285,50 @@ def single_view_protocol(init_dir, out_dir=None, dataset="procedural_objects", s
                          seed=0, chunk=4096, verbose=1, **dataset_kwargs):
     """Meta-learned vs standard init under the paper's test protocol; writes CSV + PNG.
 
+    `single_view_table` for the init in `init_dir`; if `out_dir` is set, writes
+    single_view_table.csv (mean/std per init and step), single_view_rows.csv (per
+    example) and single_view.png. (`NerfProtocol` gives the same numbers as a `Report`.)
+
+    Returns:
+        The summary rows (dicts with init, step, psnr_mean, psnr_std, ..., optimizer).
+    """
+    table = single_view_table(
+        init_io.load_init(init_dir), init_io.read_metadata(init_dir), dataset, split,
+        num_examples, steps, rays_per_step, num_samples, meta_optimizer, standard_optimizer,
+        standard_seed, seed, chunk, verbose, **dataset_kwargs)
+    if out_dir is not None:
+        write_csv(os.path.join(out_dir, "single_view_rows.csv"), table.rows)
+        write_csv(os.path.join(out_dir, "single_view_table.csv"), table.summary)
+        plot_protocol(os.path.join(out_dir, "single_view.png"), table.summary, table.images,
+                      title=_title(dataset))
+    return table.summary
+
+
+@dataclasses.dataclass
+class SingleViewTable:
+    """Outcome of `single_view_table`: per-example rows, the summary, first held-out views."""
+
+    rows: list
+    summary: list
+    images: dict
+    standard_seed: int
+
+
+def single_view_table(model, metadata, dataset="procedural_objects", split="test",
+                      num_examples=10, steps=(0, 10, 100, 1000), rays_per_step=64,
+                      num_samples=None, meta_optimizer=InnerOptimizer("sgd", 0.5),
+                      standard_optimizer=InnerOptimizer("adam", 5e-4), standard_seed=1, seed=0,
+                      chunk=4096, verbose=1, examples=None, **dataset_kwargs):
+    """The single-view protocol for a meta-learned init: meta vs standard init, per step.
+
     Fits every test example on its support rays (one view; Phototourism: the left
-    half) from the init in `init_dir` with `meta_optimizer` and from a freshly
-    initialised network of the same architecture (seed `standard_seed`) with
-    `standard_optimizer`, and measures held-out PSNR at each of `steps`.
+    half) from `model` with `meta_optimizer` and from a freshly initialised network of
+    the same architecture (seed `standard_seed`) with `standard_optimizer`, and
+    measures held-out PSNR at each of `steps`.
 
     Args:
-        init_dir: meta-learned init directory.
-        out_dir: if set, writes single_view_table.csv (mean/std per init and step),
-            single_view_rows.csv (per example) and single_view.png.
+        model: the meta-learned init (a NerfMLP).
+        metadata: its metadata (the task settings: samples, bounds, background).
         dataset: "procedural_objects", "shapenet" or "phototourism".
         split: split of the test objects.
         num_examples: objects (photos) evaluated.
@@ -334,31 +341,28 @@ def single_view_protocol(init_dir, out_dir=None, dataset="procedural_objects", s
         seed: seed of the test-time ray batches.
         chunk: rays per rendering call.
         verbose: progress bar.
+        examples: test examples to use instead of reading `dataset`.
         **dataset_kwargs: passed to `sources.test_examples` (config, class_name,
             manual_dir, landmark, data_dir, single_view, num_held_out_views, downsample).
 
     Returns:
-        The summary rows (dicts with init, step, psnr_mean, psnr_std, ..., optimizer).
+        A `SingleViewTable`; its summary rows carry "optimizer" and "init_seed".
     """
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf.data.pipeline import take_examples
-    from learnit_tf.models import FunctionalModel
-    from learnit_tf.kinds.nerf import sources
-
     steps = sorted({int(s) for s in steps})
     if not steps or steps[0] < 0:
         raise ValueError(f"steps must be non-negative step counts, got {steps}.")
-    model = init_io.load_init(init_dir)
-    config = init_io.read_config(init_dir)
-    examples_ds, near, far = sources.test_examples(dataset, split, **dataset_kwargs)
     overrides = {"rays_per_step": rays_per_step, "num_samples": num_samples, "chunk": chunk}
-    if near is not None:
-        overrides.update(near=near, far=far)
-    task = sources.task_from_init(init_dir, **overrides)
-    examples = take_examples(examples_ds, num_examples, seed=seed)
+    if examples is None:
+        examples_ds, near, far = sources.test_examples(dataset, split, **dataset_kwargs)
+        if near is not None:
+            overrides.update(near=near, far=far)
+        examples = take_examples(examples_ds, num_examples, seed=seed)
+    if not examples:
+        raise ValueError(f"Split {split!r} of {dataset} holds no test examples.")
+    task = sources.task_from_metadata(metadata, **overrides)
     for i, example in enumerate(examples):
         task.validate_example(example, name=f"{dataset} {split} example {i}")
-    standard, standard_seed = draw_standard_init(config["class_name"], config["config"],
+    standard, standard_seed = draw_standard_init(type(model).__name__, model.get_config(),
                                                  standard_seed, examples[0], task)
     fmodel = FunctionalModel(model)
     inits = [InitSpec("meta", fmodel.initial_weights(), meta_optimizer),
@@ -371,13 +375,13 @@ def single_view_protocol(init_dir, out_dir=None, dataset="procedural_objects", s
         opt = meta_optimizer if row["init"] == "meta" else standard_optimizer
         row["optimizer"] = f"{opt.name} {opt.learning_rate:g}"
         row["init_seed"] = "" if row["init"] == "meta" else standard_seed
-    if out_dir is not None:
-        write_csv(os.path.join(out_dir, "single_view_rows.csv"), rows)
-        write_csv(os.path.join(out_dir, "single_view_table.csv"), summary)
-        title = ("Phototourism: left half -> right half" if dataset == "phototourism" else
-                 f"{dataset}: 1 view -> held-out views")
-        plot_protocol(os.path.join(out_dir, "single_view.png"), summary, images, title=title)
-    return summary
+    return SingleViewTable(rows=rows, summary=summary, images=images,
+                           standard_seed=standard_seed)
+
+
+def _title(dataset):
+    return ("Phototourism: left half -> right half" if dataset == "phototourism" else
+            f"{dataset}: 1 view -> held-out views")
 
 
 def format_table(summary):
@@ -387,3 +391,150 @@ def format_table(summary):
         lines.append(f"{row['init']:10s} {row.get('optimizer', ''):12s} {row['step']:6d} "
                      f"{row['psnr_mean']:8.2f} ± {row['psnr_std']:5.2f}")
     return "\n".join(lines)
+
+
+# -- the protocol --------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class NerfOptions:
+    """Options of `NerfProtocol` (defaults: the paper's single-view protocol)."""
+
+    num_examples: int = dataclasses.field(default=10, metadata={
+        "help": "Held-out signals to average over."})
+    split: str = dataclasses.field(default="test", metadata={
+        "help": "Held-out split of the init's signal class (or of --directory)."})
+    steps: tuple = dataclasses.field(default=(0, 10, 100, 1000), metadata={
+        "help": "Comma-separated test-time step counts at which held-out PSNR is measured "
+                "(paper: 1000)."})
+    dataset: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "procedural_objects, shapenet or phototourism (default: the init's)."})
+    config: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "procedural_objects config: tiny, small or paper (default: the init's)."})
+    class_name: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "ShapeNet class: chairs, cars or lamps (default: the init's, else chairs)."})
+    landmark: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "Phototourism landmark (default: the init's, else sacre)."})
+    manual_dir: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "Manual download directory (shapenet, phototourism)."})
+    data_dir: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "TFDS data_dir (default: TFDS's)."})
+    single_view: Optional[int] = dataclasses.field(default=None, metadata={
+        "help": "Support view index (default: one per object)."})
+    num_held_out_views: Optional[int] = dataclasses.field(default=None, metadata={
+        "help": "Use only the first k held-out views."})
+    downsample: int = dataclasses.field(default=1, metadata={
+        "help": "Phototourism: keep every k-th pixel."})
+    rays_per_step: int = dataclasses.field(default=64, metadata={
+        "help": "Random rays per test-time step (paper: 64)."})
+    num_samples: Optional[int] = dataclasses.field(default=None, metadata={
+        "help": "Samples per ray (default: the init's task)."})
+    chunk: int = dataclasses.field(default=4096, metadata={
+        "help": "Rays per rendering call."})
+    seed: int = dataclasses.field(default=0, metadata={
+        "help": "Seed of the test-time ray batches (and of the choice of test objects)."})
+    meta_optimizer: str = dataclasses.field(default="sgd", metadata={
+        "help": "Optimizer from the meta init (sgd or adam; the paper: sgd)."})
+    meta_learning_rate: Optional[float] = dataclasses.field(default=None, metadata={
+        "help": "Learning rate from the meta init (default: the init's inner learning rate)."})
+    standard_optimizer: str = dataclasses.field(default="adam", metadata={
+        "help": "Optimizer of the standard init (sgd or adam; the paper: adam)."})
+    standard_learning_rate: float = dataclasses.field(default=5e-4, metadata={
+        "help": "Learning rate of the standard init."})
+    standard_seed: int = dataclasses.field(default=1, metadata={
+        "help": "Seed of the standard init (NeRF: the first seed tried; seeds whose ReLU "
+                "density is dead on the first object's rays are skipped)."})
+    progress: bool = dataclasses.field(default=True, metadata={
+        "help": "Show a progress bar with ETA."})
+
+
+class NerfProtocol(evaluation.Protocol):
+    """The paper's single-view protocol as a `Report` (Phototourism: half-image).
+
+    Each held-out object is fitted on ONE view (a photo's left half) from the meta
+    init (SGD 0.5, 64 rays a step) and from a standard init (Adam 5e-4); rows give the
+    PSNR on its held-out views (the right half) after each of `steps`, observations =
+    1 (views fitted) or "left half". Headline: both inits' PSNR at the first reported
+    step and the first reported step at which the standard init reaches the meta
+    init's PSNR there (`steps_to_match`, "> N" if none).
+
+    Example:
+
+    >>> NerfProtocol(steps="0,2", num_examples=1).options.steps
+    (0, 2)
+    """
+
+    name = "nerf_single_view"
+    Options = NerfOptions
+
+    def _dataset_arguments(self, metadata):
+        o = self.options
+        dataset, bindings = sources.dataset_from_metadata(metadata)
+        dataset = o.dataset or dataset
+        kwargs = {"config": o.config or bindings.get("config", "small"),
+                  "class_name": o.class_name or bindings.get("class_name", "chairs"),
+                  "landmark": o.landmark or bindings.get("landmark", "sacre"),
+                  "manual_dir": o.manual_dir, "data_dir": o.data_dir,
+                  "single_view": o.single_view, "num_held_out_views": o.num_held_out_views,
+                  "downsample": o.downsample}
+        return dataset, kwargs
+
+    def evaluate(self, model, metadata, init_name="", examples=None):
+        o = self.options
+        dataset, kwargs = self._dataset_arguments(metadata)
+        hyper = metadata.get("hyperparameters") or {}
+        meta_opt = InnerOptimizer(o.meta_optimizer, o.meta_learning_rate or
+                                  float(hyper.get("inner_learning_rate", 0.5)))
+        standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
+        table = single_view_table(
+            model, metadata, dataset, o.split, o.num_examples, o.steps, o.rays_per_step,
+            o.num_samples, meta_opt, standard_opt, o.standard_seed, o.seed, o.chunk,
+            1 if o.progress else 0, examples=examples, **kwargs)
+        observations = "left half" if dataset == "phototourism" else 1
+        optimizers = {"meta": meta_opt, "standard": standard_opt}
+        per_init_step = {}
+        for row in table.rows:
+            per_init_step.setdefault((row["init"], row["step"]), []).append(row["psnr"])
+        rows = [evaluation.report_row(init, optimizers[init], step, values, observations)
+                for (init, step), values in per_init_step.items()]
+        settings = dict(dataclasses.asdict(o), steps=list(o.steps), dataset=dataset,
+                        standard_seed_used=table.standard_seed,
+                        meta_optimizer={"name": meta_opt.name,
+                                        "learning_rate": meta_opt.learning_rate},
+                        standard_optimizer={"name": standard_opt.name,
+                                            "learning_rate": standard_opt.learning_rate},
+                        **{k: v for k, v in kwargs.items() if k not in ("config",)})
+        settings["config"] = kwargs["config"] if isinstance(kwargs["config"], str) else str(
+            getattr(kwargs["config"], "name", kwargs["config"]))
+        summary = {"single_view_table": table.summary}
+        return evaluation.Report(
+            protocol=self.name, init=init_name, rows=rows, summary=summary, settings=settings,
+            tables={"per_example.csv": (("init", "example", "step", "psnr", "psnr_all",
+                                         "seconds"), table.rows)},
+            figures={"single_view.png": lambda path: plot_protocol(
+                path, table.summary, table.images, title=_title(dataset))})
+
+    @classmethod
+    def headline(cls, report):
+        steps = sorted({int(r["steps"]) for r in report.rows if r["init"] == "meta"})
+        if not steps:
+            return {}
+        meta = report.row("meta", steps=steps[0])
+        standard = report.row("standard", steps=steps[0])
+        fitted_on = ("the left half" if meta["observations"] == "left half"
+                     else f"{meta['observations']} view")
+        headline = {"psnr_at": f"{steps[0]} steps, fit on {fitted_on}",
+                    f"meta_psnr_at_{steps[0]}": meta["psnr_mean"]}
+        if standard is not None:
+            headline[f"standard_psnr_at_{steps[0]}"] = standard["psnr_mean"]
+            standard_rows = sorted((r for r in report.rows if r["init"] == "standard"),
+                                   key=lambda r: r["steps"])
+            reached = [r["steps"] for r in standard_rows if r["psnr_mean"] >= meta["psnr_mean"]]
+            headline["steps_to_match"] = (reached[0] if reached
+                                          else f"> {standard_rows[-1]['steps']}")
+        return headline
+
+    @classmethod
+    def legacy_headline(cls, evaluation_summary):
+        """None: NeRF evaluations recorded before reports used the image protocol, not this."""
+        del evaluation_summary
+        return {}

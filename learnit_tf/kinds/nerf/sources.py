@@ -1,9 +1,10 @@
-"""Dataset and init helpers shared by the NeRF scripts (evaluate_nerf.py, render.py)."""
+"""Dataset and init helpers of the NeRF kind (its evaluation protocol, render.py, video)."""
 
 from learnit_tf import init_io
 from learnit_tf.kinds.nerf import phototourism, procedural, shapenet
 from learnit_tf.kinds.nerf import views as views_lib
 from learnit_tf.kinds.nerf.task import NerfTask
+from learnit_tf.metadata import DatasetSpec, as_init_metadata
 
 DATASETS = ("procedural_objects", "shapenet", "phototourism")
 
@@ -67,17 +68,38 @@ def test_examples(dataset, split="test", config="small", class_name="chairs", ma
 
 
 def task_from_init(init_dir, **overrides):
-    """A `NerfTask` with the settings recorded in an init's metadata, then `overrides`.
+    """A `NerfTask` with the settings recorded in an init's metadata, then `overrides`."""
+    try:
+        return task_from_metadata(init_io.read_metadata(init_dir), **overrides)
+    except ValueError as e:
+        raise ValueError(f"Init {init_dir}: {e}") from e
 
-    Unknown or missing metadata falls back to NerfTask defaults (the paper's values).
+
+def task_from_metadata(metadata, **overrides):
+    """A `NerfTask` with the settings recorded in init metadata, then `overrides`.
+
+    Unknown or missing metadata falls back to NerfTask defaults (the paper's values);
+    overrides that are None are ignored.
     """
-    metadata = init_io.read_metadata(init_dir)
     task = metadata.get("task") or {}
     if task.get("class_name", "NerfTask") != "NerfTask":
-        raise ValueError(f"Init {init_dir} was trained for {task['class_name']}, not NerfTask; "
-                         "it is not a NeRF init.")
+        raise ValueError(f"the init was trained for {task['class_name']}, not NerfTask; it is "
+                         "not a NeRF init.")
     config = dict(task.get("config") or {})
     allowed = set(NerfTask().get_config())
     config = {k: v for k, v in config.items() if k in allowed}
     config.update({k: v for k, v in overrides.items() if v is not None})
     return NerfTask(**config)
+
+
+DATASET_FUNCTIONS = {"procedural_objects_examples": "procedural_objects",
+                     "shapenet_examples": "shapenet", "phototourism_examples": "phototourism"}
+
+
+def dataset_from_metadata(metadata):
+    """(dataset name in `DATASETS`, the recorded dataset bindings) of an init's training data.
+
+    Inits whose metadata names no known NeRF dataset default to ("procedural_objects", {}).
+    """
+    spec = as_init_metadata(metadata).dataset or DatasetSpec()
+    return DATASET_FUNCTIONS.get(spec.function, "procedural_objects"), dict(spec.bindings)

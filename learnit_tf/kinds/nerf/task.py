@@ -135,7 +135,7 @@ class NerfTask(Task):
         return np.round(np.linspace(0, num_rays - 1, self.metric_rays)).astype(np.int32)
 
     def check_init(self, fmodel, weights, example):
-        from learnit_tf.kinds.nerf.evaluation import density_alive_fraction  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.nerf.density import density_alive_fraction  # pylint: disable=import-outside-toplevel
         alive = density_alive_fraction(fmodel, weights, example, self)
         if alive < 0.01:
             return (f"the density is positive at only {alive:.2%} of sample points, so the "
