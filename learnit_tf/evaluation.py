@@ -31,7 +31,7 @@ import numpy as np
 
 from learnit_tf import init_io, kinds
 from learnit_tf.baselines import standard_init
-from learnit_tf.data.pipeline import take_examples
+from learnit_tf.data.pipeline import add_example_seeds, take_examples
 from learnit_tf.meta import Fitter, InnerOptimizer
 from learnit_tf.metadata import DatasetSpec, TaskSpec, as_init_metadata
 
@@ -474,8 +474,9 @@ class Protocol(abc.ABC):
             raise ValueError(f"Signal kind {kind.name!r} has no reader for a folder of your "
                              "own files (--directory).")
         fn = kind.datasets[kind.folder_dataset]
-        examples = take_examples(fn(directory=directory, split=split,
-                                    **self.folder_options(task)), count)
+        # A small folder may hold fewer than `count` signals in a split: use them all.
+        examples = list(add_example_seeds(fn(directory=directory, split=split,
+                                             **self.folder_options(task)).take(int(count)), 0))
         if not examples:
             raise ValueError(f"Folder {directory!r} gave no {split!r} examples.")
         return examples

@@ -325,36 +325,25 @@ def _number(value):
     return value if math.isfinite(value) else None
 
 
-def _curve_at(curve, step):
-    """PSNR at `step` from a curve stored as {step: psnr}, a list or {"steps", "psnr"}."""
-    if isinstance(curve, (_List, tuple)):
-        return _number(curve[step]) if len(curve) > step else None
-    if not isinstance(curve, dict):
-        return None
-    for key in (str(step), step):
-        if key in curve:
-            return _number(curve[key])
-    steps, values = curve.get("steps"), curve.get("psnr", curve.get("mean"))
-    if isinstance(steps, _List) and isinstance(values, _List) and step in steps:
-        i = steps.index(step)
-        return _number(values[i]) if i < len(values) else None
-    if isinstance(values, _List):
-        return _curve_at(values, step)
-    return None
-
-
 def headline_from_metadata(metadata, config=None, parameters=None):
     """The summary the zoo table shows, tolerant of missing metadata keys.
 
+    The evaluation numbers come from the init's kind's protocol
+    (`learnit_tf.evaluation.Protocol.headline` of the recorded report; evaluations
+    recorded before reports are read as PSNR-vs-steps summaries, except NeRF's, which
+    used the image protocol and give no headline numbers).
+
     Args:
         metadata: parsed metadata.json (`signal_class`, `task`, `dataset`,
-            `evaluation` with `meta_psnr_at_2`, `standard_psnr_at_2`,
-            `steps_to_match` and/or `psnr_curve`; any of them may be absent).
+            `evaluation`; any of them may be absent).
         config: parsed config.json, for the model class.
         parameters: number of weights of the model.
 
     Returns:
-        A dict of the known fields (absent ones are left out).
+        A dict of the known fields (absent ones are left out): `signal_class`,
+        `model_class`, `algorithm`, `task`, `dataset`, the protocol's
+        `meta_psnr_at_<point>`, `standard_psnr_at_<point>`, `psnr_at`,
+        `steps_to_match` / `views_to_match`, and `parameters`.
 
     Example:
 
@@ -362,22 +351,13 @@ def headline_from_metadata(metadata, config=None, parameters=None):
     ...     "psnr_curve": {"meta": {"2": 25.0}, "standard": [10.0, 11.0, 12.0]}}})
     {'signal_class': 'text', 'meta_psnr_at_2': 25.0, 'standard_psnr_at_2': 12.0}
     """
+    # Imported here: the evaluation protocols need TensorFlow, `Zoo.list` does not.
+    from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
     if isinstance(metadata, init_metadata.InitMetadata):
         metadata = metadata.to_dict()
     metadata = metadata if isinstance(metadata, dict) else {}
-    evaluation = metadata.get("evaluation")
-    evaluation = evaluation if isinstance(evaluation, dict) else {}
-    curves = evaluation.get("psnr_curve")
-    curves = curves if isinstance(curves, dict) else {}
     task = metadata.get("task")
     dataset = metadata.get("dataset")
-    steps_to_match = evaluation.get("steps_to_match")
-    if not isinstance(steps_to_match, (int, float, str, dict)) or isinstance(steps_to_match, bool):
-        steps_to_match = None
-    evaluated = _number(evaluation.get("standard_steps_evaluated"))
-    if steps_to_match is None and evaluated is not None:
-        # The standard init never reached the meta init's 2-step PSNR in the evaluated steps.
-        steps_to_match = f"> {int(evaluated)}"
     headline = {
         "signal_class": metadata.get("signal_class"),
         "model_class": (config or {}).get("class_name"),
@@ -385,15 +365,9 @@ def headline_from_metadata(metadata, config=None, parameters=None):
         "algorithm": init_metadata.algorithm_of(metadata),
         "task": task.get("class_name") if isinstance(task, dict) else task,
         "dataset": dataset.get("name") if isinstance(dataset, dict) else dataset,
-        "meta_psnr_at_2": _number(evaluation.get("meta_psnr_at_2")),
-        "standard_psnr_at_2": _number(evaluation.get("standard_psnr_at_2")),
-        "steps_to_match": steps_to_match,
-        "parameters": parameters,
     }
-    if headline["meta_psnr_at_2"] is None:
-        headline["meta_psnr_at_2"] = _curve_at(curves.get("meta"), 2)
-    if headline["standard_psnr_at_2"] is None:
-        headline["standard_psnr_at_2"] = _curve_at(curves.get("standard"), 2)
+    headline.update(evaluation.headline_from_metadata(metadata))
+    headline["parameters"] = parameters
     return {k: v for k, v in headline.items() if v is not None}
 
 
@@ -1009,7 +983,32 @@ def _format_steps(value):
 
 
 TABLE_COLUMNS = ("name", "version", "signal class", "model", "algorithm",
-                 "PSNR@2 meta vs standard", "steps to match", "size", "where")
+                 "PSNR meta vs standard", "at", "to match", "size", "where")
+
+
+def headline_psnr(headline):
+    """(meta PSNR, standard PSNR, where) of a headline, e.g. (20.0, 12.9, "2 steps").
+
+    Reads the protocol's `meta_psnr_at_<point>` / `standard_psnr_at_<point>` keys and
+    `psnr_at` (older headlines without `psnr_at` name the step in the key).
+    """
+    for key in sorted(headline):
+        if key.startswith("meta_psnr_at_"):
+            point = key[len("meta_psnr_at_"):]
+            where = headline.get("psnr_at") or (f"{point} steps" if point.isdigit()
+                                                 else point.replace("_", " "))
+            return (_number(headline[key]), _number(headline.get(f"standard_psnr_at_{point}")),
+                    where)
+    return None, None, ""
+
+
+def _format_to_match(headline):
+    if headline.get("steps_to_match") is not None:
+        text = _format_steps(headline["steps_to_match"])
+        return text if text.endswith("×") else f"{text} steps"
+    if headline.get("views_to_match") is not None:
+        return f"{_format_steps(headline['views_to_match'])} views"
+    return ""
 
 
 def table_rows(rows):
@@ -1017,7 +1016,7 @@ def table_rows(rows):
     cells = []
     for row in rows:
         headline = row.get("headline") or {}
-        meta, std = headline.get("meta_psnr_at_2"), headline.get("standard_psnr_at_2")
+        meta, std, where = headline_psnr(headline)
         if meta is not None or std is not None:
             psnr = (f"{meta:.2f}" if meta is not None else "?") + " vs " + (
                 f"{std:.2f} dB" if std is not None else "? dB")
@@ -1026,9 +1025,8 @@ def table_rows(rows):
         cells.append([
             row["name"], row["version"] + (" (latest)" if row.get("latest") else ""),
             str(headline.get("signal_class", "")), str(headline.get("model_class", "")),
-            str(headline.get("algorithm", "")), psnr,
-            _format_steps(headline.get("steps_to_match")), _format_size(row["size"]),
-            row.get("location", ""),
+            str(headline.get("algorithm", "")), psnr, where if psnr else "",
+            _format_to_match(headline), _format_size(row["size"]), row.get("location", ""),
         ])
     return cells
 

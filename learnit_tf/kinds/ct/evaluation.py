@@ -296,6 +296,9 @@ class CtProtocol(evaluation.Protocol):
     name = "ct_views"
     Options = CtOptions
 
+    def folder_options(self, task):
+        return {"resolution": int(task.resolution)}
+
     def held_out(self, metadata):
         """The first `num_examples` phantoms of the split (in the dataset's order)."""
         o = self.options

@@ -35,8 +35,8 @@ from learnit_tf.models import FunctionalModel
 
 __all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density_alive_fraction",
            "draw_standard_init", "evaluate_inits", "format_table", "held_out_psnr",
-           "plot_protocol", "single_view_protocol", "single_view_table", "summarize",
-           "write_csv"]
+           "plot_protocol", "report_rows", "single_view_protocol", "single_view_table",
+           "summarize", "write_csv"]
 
 
 @dataclasses.dataclass
@@ -395,6 +395,23 @@ def format_table(summary):
 
 # -- the protocol --------------------------------------------------------------------------
 
+def report_rows(example_rows, optimizers, observations=1):
+    """`Report` rows (mean and std over examples per init and step) from per-example rows.
+
+    Args:
+        example_rows: dicts with "init", "step", "psnr" (as `evaluate_inits` returns, or
+            read back from single_view_rows.csv).
+        optimizers: {init: `InnerOptimizer`}.
+        observations: 1 (views fitted) or "left half" (Phototourism).
+    """
+    per_init_step = {}
+    for row in example_rows:
+        per_init_step.setdefault((row["init"], int(row["step"])), []).append(float(row["psnr"]))
+    return [evaluation.report_row(init, optimizers[init], step, values, observations)
+            for (init, step), values in sorted(per_init_step.items(),
+                                               key=lambda kv: (kv[0][0] != "meta", kv[0]))]
+
+
 @dataclasses.dataclass
 class NerfOptions:
     """Options of `NerfProtocol` (defaults: the paper's single-view protocol)."""
@@ -443,6 +460,8 @@ class NerfOptions:
     standard_seed: int = dataclasses.field(default=1, metadata={
         "help": "Seed of the standard init (NeRF: the first seed tried; seeds whose ReLU "
                 "density is dead on the first object's rays are skipped)."})
+    directory: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "Evaluate on a folder of your own files of the init's kind instead."})
     progress: bool = dataclasses.field(default=True, metadata={
         "help": "Show a progress bar with ETA."})
 
@@ -466,6 +485,12 @@ class NerfProtocol(evaluation.Protocol):
     name = "nerf_single_view"
     Options = NerfOptions
 
+    def folder_options(self, task):
+        del task
+        o = self.options
+        return {"views": "single", "single_view": o.single_view, "held_out": True,
+                "num_held_out_views": o.num_held_out_views}
+
     def _dataset_arguments(self, metadata):
         o = self.options
         dataset, bindings = sources.dataset_from_metadata(metadata)
@@ -481,6 +506,10 @@ class NerfProtocol(evaluation.Protocol):
     def evaluate(self, model, metadata, init_name="", examples=None):
         o = self.options
         dataset, kwargs = self._dataset_arguments(metadata)
+        if examples is None and o.directory:
+            dataset = "posed-views folder"
+            examples = self.folder_examples(metadata, o.directory, o.split, o.num_examples,
+                                            None)
         hyper = metadata.get("hyperparameters") or {}
         meta_opt = InnerOptimizer(o.meta_optimizer, o.meta_learning_rate or
                                   float(hyper.get("inner_learning_rate", 0.5)))
@@ -490,12 +519,8 @@ class NerfProtocol(evaluation.Protocol):
             o.num_samples, meta_opt, standard_opt, o.standard_seed, o.seed, o.chunk,
             1 if o.progress else 0, examples=examples, **kwargs)
         observations = "left half" if dataset == "phototourism" else 1
-        optimizers = {"meta": meta_opt, "standard": standard_opt}
-        per_init_step = {}
-        for row in table.rows:
-            per_init_step.setdefault((row["init"], row["step"]), []).append(row["psnr"])
-        rows = [evaluation.report_row(init, optimizers[init], step, values, observations)
-                for (init, step), values in per_init_step.items()]
+        rows = report_rows(table.rows, {"meta": meta_opt, "standard": standard_opt},
+                           observations)
         settings = dict(dataclasses.asdict(o), steps=list(o.steps), dataset=dataset,
                         standard_seed_used=table.standard_seed,
                         meta_optimizer={"name": meta_opt.name,
