@@ -1,0 +1,62 @@
+"""Pictures of waveforms: a raster for image grids (fit.py) and matplotlib figures."""
+
+import numpy as np
+
+from learnit_tf import plots
+
+
+def waveform_picture(waveform, height=64, width=256):
+    """A waveform drawn as a picture, float32 (height, width) in [0, 1]: white background,
+    black where the waveform passes (column j spans samples [j·N/width, (j+1)·N/width) and
+    is inked between their minimum and maximum). Row 0 is amplitude +1, the last row -1.
+
+    >>> picture = waveform_picture(np.linspace(-1, 1, 8), height=4, width=2)
+    >>> picture.tolist()
+    [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+    """
+    waveform = np.clip(np.asarray(waveform, np.float64).reshape(-1), -1.0, 1.0)
+    width = min(int(width), waveform.size)
+    edges = np.linspace(0, waveform.size, width + 1).astype(int)
+    # Amplitude -> row, +1 at the top; each column inks the rows of its sample range.
+    rows = np.round((1.0 - waveform) / 2.0 * (height - 1)).astype(int)
+    picture = np.ones((int(height), width), np.float32)
+    for j in range(width):
+        segment = rows[edges[j]:edges[j + 1]]
+        picture[segment.min():segment.max() + 1, j] = 0.0
+    return picture
+
+
+def plot_waveforms(rows, path, sample_rate, title=None, max_seconds=None):
+    """Rows of waveform panels: each row is (label, [(panel title, waveform), ...]).
+
+    Args:
+        rows: list of (row label, list of (panel title, float (N,) array)).
+        path: output PNG (written atomically).
+        sample_rate: samples per second (the time axis is in seconds).
+        title: optional figure title.
+        max_seconds: show only the first `max_seconds` (a zoom on a few periods).
+    """
+    plt = plots.pyplot()
+    num_cols = max(len(cols) for _, cols in rows)
+    fig, axes = plt.subplots(len(rows), num_cols, figsize=(2.4 * num_cols, 1.5 * len(rows)),
+                             squeeze=False, sharey=True)
+    for r, (label, cols) in enumerate(rows):
+        for c in range(num_cols):
+            ax = axes[r][c]
+            if c >= len(cols):
+                ax.axis("off")
+                continue
+            panel_title, waveform = cols[c]
+            waveform = np.asarray(waveform).reshape(-1)
+            count = waveform.size if max_seconds is None else min(
+                waveform.size, int(max_seconds * sample_rate))
+            ax.plot(np.arange(count) / sample_rate, waveform[:count], linewidth=0.6)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_title(panel_title, fontsize=7)
+            ax.tick_params(labelsize=6)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return plots.save_figure_atomic(fig, path)
