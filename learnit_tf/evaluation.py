@@ -19,7 +19,6 @@ This module names no kind: it looks kinds up in `learnit_tf.kinds`.
 
 import abc
 import dataclasses
-import math
 import os
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from learnit_tf import init_io, kinds
 from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import add_example_seeds, take_examples
 from learnit_tf.meta import Fitter, InnerOptimizer
+from learnit_tf.headline import headline_from_metadata, steps_headline  # noqa: F401
 from learnit_tf.metadata import DatasetSpec, TaskSpec, as_init_metadata
 
 REPORT_STEPS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -489,59 +489,6 @@ class Protocol(abc.ABC):
 
 # -- PSNR against steps (images, audio: any task whose examples are fitted by steps) -------
 
-def _number(value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _curve_at(curve, step):
-    """PSNR at `step` from a curve stored as {step: psnr}, a list or {"steps", "psnr"}."""
-    if isinstance(curve, (list, tuple)):
-        return _number(curve[step]) if len(curve) > step else None
-    if not isinstance(curve, dict):
-        return None
-    for key in (str(step), step):
-        if key in curve:
-            return _number(curve[key])
-    steps, values = curve.get("steps"), curve.get("psnr", curve.get("mean"))
-    if isinstance(steps, list) and isinstance(values, list) and step in steps:
-        i = steps.index(step)
-        return _number(values[i]) if i < len(values) else None
-    if isinstance(values, list):
-        return _curve_at(values, step)
-    return None
-
-
-def steps_headline(summary, match_step=2):
-    """The PSNR-vs-steps headline from a steps summary (`summarize` output or legacy metadata).
-
-    >>> steps_headline({"psnr_curve": {"meta": {"2": 25.0}, "standard": [10.0, 11.0, 12.0]},
-    ...                 "standard_steps_evaluated": 300})
-    {'meta_psnr_at_2': 25.0, 'standard_psnr_at_2': 12.0, 'steps_to_match': '> 300'}
-    """
-    if not isinstance(summary, dict):
-        return {}
-    curves = summary.get("psnr_curve")
-    curves = curves if isinstance(curves, dict) else {}
-    steps_to_match = summary.get("steps_to_match")
-    if not isinstance(steps_to_match, (int, float, str, dict)) or isinstance(steps_to_match, bool):
-        steps_to_match = None
-    evaluated = _number(summary.get("standard_steps_evaluated"))
-    if steps_to_match is None and evaluated is not None:
-        # The standard init never reached the meta init's PSNR in the evaluated steps.
-        steps_to_match = f"> {int(evaluated)}"
-    headline = {}
-    for label in (META, STANDARD):
-        key = f"{label}_psnr_at_{match_step}"
-        value = _number(summary.get(key))
-        headline[key] = value if value is not None else _curve_at(curves.get(label), match_step)
-    headline["steps_to_match"] = steps_to_match
-    return {k: v for k, v in headline.items() if v is not None}
-
-
 @dataclasses.dataclass
 class StepsOptions:
     """Options of `StepsProtocol` (defaults: the paper's image protocol on a CPU budget)."""
@@ -691,17 +638,3 @@ def _per_example_table(results):
 def _plot_curves(results, path, title, summary):
     from learnit_tf import plots  # pylint: disable=import-outside-toplevel
     return plots.plot_psnr_curves(results, path, title=title, summary=summary)
-
-
-def headline_from_metadata(metadata):
-    """The protocol headline of an init's recorded evaluation, from its kind's protocol.
-
-    Inits whose task is unknown (or missing) are read as PSNR-vs-steps summaries.
-    """
-    if not hasattr(metadata, "get"):
-        return {}
-    try:
-        protocol = kind_of_metadata(metadata).protocol_class()
-    except ValueError:
-        protocol = StepsProtocol
-    return protocol.headline_from_evaluation(metadata.get("evaluation"))

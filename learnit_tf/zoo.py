@@ -62,6 +62,7 @@ import uuid
 from absl import logging
 
 from learnit_tf import metadata as init_metadata
+from learnit_tf.headline import headline_from_metadata as protocol_headline
 from learnit_tf.atomic import atomic_save
 
 # Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
@@ -351,8 +352,6 @@ def headline_from_metadata(metadata, config=None, parameters=None):
     ...     "psnr_curve": {"meta": {"2": 25.0}, "standard": [10.0, 11.0, 12.0]}}})
     {'signal_class': 'text', 'meta_psnr_at_2': 25.0, 'standard_psnr_at_2': 12.0}
     """
-    # Imported here: the evaluation protocols need TensorFlow, `Zoo.list` does not.
-    from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
     if isinstance(metadata, init_metadata.InitMetadata):
         metadata = metadata.to_dict()
     metadata = metadata if isinstance(metadata, dict) else {}
@@ -366,7 +365,7 @@ def headline_from_metadata(metadata, config=None, parameters=None):
         "task": task.get("class_name") if isinstance(task, dict) else task,
         "dataset": dataset.get("name") if isinstance(dataset, dict) else dataset,
     }
-    headline.update(evaluation.headline_from_metadata(metadata))
+    headline.update(protocol_headline(metadata))
     headline["parameters"] = parameters
     return {k: v for k, v in headline.items() if v is not None}
 
