@@ -1,12 +1,24 @@
 """The meta-training loop: data → compiled meta step → checkpoints → exported init.
 
-`meta_train` is the gin-configurable entry point behind `scripts/meta_train.py`.
+`meta_train` is the gin-configurable entry point behind `scripts/meta_train.py`: it
+checks its arguments (`RunConfig`) and hands them to a `MetaTrainRunner`, whose
+phases — check data, build, restore, step, evaluate, checkpoint, export — are
+methods that can be read (and overridden in a subclass) one by one.
+
 It is resumable: the model, the outer optimizer, the step, the accumulated wall
 time and (on one replica) the data iterator live in one `tf.train.Checkpoint`
 managed by a `tf.train.CheckpointManager` (which writes atomically), so a restarted
 run continues with exactly the batches and losses an uninterrupted run would have
 produced. Checkpoints are written every `checkpoint_every` steps and on preemption
-(SIGTERM or a `PreemptionCheckpointHandler` notice, see `learnit_tf.distribute`).
+(SIGTERM or a `PreemptionCheckpointHandler` notice, see `learnit_tf.distribute`) or
+Ctrl-C (SIGINT; a second Ctrl-C stops at once). A resumed run drops the rows of
+`train_log.csv` and the TensorBoard events the previous run wrote after its last
+checkpoint (rewriting the event files), so its curves continue without overlap.
+
+One run per `model_dir`: a lock file (`meta_train.lock`, naming the holder's pid and
+host) makes a second concurrent run fail at once; a lock left by a process that is
+gone (same host, dead pid) is taken over. Non-finite weights are never checkpointed
+or exported (`NonFiniteWeightsError`; the last good checkpoint stays).
 
 Under a multi-replica `tf.distribute` strategy the global meta-batch is split over
 the replicas (`learnit_tf.distribute.distribute_meta_batches`); a distributed
@@ -17,29 +29,52 @@ there is no further RNG state to save. `model_dir` may be a gs:// path.
 """
 
 import csv
+import dataclasses
+import datetime
 import io
+import json
 import math
+import numbers
 import os
+import signal
+import socket
 import sys
 import tempfile
 import time
+import uuid
+from typing import Any, Callable, Optional
 
 import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf import distribute, init_io
+from learnit_tf import distribute, init_io, kinds
 from learnit_tf.data.pipeline import meta_batches, take_examples
+from learnit_tf.metadata import DatasetSpec, Hyperparameters, InitMetadata, TaskSpec
 from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer
 
 LOG_FILE = "train_log.csv"
 LOG_COLUMNS = ("step", "loss", "inner_loss_first", "seconds")
+LOCK_FILE = "meta_train.lock"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised when meta-training produces a NaN or infinite loss."""
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """Raised instead of checkpointing or exporting weights that hold NaN or infinity."""
+
+
+class MetaTrainConfigError(ValueError):
+    """A `meta_train` argument, or the data it names, is unusable (raised before building)."""
+
+
+class ModelDirLockedError(RuntimeError):
+    """Another `meta_train` run holds the model directory."""
 
 
 def _read_log(path, max_step):
@@ -125,6 +160,537 @@ def evaluate_init(fitter, examples, steps, weights=None):
     return {name: (np.mean(v, axis=0), np.std(v, axis=0)) for name, v in curves.items()}
 
 
+# ------------------------------------------------------------------- run configuration
+
+
+def _integer(name, value, minimum, optional=False):
+    if optional and value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise MetaTrainConfigError(f"meta_train.{name} must be an integer >= {minimum}, got "
+                                   f"{value!r}.")
+    return int(value)
+
+
+def _positive_number(name, value):
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+            or not math.isfinite(value) or value <= 0):
+        raise MetaTrainConfigError(f"meta_train.{name} must be a finite number > 0, got "
+                                   f"{value!r}.")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The arguments of one `meta_train` run, checked on construction (see `meta_train`).
+
+    Raises:
+        MetaTrainConfigError: an argument has the wrong type or range (the message names
+            the `meta_train.<parameter>` gin binding).
+    """
+
+    model_dir: str
+    model_fn: Callable[..., Any]
+    task: Any
+    dataset_fn: Callable[..., Any]
+    algorithm: str = "maml"
+    inner_steps: int = 2
+    inner_optimizer: str = "sgd"
+    inner_learning_rate: float = 1e-2
+    outer_learning_rate: float = 1e-5
+    meta_batch_size: int = 3
+    num_steps: int = 1000
+    checkpoint_every: int = 100
+    eval_every: int = 250
+    num_eval_examples: int = 8
+    eval_split: str = "validation"
+    train_split: str = "train"
+    max_checkpoints: int = 3
+    seed: int = 0
+    jit_compile: Any = "auto"
+    remat: bool = False
+    share_first_forward: bool = True
+    signal_class: Optional[str] = None
+    strategy: Any = None
+    show_progress: bool = True
+    stop_after_steps: Optional[int] = None
+
+    def __post_init__(self):
+        if not isinstance(self.model_dir, (str, os.PathLike)) or not str(self.model_dir):
+            raise MetaTrainConfigError(f"model_dir must be a non-empty path, got "
+                                       f"{self.model_dir!r}.")
+        for name in ("model_fn", "dataset_fn"):
+            if not callable(getattr(self, name)):
+                raise MetaTrainConfigError(f"meta_train.{name} must be callable, got "
+                                           f"{getattr(self, name)!r}.")
+        for name, minimum in (("num_steps", 1), ("inner_steps", 1), ("meta_batch_size", 1),
+                              ("checkpoint_every", 1), ("eval_every", 0),
+                              ("num_eval_examples", 0), ("max_checkpoints", 1), ("seed", 0)):
+            object.__setattr__(self, name, _integer(name, getattr(self, name), minimum))
+        object.__setattr__(self, "stop_after_steps",
+                           _integer("stop_after_steps", self.stop_after_steps, 1, optional=True))
+        for name in ("inner_learning_rate", "outer_learning_rate"):
+            object.__setattr__(self, name, _positive_number(name, getattr(self, name)))
+        for name in ("train_split", "eval_split"):
+            if not isinstance(getattr(self, name), str):
+                raise MetaTrainConfigError(f"meta_train.{name} must be a split name (string), "
+                                           f"got {getattr(self, name)!r}.")
+        if self.jit_compile not in (True, False, "auto"):
+            raise MetaTrainConfigError(f"meta_train.jit_compile must be True, False or 'auto', "
+                                       f"got {self.jit_compile!r}.")
+        object.__setattr__(self, "model_dir", os.fspath(self.model_dir))
+        self.meta_config  # pylint: disable=pointless-statement  (checks the algorithm settings)
+
+    @property
+    def meta_config(self):
+        try:
+            return MetaConfig(self.algorithm, self.inner_steps,
+                              InnerOptimizer(self.inner_optimizer, self.inner_learning_rate),
+                              share_first_forward=bool(self.share_first_forward),
+                              remat=bool(self.remat))
+        except (ValueError, TypeError) as e:
+            raise MetaTrainConfigError(f"meta_train: {e}") from e
+
+    @property
+    def dataset_name(self):
+        return getattr(self.dataset_fn, "__name__", str(self.dataset_fn))
+
+
+# ---------------------------------------------------------------- one run per model_dir
+
+
+_HELD_LOCKS = set()  # Lock files held by this process.
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's live process.
+        return True
+    return True
+
+
+class ModelDirLock:
+    """An exclusive lock file in a model directory, naming its holder (pid, host, start).
+
+    Local directories use an atomic hard link of a complete file, so two runs cannot
+    both take the lock; on object stores (gs://) the check and the write are separate
+    (best effort). A lock whose holder ran on this host and whose pid is gone is stale
+    and taken over; a lock from another host is refused (its liveness cannot be
+    checked) with the path to delete if that run is known to be gone.
+    """
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, LOCK_FILE)
+        self.record = {"pid": os.getpid(), "host": socket.gethostname(),
+                       "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                           timespec="seconds"),
+                       "command": " ".join(sys.argv), "token": uuid.uuid4().hex}
+
+    def _holder(self):
+        try:
+            with tf.io.gfile.GFile(self.path) as f:
+                return json.loads(f.read())
+        except (tf.errors.NotFoundError, FileNotFoundError):
+            return None
+        except (ValueError, tf.errors.OpError):
+            return {}  # Unreadable: treated as held by an unknown run.
+
+    def _is_stale(self, holder):
+        if not isinstance(holder.get("pid"), int) or holder.get("host") != socket.gethostname():
+            return False
+        if holder["pid"] == os.getpid():
+            return self.path not in _HELD_LOCKS  # Our pid, but not our lock: a reused pid.
+        return not _pid_alive(holder["pid"])
+
+    def _try_create(self):
+        text = json.dumps(self.record)
+        if distribute.is_remote_path(self.path):
+            if tf.io.gfile.exists(self.path):
+                return False
+            with tf.io.gfile.GFile(self.path, "w") as f:
+                f.write(text)
+            return True
+        tmp = f"{self.path}.{self.record['token']}.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        try:
+            os.link(tmp, self.path)  # Atomic; fails if the lock exists.
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.remove(tmp)
+
+    def acquire(self):
+        for _ in range(3):
+            if self._try_create():
+                _HELD_LOCKS.add(self.path)
+                return self
+            holder = self._holder()
+            if holder is None:
+                continue  # Released meanwhile: try again.
+            if not self._is_stale(holder):
+                raise ModelDirLockedError(
+                    f"{os.path.dirname(self.path)} is in use by another meta_train run (pid "
+                    f"{holder.get('pid', '?')} on host {holder.get('host', '?')}, started "
+                    f"{holder.get('started', '?')}). Wait for it to finish or use another "
+                    f"model_dir; if that run is gone, delete {self.path}.")
+            print(f"Taking over the stale lock of pid {holder['pid']} on {holder['host']} "
+                  f"(no such process): {self.path}")
+            try:  # Rename, not delete: of two runs taking over, one wins.
+                tf.io.gfile.rename(self.path, f"{self.path}.stale-{self.record['token']}")
+                tf.io.gfile.remove(f"{self.path}.stale-{self.record['token']}")
+            except (tf.errors.NotFoundError, FileNotFoundError):
+                pass
+        raise ModelDirLockedError(f"Could not take the lock {self.path} (contended).")
+
+    def release(self):
+        _HELD_LOCKS.discard(self.path)
+        holder = self._holder()
+        if holder and holder.get("token") == self.record["token"]:
+            tf.io.gfile.remove(self.path)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+class _InterruptFlag:
+    """SIGINT (Ctrl-C) sets a flag checked at step boundaries, like SIGTERM; a second one
+    raises KeyboardInterrupt at once. The previous handler is restored on exit."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _on_sigint(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: checkpointing at the end of this step (again to stop at once).",
+              flush=True)
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # Not in the main thread: Ctrl-C is not ours to handle.
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def purge_events_after(directory, step):
+    """Drops TensorBoard events with a step > `step` from the event files in `directory`.
+
+    A resumed run calls this with its restored step, so the events an interrupted run
+    wrote after its last checkpoint do not overlap the resumed curves. Each file is
+    rewritten through a temporary and a rename; a record truncated by a kill ends the
+    file. Returns the number of events dropped.
+    """
+    if not tf.io.gfile.isdir(directory):
+        return 0
+    dropped = 0
+    for name in sorted(tf.io.gfile.listdir(directory)):
+        path = os.path.join(directory, name)
+        if "tfevents" not in name or name.endswith(".tmp") or tf.io.gfile.isdir(path):
+            continue
+        kept, changed = [], False
+        try:
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                if tf.compat.v1.Event.FromString(record).step > step:
+                    dropped += 1
+                    changed = True
+                else:
+                    kept.append(record)
+        except tf.errors.DataLossError:
+            changed = True  # A truncated last record (the writer was killed).
+        if changed:
+            with tf.io.TFRecordWriter(path + ".tmp") as writer:
+                for record in kept:
+                    writer.write(record)
+            tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    return dropped
+
+
+def _all_finite(variables):
+    return all(bool(np.all(np.isfinite(v.numpy()))) for v in variables)
+
+
+# ------------------------------------------------------------------------------ runner
+
+
+class MetaTrainRunner:
+    """One meta-training run in phases (TF Model Garden style); `run()` calls them in order.
+
+    check_data → build → restore → check_init → open_logs → build_evaluation →
+    train (step, log_step, evaluate, checkpoint per step) → export.
+
+    Args:
+        config: a `RunConfig`.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.strategy = config.strategy or tf.distribute.get_strategy()
+        distribute.per_replica_batch_size(self.strategy, config.meta_batch_size)
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.meta_config = config.meta_config
+        self.out_dir = None
+        self.step = 0
+        self.metrics = {}
+        self.first_example = None
+        self.eval_examples = None
+
+    def run(self):
+        """Trains (or resumes) and exports; returns dict with "init_dir" (None if stopped
+        early), "step", "log" (path) and the last "metrics"."""
+        self.first_example = self.check_data()
+        tf.io.gfile.makedirs(self.config.model_dir)
+        # All workers resume from the chief's checkpoints; non-chief workers of a
+        # multi-worker run write to a scratch directory (see distribute.worker_dir).
+        self.out_dir = distribute.worker_dir(self.strategy, self.config.model_dir)
+        tf.io.gfile.makedirs(self.out_dir)
+        with ModelDirLock(self.out_dir):
+            self.build()
+            self.restore()
+            if self.start_step == 0:
+                self.check_init(self.first_example)
+            self.open_logs()
+            self.build_evaluation()
+            stopped_early = self.train()
+            self.writer.flush()
+            return self.finish(stopped_early)
+
+    # -- phases -----------------------------------------------------------------------
+
+    def check_data(self):
+        """The first training example, checked against the task before anything is built."""
+        config = self.config
+        split = config.train_split
+        try:
+            example = take_examples(config.dataset_fn(split=split), 1, seed=config.seed)[0]
+        except ValueError as e:
+            raise MetaTrainConfigError(f"meta_train.dataset_fn {config.dataset_name}"
+                                       f"(split={split!r}): {e}") from e
+        try:
+            config.task.validate_example(example, name=f"the first {split!r} example")
+        except ValueError as e:
+            raise MetaTrainConfigError(
+                f"The dataset does not fit the task: {config.dataset_name}(split={split!r}) "
+                f"does not match {type(config.task).__name__}: {e}") from e
+        return example
+
+    def build(self):
+        """The model, the meta-trainer and the step/time counters (in the strategy scope)."""
+        config = self.config
+        keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope():
+            self.model = config.model_fn(seed=config.seed)
+            self.trainer = MetaTrainer(self.model, config.task, self.meta_config,
+                                       config.outer_learning_rate,
+                                       jit_compile=config.jit_compile, strategy=self.strategy)
+            self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                           name="train_seconds")
+
+    def make_batches(self):
+        return meta_batches(self.config.dataset_fn(split=self.config.train_split),
+                            self.config.meta_batch_size, seed=self.config.seed)
+
+    def restore(self):
+        """The checkpoint manager, the latest checkpoint restored, the data iterator positioned."""
+        config = self.config
+        latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
+        state = {"model": self.model, "optimizer": self.trainer.optimizer,
+                 "step": self.step_var, "seconds": self.seconds_var}
+        # One replica: the input iterator is saved with the model (O(1) resume). Several
+        # replicas (or a checkpoint saved without an iterator): skip consumed batches.
+        self.iterator = None
+        if self.replicas == 1 and (latest is None or _has_iterator_state(latest)):
+            self.iterator = iter(self.make_batches())
+            state["data"] = self.iterator
+        self.checkpoint_state = tf.train.Checkpoint(**state)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint_state, os.path.join(self.out_dir, "checkpoints"),
+            max_to_keep=config.max_checkpoints)
+        if latest:
+            status = self.checkpoint_state.restore(latest)
+            # Every object of this run must be restored; the checkpoint may hold more (an
+            # iterator from a one-replica run, the preemption handler's counter).
+            status.assert_existing_objects_matched()
+            status.expect_partial()
+            print(f"Resumed from {latest} at step {int(self.step_var.numpy())}.")
+        self.start_step = self.step = int(self.step_var.numpy())
+        if self.iterator is None and self.replicas == 1:
+            self.iterator = iter(self.make_batches().skip(self.start_step))
+        elif self.iterator is None:
+            self.iterator = iter(distribute.distribute_meta_batches(
+                self.strategy, self.make_batches, config.meta_batch_size, skip=self.start_step))
+
+    def check_init(self, example):
+        """Refuses inits that cannot learn (e.g. a NeRF whose ReLU density is zero
+        everywhere has zero gradients) before spending hours on them."""
+        weights = [tf.convert_to_tensor(v) for v in self.model.trainable_variables]
+        problem = self.config.task.check_init(FunctionalModel(self.model), weights, example)
+        if problem:
+            raise ValueError(f"The initial weights (seed={self.config.seed}) cannot be "
+                             f"meta-trained: {problem} Choose another meta_train.seed.")
+
+    def open_logs(self):
+        """config.gin, the CSV log and TensorBoard, cut back to the restored step."""
+        _write_gin_config(self.out_dir)
+        self.log_path = os.path.join(self.out_dir, LOG_FILE)
+        _rewrite_log(self.log_path, _read_log(self.log_path, self.start_step))
+        tensorboard = os.path.join(self.out_dir, TENSORBOARD_DIR)
+        if purge_events_after(tensorboard, self.start_step):
+            print(f"Dropped the TensorBoard events past step {self.start_step} of the "
+                  "interrupted run.")
+        self.writer = tf.summary.create_file_writer(tensorboard)
+
+    def build_evaluation(self):
+        """Held-out examples and a fitter for the periodic evaluation (if enabled)."""
+        config = self.config
+        if config.eval_every and config.num_eval_examples:
+            self.eval_examples = take_examples(config.dataset_fn(split=config.eval_split),
+                                               config.num_eval_examples, seed=config.seed + 1)
+            self.eval_fitter = Fitter(self.model, config.task, self.meta_config.inner_optimizer,
+                                      steps_per_call=self.meta_config.inner_steps,
+                                      jit_compile=config.jit_compile)
+
+    def train(self):
+        """Steps until num_steps, a stop request or stop_after_steps; True if stopped early."""
+        config = self.config
+        self.progbar = keras.utils.Progbar(config.num_steps,
+                                           stateful_metrics=["loss", "inner_loss_first"],
+                                           verbose=1 if config.show_progress else 0)
+        if self.start_step:
+            self.progbar.update(self.start_step)
+        self._run_start = time.perf_counter()
+        self._seconds_at_start = float(self.seconds_var.numpy())
+        with _StepLog(self.log_path) as self.step_log, distribute.PreemptionWatcher(
+                self.strategy, self.manager, before_save=self._before_save) as watcher, \
+                _InterruptFlag() as interrupt:
+            while self.step < config.num_steps:
+                self.metrics = self.train_step(next(self.iterator))
+                self.log_step(self.metrics)
+                if self.eval_examples and self.step % config.eval_every == 0:
+                    self.evaluate()
+                if watcher.save_if_preempted(self.step):  # Saved checkpoint `step`: stop.
+                    return self.step < config.num_steps
+                if interrupt.requested:
+                    self.checkpoint()
+                    return self.step < config.num_steps
+                stop_now = (config.stop_after_steps is not None
+                            and self.step - self.start_step >= config.stop_after_steps)
+                if (self.step % config.checkpoint_every == 0 or self.step == config.num_steps
+                        or stop_now):
+                    self.checkpoint()
+                if stop_now:
+                    return self.step < config.num_steps
+        return False
+
+    def train_step(self, batch):
+        """One outer step; the metrics as floats (NonFiniteLossError if any is not finite)."""
+        metrics = {k: float(v) for k, v in self.trainer.train_step(batch).items()}
+        if not all(math.isfinite(v) for v in metrics.values()):
+            raise NonFiniteLossError(
+                f"Non-finite meta-training metrics {metrics} at step {self.step + 1}; stopping. "
+                f"The last good checkpoint ({self.manager.latest_checkpoint}) is intact; lower "
+                "the learning rates or check the data for NaNs.")
+        self.step += 1
+        self.step_var.assign(self.step)
+        return metrics
+
+    def log_step(self, metrics):
+        """The step's row in train_log.csv, TensorBoard scalars and the progress bar."""
+        elapsed = self._seconds_at_start + time.perf_counter() - self._run_start
+        self.seconds_var.assign(elapsed)
+        self.step_log.write({"step": self.step, "loss": repr(metrics["loss"]),
+                             "inner_loss_first": repr(metrics["inner_loss_first"]),
+                             "seconds": f"{elapsed:.3f}"})
+        with self.writer.as_default(step=self.step):
+            for name, value in metrics.items():
+                tf.summary.scalar(f"train/{name}", value)
+        self.progbar.update(self.step, values=list(metrics.items()))
+
+    def evaluate(self):
+        """Held-out fits from the current init, logged to TensorBoard and printed."""
+        _evaluate_and_log(self.eval_fitter, self.eval_examples, self.meta_config.inner_steps,
+                          self.writer, self.step)
+
+    def _before_save(self):
+        self.step_log.flush()  # Rows first: a resumed run drops rows past its checkpoint.
+        self.check_weights_finite("checkpoint")
+
+    def checkpoint(self):
+        """Saves checkpoint `step` (refusing non-finite weights)."""
+        self._before_save()
+        self.manager.save(checkpoint_number=self.step)
+
+    def check_weights_finite(self, what):
+        if not _all_finite(self.model.weights):
+            raise NonFiniteWeightsError(
+                f"The weights after step {self.step} hold NaN or infinite values; not writing "
+                f"them as a {what}. The last good checkpoint "
+                f"({self.manager.latest_checkpoint}) is intact; lower the learning rates.")
+
+    def finish(self, stopped_early):
+        result = {"step": self.step, "log": self.log_path, "metrics": self.metrics,
+                  "init_dir": None}
+        if stopped_early:
+            print(f"\nStopped at step {self.step}; checkpoint saved. Re-run the same command "
+                  "to resume.")
+            return result
+        if self.out_dir != self.config.model_dir:  # A non-chief worker: its files were scratch.
+            tf.io.gfile.rmtree(self.out_dir)
+            return result
+        result["init_dir"] = self.export()
+        return result
+
+    def export(self):
+        """Writes model_dir/init/ (config.json, metadata.json, model.weights.h5)."""
+        self.check_weights_finite("exported init")
+        init_dir = os.path.join(self.config.model_dir, "init")
+        _export_init(self.model, init_dir, self.init_metadata())
+        print(f"\nExported init to {init_dir}")
+        return init_dir
+
+    def init_metadata(self):
+        """The exported init's `InitMetadata`."""
+        config = self.config
+        task_name = type(config.task).__name__
+        try:
+            kind = kinds.kind_of_task(task_name).name
+        except ValueError:  # A task class that no registered kind owns (e.g. in a test).
+            kind = None
+        return InitMetadata(
+            signal_class=config.signal_class or config.dataset_name, kind=kind,
+            task=TaskSpec(task_name, config.task.get_config()),
+            dataset=DatasetSpec(config.dataset_name, config.train_split, config.eval_split,
+                                _dataset_bindings(config.dataset_fn)),
+            algorithm=config.algorithm,
+            hyperparameters=Hyperparameters(
+                inner_steps=config.inner_steps, inner_optimizer=config.inner_optimizer,
+                inner_learning_rate=config.inner_learning_rate, outer_optimizer="adam",
+                outer_learning_rate=config.outer_learning_rate,
+                meta_batch_size=config.meta_batch_size, seed=config.seed,
+                remat=bool(config.remat), share_first_forward=bool(config.share_first_forward)),
+            steps=int(self.step), wall_time_seconds=round(float(self.seconds_var.numpy()), 1),
+            num_replicas=self.replicas,
+            command=" ".join([os.path.basename(sys.executable)] + sys.argv),
+            final_train_metrics=dict(self.metrics))
+
+
 @gin.configurable(denylist=["model_dir"])
 def meta_train(model_dir,
                model_fn=gin.REQUIRED,
@@ -151,23 +717,25 @@ def meta_train(model_dir,
                strategy=None,
                show_progress=True,
                stop_after_steps=None):
-    """Meta-trains an init and exports it to `model_dir/init/`.
+    """Meta-trains an init and exports it to `model_dir/init/` (a `MetaTrainRunner` run).
 
     Args:
         model_dir: where checkpoints, logs, TensorBoard events, the gin config and the
-            exported init go. Re-running with the same directory resumes.
+            exported init go. Re-running with the same directory resumes; one run at a
+            time (a lock file names the holder).
         model_fn: callable(seed=...) -> built Keras coordinate network (e.g. `@Siren`).
-        task: a `learnit_tf.tasks.Task` instance (e.g. `@ImageTask()`).
+        task: a `learnit_tf.tasks.Task` instance (e.g. `@ImageTask()`); the first
+            training example is checked against it (`Task.validate_example`).
         dataset_fn: callable(split=...) -> unbatched tf.data.Dataset of examples (called
             with `split` as a keyword, so a folder reader's `directory` can be bound in gin).
         algorithm: "maml", "fomaml" or "reptile".
-        inner_steps: inner optimizer steps per example.
+        inner_steps: inner optimizer steps per example (>= 1).
         inner_optimizer: "sgd" or "adam".
-        inner_learning_rate: inner step size.
-        outer_learning_rate: Adam learning rate of the outer loop.
-        meta_batch_size: global meta-batch size.
-        num_steps: total outer steps.
-        checkpoint_every: steps between checkpoints.
+        inner_learning_rate: inner step size (> 0).
+        outer_learning_rate: Adam learning rate of the outer loop (> 0).
+        meta_batch_size: global meta-batch size (>= 1).
+        num_steps: total outer steps (>= 1).
+        checkpoint_every: steps between checkpoints (>= 1).
         eval_every: steps between held-out evaluations (0 disables).
         num_eval_examples: held-out examples in each evaluation.
         eval_split / train_split: dataset splits.
@@ -188,152 +756,16 @@ def meta_train(model_dir,
 
     Returns:
         dict with "init_dir" (None if stopped early), "step", "log" (path) and the last metrics.
+
+    Raises:
+        MetaTrainConfigError: a bad argument, or data that does not fit the task (before
+            anything is built or written).
+        ModelDirLockedError: another run holds `model_dir`.
+        NonFiniteLossError, NonFiniteWeightsError: training diverged (the last good
+            checkpoint is kept; nothing is exported).
     """
-    tf.io.gfile.makedirs(model_dir)
-    strategy = strategy or tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-    distribute.per_replica_batch_size(strategy, meta_batch_size)  # Fail before building.
-    meta_config = MetaConfig(algorithm, int(inner_steps),
-                             InnerOptimizer(inner_optimizer, float(inner_learning_rate)),
-                             share_first_forward=bool(share_first_forward), remat=bool(remat))
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model = model_fn(seed=seed)
-        trainer = MetaTrainer(model, task, meta_config, outer_learning_rate,
-                              jit_compile=jit_compile, strategy=strategy)
-        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
-
-    def make_batches():
-        return meta_batches(dataset_fn(split=train_split), meta_batch_size, seed=seed)
-
-    # All workers resume from the chief's checkpoints; non-chief workers of a
-    # multi-worker run write to a scratch directory (see distribute.worker_dir).
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    out_dir = distribute.worker_dir(strategy, model_dir)
-    state = {"model": model, "optimizer": trainer.optimizer, "step": step_var,
-             "seconds": seconds_var}
-    # One replica: the input iterator is saved with the model (O(1) resume). Several
-    # replicas (or a checkpoint saved without an iterator): skip consumed batches.
-    iterator = None
-    if replicas == 1 and (latest is None or _has_iterator_state(latest)):
-        iterator = iter(make_batches())
-        state["data"] = iterator
-    checkpoint = tf.train.Checkpoint(**state)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(out_dir, "checkpoints"),
-                                         max_to_keep=max_checkpoints)
-    if latest:
-        status = checkpoint.restore(latest)
-        # Every object of this run must be restored; the checkpoint may hold more (an
-        # iterator from a one-replica run, the preemption handler's counter).
-        status.assert_existing_objects_matched()
-        status.expect_partial()
-        print(f"Resumed from {latest} at step {int(step_var.numpy())}.")
-    start_step = int(step_var.numpy())
-    if iterator is None and replicas == 1:
-        iterator = iter(make_batches().skip(start_step))
-    elif iterator is None:
-        iterator = iter(distribute.distribute_meta_batches(strategy, make_batches,
-                                                           meta_batch_size, skip=start_step))
-
-    _write_gin_config(out_dir)
-    log_path = os.path.join(out_dir, LOG_FILE)
-    log_rows = _read_log(log_path, start_step)
-    _rewrite_log(log_path, log_rows)
-    writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
-
-    if start_step == 0:
-        # Refuse inits that cannot learn (e.g. a NeRF whose ReLU density is zero
-        # everywhere has zero gradients) before spending hours on them.
-        problem = task.check_init(FunctionalModel(model), [tf.convert_to_tensor(v) for v in
-                                                           model.trainable_variables],
-                                  take_examples(dataset_fn(split=train_split), 1, seed=seed)[0])
-        if problem:
-            raise ValueError(f"The initial weights (seed={seed}) cannot be meta-trained: "
-                             f"{problem} Choose another meta_train.seed.")
-
-    eval_examples = None
-    if eval_every and num_eval_examples:
-        eval_examples = take_examples(dataset_fn(split=eval_split), num_eval_examples, seed=seed + 1)
-        eval_fitter = Fitter(model, task, meta_config.inner_optimizer,
-                             steps_per_call=meta_config.inner_steps, jit_compile=jit_compile)
-
-    progbar = keras.utils.Progbar(num_steps, stateful_metrics=["loss", "inner_loss_first"],
-                                  verbose=1 if show_progress else 0)
-    if start_step:
-        progbar.update(start_step)
-    metrics = {}
-    step = start_step
-    run_start = time.perf_counter()
-    seconds_at_start = float(seconds_var.numpy())
-    stopped_early = False
-    with _StepLog(log_path) as step_log, distribute.PreemptionWatcher(
-            strategy, manager, before_save=step_log.flush) as watcher:
-        while step < num_steps:
-            batch = next(iterator)
-            metrics = {k: float(v) for k, v in trainer.train_step(batch).items()}
-            if not all(math.isfinite(v) for v in metrics.values()):
-                raise NonFiniteLossError(
-                    f"Non-finite meta-training metrics {metrics} at step {step + 1}; stopping. "
-                    f"The last good checkpoint ({manager.latest_checkpoint}) is intact; lower the "
-                    "learning rates or check the data for NaNs.")
-            step += 1
-            step_var.assign(step)
-            elapsed = seconds_at_start + time.perf_counter() - run_start
-            seconds_var.assign(elapsed)
-            step_log.write({"step": step, "loss": repr(metrics["loss"]),
-                            "inner_loss_first": repr(metrics["inner_loss_first"]),
-                            "seconds": f"{elapsed:.3f}"})
-            with writer.as_default(step=step):
-                for name, value in metrics.items():
-                    tf.summary.scalar(f"train/{name}", value)
-            progbar.update(step, values=list(metrics.items()))
-            if eval_examples and step % eval_every == 0:
-                _evaluate_and_log(eval_fitter, eval_examples, meta_config.inner_steps, writer,
-                                  step)
-            if watcher.save_if_preempted(step):  # Saved checkpoint `step`: stop now.
-                stopped_early = step < num_steps
-                break
-            stop_now = stop_after_steps is not None and step - start_step >= stop_after_steps
-            if step % checkpoint_every == 0 or step == num_steps or stop_now:
-                step_log.flush()  # Rows first: a resumed run drops rows past its checkpoint.
-                manager.save(checkpoint_number=step)
-            if stop_now:
-                stopped_early = step < num_steps
-                break
-    writer.flush()
-    result = {"step": step, "log": log_path, "metrics": metrics, "init_dir": None}
-    if stopped_early:
-        print(f"\nStopped at step {step}; checkpoint saved. Re-run the same command to resume.")
-        return result
-    if out_dir != model_dir:  # A non-chief worker: its files were scratch.
-        tf.io.gfile.rmtree(out_dir)
-        return result
-    init_dir = os.path.join(model_dir, "init")
-    metadata = {
-        "signal_class": signal_class or getattr(dataset_fn, "__name__", str(dataset_fn)),
-        "task": {"class_name": type(task).__name__, "config": task.get_config()},
-        "dataset": {"function": getattr(dataset_fn, "__name__", str(dataset_fn)),
-                    "train_split": train_split, "eval_split": eval_split,
-                    "gin_bindings": _dataset_bindings(dataset_fn)},
-        "algorithm": algorithm,
-        "hyperparameters": {
-            "inner_steps": int(inner_steps), "inner_optimizer": inner_optimizer,
-            "inner_learning_rate": float(inner_learning_rate),
-            "outer_optimizer": "adam", "outer_learning_rate": float(outer_learning_rate),
-            "meta_batch_size": int(meta_batch_size), "seed": int(seed),
-            "remat": bool(remat), "share_first_forward": bool(share_first_forward),
-        },
-        "steps": int(step),
-        "wall_time_seconds": round(float(seconds_var.numpy()), 1),
-        "num_replicas": strategy.num_replicas_in_sync,
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "final_train_metrics": metrics,
-    }
-    _export_init(model, init_dir, metadata)
-    print(f"\nExported init to {init_dir}")
-    result["init_dir"] = init_dir
-    return result
+    config = RunConfig(**{name: value for name, value in locals().items()})
+    return MetaTrainRunner(config).run()
 
 
 def _export_init(model, init_dir, metadata):
@@ -354,16 +786,17 @@ def _export_init(model, init_dir, metadata):
 
 
 def _dataset_bindings(dataset_fn):
-    """The gin bindings of the dataset function (e.g. its builder config), if any."""
-    name = getattr(dataset_fn, "__name__", None)
-    if not name:
+    """The gin bindings of the dataset function (e.g. its builder config), if any.
+
+    Through gin's public `gin.get_bindings`; a function gin does not know has none.
+    Only JSON scalars are kept (they are recorded in the init's metadata).
+    """
+    try:
+        bindings = gin.get_bindings(dataset_fn)
+    except (ValueError, TypeError):  # Not a gin configurable (a lambda, a partial).
         return {}
-    bindings = {}
-    for (scope, selector), values in gin.config._CONFIG.items():  # pylint: disable=protected-access
-        if selector.split(".")[-1] == name and not scope:
-            bindings.update({k: v for k, v in values.items()
-                             if isinstance(v, (str, int, float, bool, type(None)))})
-    return bindings
+    return {k: v for k, v in bindings.items()
+            if isinstance(v, (str, int, float, bool, type(None)))}
 
 
 def _write_gin_config(model_dir):

@@ -3,8 +3,10 @@ r"""Meta-trains an initialization for a signal class.
     python scripts/meta_train.py --gin_file=gin/image/text_maml_cpu.gin \
         --model_dir=/tmp/learnit/text_maml_cpu
 
-Re-running the same command resumes from the last checkpoint. The final init is
-exported to MODEL_DIR/init/ (config.json + metadata.json + model.weights.h5).
+Re-running the same command resumes from the last checkpoint (Ctrl-C or SIGTERM
+checkpoints and exits 0). The final init is exported to MODEL_DIR/init/ (config.json +
+metadata.json + model.weights.h5). Bad settings, a model_dir in use by another run
+(meta_train.lock) or a diverged run exit non-zero with a message.
 
 Distributed (docs/distributed.md): the same gin experiment on several GPUs, workers
 or a Cloud TPU, by flags only:
@@ -23,7 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from learnit_tf import gin_config  # noqa: E402
-from learnit_tf.train import meta_train  # noqa: E402
+from learnit_tf.metadata import MetadataError  # noqa: E402
+from learnit_tf.train import (MetaTrainConfigError, ModelDirLockedError,  # noqa: E402
+                              NonFiniteLossError, NonFiniteWeightsError, meta_train)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin config files (experiments live in gin/).")
@@ -38,6 +42,9 @@ flags.DEFINE_string("all_reduce_alg", None, "mirrored: nccl|hierarchical_copy; "
                     "multi_worker_mirrored: ring|nccl (default: TensorFlow's choice).")
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, so "
                      "--strategy=mirrored runs several replicas without accelerators (testing).")
+flags.DEFINE_float("collective_timeout", None, "multi_worker_mirrored: seconds after which a "
+                   "collective that a stalled worker never joins fails (default: none; a killed "
+                   "worker is detected by heartbeats within seconds). See docs/distributed.md.")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -56,10 +63,22 @@ def main(argv):
         try:
             strategy = distribute.get_distribution_strategy(
                 FLAGS.strategy, tpu_address=FLAGS.tpu, num_gpus=FLAGS.num_gpus,
-                all_reduce_alg=FLAGS.all_reduce_alg)
+                all_reduce_alg=FLAGS.all_reduce_alg, collective_timeout=FLAGS.collective_timeout)
         except ValueError as e:
             raise app.UsageError(str(e)) from e
-    result = meta_train(FLAGS.model_dir, strategy=strategy)
+    try:
+        result = meta_train(FLAGS.model_dir, strategy=strategy)
+    except MetaTrainConfigError as e:  # Bad arguments or data: nothing was built or written.
+        raise app.UsageError(str(e)) from e
+    except (ModelDirLockedError, NonFiniteLossError, NonFiniteWeightsError, MetadataError) as e:
+        print(f"meta_train: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # pylint: disable=broad-except
+        message = distribute.cluster_failure_message(e, strategy, FLAGS.model_dir)
+        if message is None:
+            raise
+        print(f"meta_train: error: {message}", file=sys.stderr)  # Not a traceback.
+        return 1
     return 0 if result["init_dir"] or result["step"] else 1
 
 

@@ -99,7 +99,15 @@ class ImageTask(Task):
         shape = tuple(image.shape)
         expected = (self.height, self.width, self.channels)
         if shape[-3:] != expected:
+            # Say which of size and channels differs: a resolution mismatch is the usual one.
+            if len(shape) < 3:
+                problem = "an image has (height, width, channels) dimensions"
+            elif shape[-3:-1] != expected[:2]:
+                problem = (f"images are {shape[-3]}×{shape[-2]}, the task expects "
+                           f"{self.height}×{self.width}")
+            else:
+                problem = f"images have {shape[-1]} channels, the task expects {self.channels}"
             raise ValueError(f"{name}['image'] has shape {shape}; expected (..., "
-                             f"{self.height}, {self.width}, {self.channels}).")
+                             f"{self.height}, {self.width}, {self.channels}): {problem}.")
         if not bool(np.all(np.isfinite(np.asarray(image)))):
             raise ValueError(f"{name}['image'] contains NaN or infinite values.")
