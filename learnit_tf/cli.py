@@ -91,6 +91,46 @@ def kind_of_init(metadata, init="init"):
     return kind, task
 
 
+def reader_options(kind, reader, flag_values):
+    """The flags (name -> value, None = not given) to pass to a kind's fit reader.
+
+    Raises:
+        ValueError naming the flags that the kind's reader does not take.
+    """
+    import inspect  # pylint: disable=import-outside-toplevel
+    given = {name: value for name, value in flag_values.items() if value is not None}
+    accepted = inspect.signature(reader).parameters
+    wrong = sorted(set(given) - set(accepted))
+    if wrong:
+        usable = sorted(set(accepted) & set(flag_values)) or ["none"]
+        raise ValueError(f"--{', --'.join(wrong)} do(es) not apply to {kind.name} inits "
+                         f"(options for {kind.name}: {', '.join(usable)}).")
+    return given
+
+
+def fit_optimizer(metadata, name=None, learning_rate=None):
+    """The test-time `InnerOptimizer`: by default the one the init was meta-trained for.
+
+    Args:
+        metadata: the init's metadata.
+        name: "sgd" or "adam" (default: the init's inner optimizer).
+        learning_rate: > 0 (default: the init's inner learning rate; required when
+            `name` is not the init's inner optimizer).
+    """
+    from learnit_tf.meta import InnerOptimizer  # pylint: disable=import-outside-toplevel
+    hyper = (metadata or {}).get("hyperparameters") or {}
+    default_name = hyper.get("inner_optimizer", "sgd")
+    name = name or default_name
+    if learning_rate is not None:
+        if not learning_rate > 0:
+            raise ValueError(f"--learning_rate must be > 0, got {learning_rate}.")
+        return InnerOptimizer(name, float(learning_rate))
+    if name != default_name or "inner_learning_rate" not in hyper:
+        raise ValueError(f"--optimizer={name} needs --learning_rate: the init was meta-trained "
+                         f"for {default_name} and records no learning rate for {name}.")
+    return InnerOptimizer(name, float(hyper["inner_learning_rate"]))
+
+
 class StepProgress:
     """A Keras progress bar (with ETA) over a known total number of optimization steps."""
 

@@ -28,7 +28,6 @@ weights as an init directory OUTPUT_DIR/fitted/. Nothing is written if the fit f
 (non-finite weights exit with status 1).
 """
 
-import inspect
 import os
 import shutil
 import sys
@@ -93,45 +92,22 @@ def _check_flags():
         raise ValueError(f"--input={FLAGS.input!r} does not exist.")
 
 
-def _reader_options(kind, reader):
-    given = {name: getattr(FLAGS, name) for name in READER_FLAGS
-             if getattr(FLAGS, name) is not None}
-    accepted = inspect.signature(reader).parameters
-    wrong = sorted(set(given) - set(accepted))
-    if wrong:
-        usable = sorted(set(accepted) & set(READER_FLAGS)) or ["none"]
-        raise ValueError(f"--{', --'.join(wrong)} do(es) not apply to {kind.name} inits "
-                         f"(options for {kind.name}: {', '.join(usable)}).")
-    return given
-
-
-def _optimizer(metadata):
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf.meta import InnerOptimizer
-    hyper = metadata.get("hyperparameters") or {}
-    default_name = hyper.get("inner_optimizer", "sgd")
-    name = FLAGS.optimizer or default_name
-    if FLAGS.learning_rate is not None:
-        return InnerOptimizer(name, FLAGS.learning_rate)
-    if name != default_name or "inner_learning_rate" not in hyper:
-        raise ValueError(f"--optimizer={name} needs --learning_rate: the init was meta-trained "
-                         f"for {default_name} and records no learning rate for {name}.")
-    return InnerOptimizer(name, float(hyper["inner_learning_rate"]))
-
-
 def prepare():
     """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
     _check_flags()  # Before importing TensorFlow: bad flags fail at once.
     from learnit_tf import cli  # pylint: disable=import-outside-toplevel
     model, metadata, _ = cli.resolve_init(FLAGS.init)
     kind, task = cli.kind_of_init(metadata, f"--init={FLAGS.init}")
+    optimizer = cli.fit_optimizer(metadata, FLAGS.optimizer, FLAGS.learning_rate)
     reader = kind.fit_input_reader()
-    fit_input = reader(FLAGS.input, task, **_reader_options(kind, reader))
+    options = cli.reader_options(kind, reader, {name: getattr(FLAGS, name)
+                                                for name in READER_FLAGS})
+    fit_input = reader(FLAGS.input, task, **options)
     fit_input.task.validate_example(fit_input.example, f"--input={FLAGS.input}")
     if FLAGS.mixed_precision:
-        from learnit_tf.models import with_mixed_precision
+        from learnit_tf.models import with_mixed_precision  # pylint: disable=import-outside-toplevel
         model = with_mixed_precision(model)
-    return model, metadata, fit_input, _optimizer(metadata)
+    return model, metadata, fit_input, optimizer
 
 
 def run_fit(model, fit_input, optimizer):
@@ -174,9 +150,12 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
     try:
         init_io.write_csv_atomic(rows, os.path.join(staging, "curve.csv"),
                                  columns=["step", "loss"] + metric_names)
-        if "psnr" in result.metrics and np.any(np.isfinite(result.metrics["psnr"])):
-            curve = {"fit": {"psnr": np.asarray(result.metrics["psnr"])[None]}}
-            plots.plot_psnr_curves(curve, os.path.join(staging, "psnr_curve.png"),
+        # Every PSNR the task reports (CT: image and sinogram); NaN ones (no truth) are left out.
+        curves = {name.replace("_", " "): {"psnr": np.asarray(result.metrics[name])[None]}
+                  for name in metric_names
+                  if "psnr" in name and np.all(np.isfinite(result.metrics[name]))}
+        if curves:
+            plots.plot_psnr_curves(curves, os.path.join(staging, "psnr_curve.png"),
                                    title=f"fit from {FLAGS.init} ({optimizer.name} "
                                          f"{optimizer.learning_rate:g})")
         cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
@@ -190,7 +169,9 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
             "optimizer": optimizer.name, "learning_rate": optimizer.learning_rate,
             "command": " ".join(["python"] + sys.argv)})
         init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
+        written = sorted(os.listdir(staging))
         _publish(staging, out)
+        return written
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -215,22 +196,24 @@ def _publish(staging, out):
 
 
 def main(argv):
+    import numpy as np  # pylint: disable=import-outside-toplevel
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         model, metadata, fit_input, optimizer = prepare()
     except (ValueError, FileNotFoundError, LookupError) as e:
-        raise app.UsageError(str(e)) from e
+        print(f"Error: {e}", file=sys.stderr)  # The message, not the whole --help text.
+        return 2
     try:
         fitter, result = run_fit(model, fit_input, optimizer)
     except FitError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
     out = FLAGS.output_dir
-    write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
-    last = {name: round(float(v[-1]), 4) for name, v in result.metrics.items()}
-    print(f"\nAfter {FLAGS.steps} steps: {last}. Wrote {out}/reconstruction.png, "
-          "reconstruction.npy, curve.csv, psnr_curve.png, fitted/")
+    written = write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
+    last = {name: round(float(v[-1]), 4) for name, v in result.metrics.items()
+            if np.isfinite(v[-1])}
+    print(f"\nAfter {FLAGS.steps} steps: {last}. Wrote {', '.join(written)} in {out}.")
     return 0
 
 

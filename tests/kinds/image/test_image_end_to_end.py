@@ -99,44 +99,6 @@ class FitTest(TestCase):
             fit(model, task, {"image": np.zeros((8, 8, 4), np.float32)}, 1)
 
 
-class FitScriptTest(TestCase):
-    """scripts/fit.py end to end: a shipped zoo init fitted to a PNG at another resolution."""
-
-    def _run(self, *args):
-        import subprocess  # pylint: disable=import-outside-toplevel
-        import sys  # pylint: disable=import-outside-toplevel
-        repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-        return subprocess.run([sys.executable, os.path.join(repo, "scripts", "fit.py"), *args],
-                              capture_output=True, text=True, timeout=300)
-
-    def test_fits_an_image_and_refuses_a_ct_init(self):
-        tmp = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        png = os.path.join(tmp, "photo.png")
-        Image.fromarray((self.random_images(1, 80)[0] * 255).astype(np.uint8)).save(png)
-        out = os.path.join(tmp, "out")
-        result = self._run("--init=text_siren", f"--image={png}", "--steps=3",
-                           "--resolution=48", f"--output_dir={out}")
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        for name in ("reconstruction.png", "psnr_curve.png", "curve.csv", "fitted/config.json"):
-            self.assertTrue(os.path.exists(os.path.join(out, name)), name)
-        self.assertEqual(np.load(os.path.join(out, "reconstruction.npy")).shape, (48, 48, 3))
-        rows = np.genfromtxt(os.path.join(out, "curve.csv"), delimiter=",", names=True)
-        self.assertEqual(list(rows["step"]), [0, 1, 2, 3])
-        self.assertGreater(rows["psnr"][-1], rows["psnr"][0] + 1.0)
-        # The fitted weights reproduce the last curve entry.
-        image = load_image(png, 48)
-        fitted = init_io.load_init(os.path.join(out, "fitted"))
-        mse = float(tf.reduce_mean(tf.square(fitted(ImageTask(48).coords) - image)))
-        self.assertAllClose(-10 * np.log10(mse), rows["psnr"][-1], atol=1e-2)
-
-        result = self._run("--init=shepp_logan_ct", f"--image={png}", f"--output_dir={out}2")
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn("not an image init", result.stderr)
-        self.assertIn("scripts/fit_ct.py", result.stderr)
-        self.assertFalse(os.path.exists(out + "2"))
-
-
 class ImageFolderTest(TestCase):
 
     def _write(self, directory, name, size=(40, 30), mode="RGB"):
