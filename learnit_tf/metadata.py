@@ -107,7 +107,7 @@ class _DictAccess:
         return self.to_dict().get(key) is not None
 
     def keys(self):
-        return self.to_dict().keys()
+        return [k for k, v in self.to_dict().items() if v is not None]
 
 
 @dataclasses.dataclass

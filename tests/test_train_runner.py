@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from learnit_tf import init_io
+from learnit_tf import evaluation, init_io
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.metadata import SCHEMA_VERSION
 from learnit_tf.models import Siren
@@ -292,6 +292,11 @@ def test_exported_metadata_records_kind_schema_and_gin_bindings(tmp_path):
     assert meta.hyperparameters.meta_batch_size == 2
     assert meta.hyperparameters.outer_learning_rate == 1e-3
     assert set(meta.final_train_metrics) == {"loss", "inner_loss_first"}
+    # The readers of evaluation rebuild what was trained.
+    task = evaluation.task_from_metadata(meta)
+    assert type(task) is ImageTask and (task.height, task.width, task.channels) == (8, 8, 3)
+    optimizer = evaluation.meta_optimizer_from_metadata(meta)
+    assert (optimizer.name, optimizer.learning_rate) == ("sgd", 1e-2)
     raw = init_io.read_metadata(result["init_dir"])
     assert raw["schema_version"] == SCHEMA_VERSION and raw["kind"] == "image"
     assert raw["dataset"]["bindings"] == {"scale": 0.5, "config": "b"}
