@@ -19,7 +19,8 @@ Three pieces, used by `learnit_tf.train.meta_train` and `scripts/meta_train.py`:
 
 Helpers: `configure_cpu_devices` (logical CPU devices, to run several replicas
 without accelerators), `check_grpc_endpoint`, `worker_dir` (where a multi-worker
-process writes), `per_replica_batch_size`, `is_remote_path`.
+process writes), `cluster_failure_message` (a clear message when a worker of the
+cluster fails), `per_replica_batch_size`, `is_remote_path`.
 
 Example:
 
@@ -170,7 +171,8 @@ def tpu_initialize(tpu_address=None, connect_timeout=10.0):
 
 
 def get_distribution_strategy(name="default", tpu_address=None, num_gpus=None,
-                              all_reduce_alg=None, num_packs=1, connect_timeout=10.0):
+                              all_reduce_alg=None, num_packs=1, connect_timeout=10.0,
+                              collective_timeout=None):
     """A `tf.distribute.Strategy` from its flag name.
 
     Args:
@@ -187,6 +189,13 @@ def get_distribution_strategy(name="default", tpu_address=None, num_gpus=None,
             "ring" or "nccl"; None picks TensorFlow's default.
         num_packs: gradient packing for the "mirrored" all-reduce algorithms.
         connect_timeout: seconds to wait for a remote TPU worker.
+        collective_timeout: "multi_worker_mirrored": seconds after which a collective
+            (the meta-gradient all-reduce, a variable broadcast) whose peers have not
+            all joined fails with DeadlineExceededError instead of waiting forever
+            (a live but stalled worker). None: no timeout. A crashed or killed worker
+            needs no timeout: the coordination service notices its missing heartbeats
+            within seconds. Set it above the longest gap between workers reaching the
+            same collective (data preparation, first-step compilation).
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -205,6 +214,9 @@ def get_distribution_strategy(name="default", tpu_address=None, num_gpus=None,
     if name not in STRATEGY_NAMES:
         raise ValueError(f"Unknown distribution strategy {name!r}; expected one of "
                          f"{STRATEGY_NAMES}.")
+    if collective_timeout is not None and name != "multi_worker_mirrored":
+        raise ValueError(f"collective_timeout applies to multi_worker_mirrored only, not "
+                         f"{name!r}.")
     if tpu_address and name != "tpu":
         raise ValueError(f"A TPU address ({tpu_address!r}) was given with strategy {name!r}; "
                          "use --strategy=tpu to train on a TPU.")
@@ -222,9 +234,12 @@ def get_distribution_strategy(name="default", tpu_address=None, num_gpus=None,
             "ring": tf.distribute.experimental.CommunicationImplementation.RING,
             "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL,
         }[all_reduce_alg]
+        if collective_timeout is not None and not collective_timeout > 0:
+            raise ValueError(f"collective_timeout must be > 0 seconds or None, got "
+                             f"{collective_timeout!r}.")
         return tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(
-                implementation=implementation))
+                implementation=implementation, timeout_seconds=collective_timeout))
 
     gpus = tf.config.list_logical_devices("GPU")
     if num_gpus is not None:
@@ -250,17 +265,59 @@ def get_distribution_strategy(name="default", tpu_address=None, num_gpus=None,
 
 
 def worker_dir(strategy, model_dir):
-    """Where this process writes: `model_dir` on the chief, a scratch subdirectory elsewhere.
+    """Where this process writes: `model_dir` on the chief, a scratch directory elsewhere.
 
     With MultiWorkerMirroredStrategy every worker takes part in saving (variables
     are read collectively) but only the chief's files are kept; the others write to
-    `model_dir/.workers/<task_type>_<task_id>`, deleted when training ends. All
-    workers restore from the chief's checkpoints.
+    `model_dir/.scratch_<task_type>_<task_id>` (created here, so the first write of
+    a non-chief worker finds its folder), which the caller deletes when training
+    ends. The name is fixed, so a restarted worker reuses it. All workers restore
+    from the chief's checkpoints.
     """
     if strategy.extended.should_checkpoint:
         return model_dir
     resolver = strategy.cluster_resolver
-    return os.path.join(model_dir, ".workers", f"{resolver.task_type}_{resolver.task_id}")
+    scratch = os.path.join(model_dir, f".scratch_{resolver.task_type}_{resolver.task_id}")
+    tf.io.gfile.makedirs(scratch)
+    return scratch
+
+
+# Errors with which a collective op reports a peer that crashed, is unreachable or
+# did not join in time (heartbeat loss, refused connection, collective timeout).
+_CLUSTER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                   tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError)
+
+
+def cluster_failure_message(error, strategy, model_dir=None):
+    """A one-paragraph explanation of a multi-worker failure, or None if `error` is not one.
+
+    A worker of a MultiWorkerMirroredStrategy cluster that is killed stops sending
+    heartbeats to the coordination service (hosted by worker 0), which aborts the
+    collectives of every other worker within seconds; a worker that is alive but
+    stalls is caught by the collective timeout (`collective_timeout` of
+    `get_distribution_strategy`). Either way TensorFlow raises an `OpError` with a
+    long traceback; this names the process, the reason TensorFlow gave and what to do.
+
+    Args:
+        error: the exception raised by a training step or a checkpoint.
+        strategy: the strategy in use (None or not multi-worker: returns None).
+        model_dir: the run's model directory, named in the advice to restart.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    if not isinstance(error, _CLUSTER_ERRORS):
+        return None
+    resolver = strategy.cluster_resolver
+    workers = resolver.cluster_spec().num_tasks(resolver.task_type) if resolver.task_type else 1
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = " ".join(line for line in lines[:4]
+                      if not line.startswith("The error could be from a previous operation"))
+    reason = reason.split("}} ", 1)[-1]  # Drop TensorFlow's {{function_node ...}} prefix.
+    where = f" from the chief's last checkpoint in {model_dir}/checkpoints" if model_dir else ""
+    return (f"{resolver.task_type} {resolver.task_id} of {workers}: the cluster failed "
+            f"({type(error).__name__}: {reason}). Another worker crashed, was killed or "
+            "stalled; this worker cannot continue alone. Restart all workers with the same "
+            f"command to resume{where}.")
 
 
 def per_replica_batch_size(strategy, global_batch_size):
