@@ -38,6 +38,7 @@ CONSOLE_SCRIPTS = [
     "learnit-zoo=learnit_tf.commands.zoo:run",
     "learnit-publish=learnit_tf.commands.publish:run",
     "learnit-convert=learnit_tf.commands.convert_learnit_checkpoint:run",
+    "learnit-launch-workers=learnit_tf.commands.launch_workers:run",
 ]
 
 setuptools.setup(
