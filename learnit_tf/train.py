@@ -16,9 +16,10 @@ Ctrl-C (SIGINT; a second Ctrl-C stops at once). A resumed run drops the rows of
 checkpoint (rewriting the event files), so its curves continue without overlap.
 
 One run per `model_dir`: a lock file (`meta_train.lock`, naming the holder's pid and
-host) makes a second concurrent run fail at once; a lock left by a process that is
-gone (same host, dead pid) is taken over. Non-finite weights are never checkpointed
-or exported (`NonFiniteWeightsError`; the last good checkpoint stays).
+host), taken before the data is read, makes a second concurrent run fail at once; a
+lock left by a process that is gone (same host, dead pid) is taken over. Non-finite
+weights are never checkpointed or exported (`NonFiniteWeightsError`; the last good
+checkpoint stays).
 
 Under a multi-replica `tf.distribute` strategy the global meta-batch is split over
 the replicas (`learnit_tf.distribute.distribute_meta_batches`); a distributed
@@ -28,6 +29,7 @@ per-step randomness is stateless, derived from (seed, example index, step), so
 there is no further RNG state to save. `model_dir` may be a gs:// path.
 """
 
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -432,8 +434,8 @@ def _all_finite(variables):
 class MetaTrainRunner:
     """One meta-training run in phases (TF Model Garden style); `run()` calls them in order.
 
-    check_data → build → restore → check_init → open_logs → build_evaluation →
-    train (step, log_step, evaluate, checkpoint per step) → export.
+    (lock model_dir) → check_data → build → restore → check_init → open_logs →
+    build_evaluation → train (step, log_step, evaluate, checkpoint per step) → export.
 
     Args:
         config: a `RunConfig`.
@@ -442,7 +444,10 @@ class MetaTrainRunner:
     def __init__(self, config):
         self.config = config
         self.strategy = config.strategy or tf.distribute.get_strategy()
-        distribute.per_replica_batch_size(self.strategy, config.meta_batch_size)
+        try:
+            distribute.per_replica_batch_size(self.strategy, config.meta_batch_size)
+        except ValueError as e:
+            raise MetaTrainConfigError(f"meta_train: {e}") from e
         self.replicas = self.strategy.num_replicas_in_sync
         self.meta_config = config.meta_config
         self.out_dir = None
@@ -454,13 +459,8 @@ class MetaTrainRunner:
     def run(self):
         """Trains (or resumes) and exports; returns dict with "init_dir" (None if stopped
         early), "step", "log" (path) and the last "metrics"."""
-        self.first_example = self.check_data()
-        tf.io.gfile.makedirs(self.config.model_dir)
-        # All workers resume from the chief's checkpoints; non-chief workers of a
-        # multi-worker run write to a scratch directory (see distribute.worker_dir).
-        self.out_dir = distribute.worker_dir(self.strategy, self.config.model_dir)
-        tf.io.gfile.makedirs(self.out_dir)
-        with ModelDirLock(self.out_dir):
+        with self._locked_out_dir():
+            self.first_example = self.check_data()
             self.build()
             self.restore()
             if self.start_step == 0:
@@ -470,6 +470,25 @@ class MetaTrainRunner:
             stopped_early = self.train()
             self.writer.flush()
             return self.finish(stopped_early)
+
+    @contextlib.contextmanager
+    def _locked_out_dir(self):
+        """Creates the output directory and holds its lock; a run refused for its
+        arguments or data removes the directories it created (if still empty)."""
+        # All workers resume from the chief's checkpoints; non-chief workers of a
+        # multi-worker run write to a scratch directory (see distribute.worker_dir).
+        self.out_dir = distribute.worker_dir(self.strategy, self.config.model_dir)
+        created = [d for d in (self.config.model_dir, self.out_dir)
+                   if not tf.io.gfile.exists(d)]
+        tf.io.gfile.makedirs(self.out_dir)
+        try:
+            with ModelDirLock(self.out_dir):
+                yield
+        except MetaTrainConfigError:
+            for directory in reversed(created):
+                if tf.io.gfile.isdir(directory) and not tf.io.gfile.listdir(directory):
+                    tf.io.gfile.rmtree(directory)
+            raise
 
     # -- phases -----------------------------------------------------------------------
 

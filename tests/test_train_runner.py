@@ -131,6 +131,34 @@ def test_lock_of_a_live_or_foreign_run_is_refused_and_a_stale_one_taken_over(tmp
     assert sorted(p.name for p in model_dir.iterdir() if "lock" in p.name) == []
 
 
+def test_script_reports_bad_settings_and_a_locked_model_dir_without_a_traceback(tmp_path):
+    script, gin_file = REPO / "scripts" / "meta_train.py", REPO / "gin/image/text_maml_cpu.gin"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    bad_dir, locked_dir = tmp_path / "bad", tmp_path / "locked"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        _write_lock(locked_dir, sleeper.pid, socket.gethostname())
+        lock_text = (locked_dir / LOCK_FILE).read_text()
+        runs = {name: subprocess.Popen(
+            [sys.executable, str(script), f"--gin_file={gin_file}", f"--model_dir={directory}",
+             *flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for name, directory, flags in (
+                ("bad", bad_dir, ["--gin_bindings=meta_train.num_steps=-5"]),
+                ("locked", locked_dir, []))}
+        outputs = {name: run.communicate(timeout=300)[0] for name, run in runs.items()}
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    for name, run in runs.items():
+        assert run.returncode == 1, outputs[name]
+        assert "Traceback" not in outputs[name], outputs[name]
+    assert "meta_train.num_steps must be an integer >= 1, got -5" in outputs["bad"]
+    assert not bad_dir.exists()
+    assert f"in use by another meta_train run (pid {sleeper.pid} on host" in outputs["locked"]
+    assert (locked_dir / LOCK_FILE).read_text() == lock_text  # The holder's lock is untouched.
+    assert sorted(p.name for p in locked_dir.iterdir()) == [LOCK_FILE]
+
+
 def _rows(model_dir):
     path = Path(model_dir) / "train_log.csv"
     if not path.exists():
