@@ -364,7 +364,7 @@ class CtProtocol(evaluation.Protocol):
         meta, standard = report.row(META, observations=views[0]), report.row(
             STANDARD, observations=views[0])
         headline = {"psnr_at": f"{views[0]} view{'s' if views[0] > 1 else ''}, "
-                               f"{meta['steps']} steps",
+                               f"{meta['steps']} step{'s' if meta['steps'] != 1 else ''}",
                     f"meta_psnr_at_{views[0]}_view{'s' if views[0] > 1 else ''}":
                         meta["psnr_mean"]}
         if standard is not None:

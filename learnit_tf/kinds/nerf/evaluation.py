@@ -547,7 +547,8 @@ class NerfProtocol(evaluation.Protocol):
         standard = report.row("standard", steps=steps[0])
         fitted_on = ("the left half" if meta["observations"] == "left half"
                      else f"{meta['observations']} view")
-        headline = {"psnr_at": f"{steps[0]} steps, fit on {fitted_on}",
+        headline = {"psnr_at": f"{steps[0]} step{'s' if steps[0] != 1 else ''}, fit on "
+                               f"{fitted_on}",
                     f"meta_psnr_at_{steps[0]}": meta["psnr_mean"]}
         if standard is not None:
             headline[f"standard_psnr_at_{steps[0]}"] = standard["psnr_mean"]
