@@ -274,6 +274,18 @@ def _pid_alive(pid):
     return True
 
 
+def _parse_json(path):
+    """A lock file's record: None if absent, {} if unreadable (held by an unknown run)."""
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            record = json.loads(f.read())
+    except (tf.errors.NotFoundError, FileNotFoundError):
+        return None
+    except (ValueError, tf.errors.OpError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 class ModelDirLock:
     """An exclusive lock file in a model directory, naming its holder (pid, host, start).
 
@@ -292,13 +304,8 @@ class ModelDirLock:
                        "command": " ".join(sys.argv), "token": uuid.uuid4().hex}
 
     def _holder(self):
-        try:
-            with tf.io.gfile.GFile(self.path) as f:
-                return json.loads(f.read())
-        except (tf.errors.NotFoundError, FileNotFoundError):
-            return None
-        except (ValueError, tf.errors.OpError):
-            return {}  # Unreadable: treated as held by an unknown run.
+        """The lock's record; None if there is no lock, {} if it cannot be read."""
+        return _parse_json(self.path)
 
     def _is_stale(self, holder):
         if not isinstance(holder.get("pid"), int) or holder.get("host") != socket.gethostname():
@@ -319,12 +326,35 @@ class ModelDirLock:
         with open(tmp, "w") as f:
             f.write(text)
         try:
-            os.link(tmp, self.path)  # Atomic; fails if the lock exists.
+            os.link(tmp, self.path)  # Atomic, and the lock is complete once visible.
             return True
         except FileExistsError:
             return False
+        except OSError:  # A file system without hard links: exclusive create instead.
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return True
         finally:
             os.remove(tmp)
+
+    def _remove_stale(self, holder):
+        """Removes the lock if it is still `holder`'s (of two runs taking over, one wins)."""
+        moved = f"{self.path}.stale-{self.record['token']}"
+        try:
+            tf.io.gfile.rename(self.path, moved)
+        except (tf.errors.NotFoundError, FileNotFoundError):
+            return
+        if _parse_json(moved) != holder:  # Another run took the lock meanwhile: put it back.
+            try:
+                tf.io.gfile.rename(moved, self.path, overwrite=False)
+                return
+            except (tf.errors.AlreadyExistsError, FileExistsError):
+                pass
+        tf.io.gfile.remove(moved)
 
     def acquire(self):
         for _ in range(3):
@@ -342,11 +372,7 @@ class ModelDirLock:
                     f"model_dir; if that run is gone, delete {self.path}.")
             print(f"Taking over the stale lock of pid {holder['pid']} on {holder['host']} "
                   f"(no such process): {self.path}")
-            try:  # Rename, not delete: of two runs taking over, one wins.
-                tf.io.gfile.rename(self.path, f"{self.path}.stale-{self.record['token']}")
-                tf.io.gfile.remove(f"{self.path}.stale-{self.record['token']}")
-            except (tf.errors.NotFoundError, FileNotFoundError):
-                pass
+            self._remove_stale(holder)
         raise ModelDirLockedError(f"Could not take the lock {self.path} (contended).")
 
     def release(self):

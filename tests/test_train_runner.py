@@ -6,6 +6,7 @@ the signal tests run `meta_train` in a subprocess (a driver importing `tiny_kwar
 """
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ from learnit_tf import evaluation, init_io
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.metadata import SCHEMA_VERSION
 from learnit_tf.models import Siren
-from learnit_tf.train import (LOCK_FILE, MetaTrainConfigError, ModelDirLockedError,
+from learnit_tf.train import (LOCK_FILE, MetaTrainConfigError, ModelDirLock, ModelDirLockedError,
                               NonFiniteWeightsError, meta_train, purge_events_after)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,6 +158,19 @@ def test_script_reports_bad_settings_and_a_locked_model_dir_without_a_traceback(
     assert f"in use by another meta_train run (pid {sleeper.pid} on host" in outputs["locked"]
     assert (locked_dir / LOCK_FILE).read_text() == lock_text  # The holder's lock is untouched.
     assert sorted(p.name for p in locked_dir.iterdir()) == [LOCK_FILE]
+
+
+def test_of_two_runs_taking_over_a_stale_lock_one_wins(tmp_path):
+    stale = {"pid": _dead_pid(), "host": socket.gethostname(), "started": "2026-01-01"}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(stale))
+    first, second = ModelDirLock(str(tmp_path)), ModelDirLock(str(tmp_path))
+    first.acquire()  # Took over the stale lock.
+    second._remove_stale(stale)  # pylint: disable=protected-access  (decided before `first` won)
+    assert json.loads((tmp_path / LOCK_FILE).read_text())["token"] == first.record["token"]
+    with pytest.raises(ModelDirLockedError, match=f"pid {os.getpid()} on host"):
+        second.acquire()
+    first.release()
+    assert list(tmp_path.iterdir()) == []
 
 
 def _rows(model_dir):
