@@ -328,6 +328,11 @@ class InitMetadata(_DictAccess):
                 data = json.load(f)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise MetadataError(f"{path}: not a valid JSON metadata file ({e}).") from e
+        except FileNotFoundError:
+            raise
+        except OSError as e:  # A directory, no permission, ...
+            raise MetadataError(f"{path}: cannot be read as a metadata file "
+                                f"({e.strerror or e}).") from e
         return cls.from_dict(data, source=path)
 
     def write(self, path):

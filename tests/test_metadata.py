@@ -137,6 +137,10 @@ def test_not_json_or_not_an_object(tmp_path):
     with pytest.raises(MetadataError, match="must hold a JSON object, got list"):
         init_io.read_init_metadata(str(tmp_path))
     path.unlink()
+    path.mkdir()
+    with pytest.raises(MetadataError, match=f"{path}: cannot be read as a metadata file"):
+        InitMetadata.read(str(path))
+    path.rmdir()
     assert init_io.read_init_metadata(str(tmp_path)) == InitMetadata()
     assert init_io.read_metadata(str(tmp_path)) == {}
 
