@@ -76,18 +76,20 @@ def resolve_init(init, log=None):
 
 def kind_of_init(metadata, init="init"):
     """(SignalKind, task) of an init from its metadata (the task class picks the kind)."""
-    from learnit_tf import kinds  # pylint: disable=import-outside-toplevel
-    spec = (metadata or {}).get("task") or {}
-    class_name = spec.get("class_name")
-    if not class_name:
-        raise ValueError(f"{init}'s metadata records no task class ('task': {{'class_name'}}), "
-                         "so its signal kind is unknown.")
-    kind = kinds.kind_of_task(class_name)
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf import kinds
+    from learnit_tf.metadata import as_init_metadata
+    spec = as_init_metadata(metadata, source=f"{init} metadata").task
+    if spec is None or not spec.class_name:
+        raise ValueError(f"{init}'s metadata records no task class ('task': {{'class_name', "
+                         "'config'}), so its task cannot be rebuilt (e.g. a converted "
+                         "checkpoint: fit it from Python with the task you need).")
+    kind = kinds.kind_of_task(spec.class_name)
     try:
-        task = kind.task_class(class_name)(**(spec.get("config") or {}))
+        task = kind.task_class(spec.class_name)(**spec.config)
     except TypeError as e:
-        raise ValueError(f"{init}'s metadata has a task config {spec.get('config')} that "
-                         f"{class_name} does not accept: {e}") from e
+        raise ValueError(f"{init}'s metadata has a task config {spec.config} that "
+                         f"{spec.class_name} does not accept: {e}") from e
     return kind, task
 
 
