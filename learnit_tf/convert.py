@@ -156,6 +156,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     Example:
 
+    >>> import io
     >>> data = pickle.dumps({"w": np.ones(2, np.float32)})
     >>> RestrictedUnpickler(io.BytesIO(data)).load()["w"].tolist()
     [1.0, 1.0]

@@ -257,8 +257,9 @@ def shepp_logan_examples(split="train", config="small", data_dir=None):
 
     Example:
 
-    >>> ds = shepp_logan_examples("test", config="small")  # doctest: +SKIP
-    >>> next(iter(ds))["image"].shape  # doctest: +SKIP
+    >>> ds = shepp_logan_examples("test", config="small", data_dir="tfds")  # doctest: +ELLIPSIS
+    Generating shepp_logan/small offline into tfds/... (first use only).
+    >>> next(iter(ds))["image"].shape
     TensorShape([64, 64, 1])
     """
     builder = shepp_logan_builder(config, data_dir)
