@@ -104,6 +104,17 @@ class FitImageTest(TestCase):
         self.assertIn("The fit diverged", result.stderr)
         self.assertNotIn("Traceback", result.stderr)
         self.assertEqual(sorted(os.listdir(tmp)), ["photo.png"])
+        # An init with NaN weights (it crashed in matplotlib, leaving a partial folder).
+        model = init_io.load_init(os.path.join(REPO, "zoo", "text_siren", "1"))
+        variable = model.trainable_variables[0]
+        variable.assign(np.full(variable.shape, np.nan, np.float32))
+        init_io.save_init(model, os.path.join(tmp, "nan_init"),
+                          init_io.read_metadata(os.path.join(REPO, "zoo", "text_siren", "1")))
+        result = run_fit(f"--init={tmp}/nan_init", f"--input={png}", "--resolution=8",
+                         "--steps=0", f"--output_dir={out}")
+        self.assertEqual(result.returncode, 1, result.stderr[-2000:])
+        self.assertIn("NaN/infinite after 0 steps", result.stderr)
+        self.assertFalse(os.path.exists(out))
 
 
 class FitOptionsTest(TestCase):
