@@ -1,7 +1,6 @@
 """Image regression end to end: data, meta-training gain, training loop, bad inputs."""
 
 import os
-import shutil
 import tempfile
 
 import gin
