@@ -156,6 +156,64 @@ class MirroredOuterStepTest(TestCase):
                 self.assertEqual(int(one_trainer.optimizer.iterations.numpy()), 2)
 
 
+class VectorizedMetaBatchTest(TestCase):
+    """`MetaConfig(vectorize=True)` (one tf.vectorized_map over the per-replica meta-batch)
+    must train exactly like the unrolled loop, on one device and per replica."""
+
+    def _train(self, algorithm, vectorize, strategy, batches):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = Siren(out_features=3, width=16, depth=3, w0=30.0, seed=0)
+            trainer = MetaTrainer(model, ImageTask(8),
+                                  MetaConfig(algorithm, 2, InnerOptimizer("sgd", 1e-2),
+                                             vectorize=vectorize),
+                                  outer_learning_rate=1e-3, strategy=strategy)
+        initial = [v.numpy() for v in model.trainable_variables]
+        replicas = strategy.num_replicas_in_sync
+        losses = []
+        for images in batches:
+            share = len(images) // replicas
+
+            def value_fn(ctx, images=images, share=share):
+                i = ctx.replica_id_in_sync_group
+                return {"image": tf.constant(images[i * share:(i + 1) * share])}
+
+            batch = ({"image": tf.constant(images)} if replicas == 1 else
+                     strategy.experimental_distribute_values_from_function(value_fn))
+            metrics = trainer.train_step(batch)
+            losses.append([float(metrics["loss"]), float(metrics["inner_loss_first"])])
+        return [v.numpy() for v in model.trainable_variables], initial, losses
+
+    def test_vectorized_equals_unrolled_on_one_device(self):
+        batches = [_images(3, 8, seed=1), _images(3, 8, seed=2)]
+        for algorithm in ("maml", "fomaml", "reptile"):
+            with self.subTest(algorithm=algorithm):
+                unrolled, initial, unrolled_losses = self._train(
+                    algorithm, False, tf.distribute.get_strategy(), batches)
+                vectorized, _, vectorized_losses = self._train(
+                    algorithm, True, tf.distribute.get_strategy(), batches)
+                moved = max(float(np.max(np.abs(a - b))) for a, b in zip(unrolled, initial))
+                self.assertGreater(moved, 1e-3)  # Two real Adam steps ...
+                self.assertWeightsClose(vectorized, unrolled, atol=1e-5, rtol=0, msg=algorithm)
+                self.assertAllClose(vectorized_losses, unrolled_losses, atol=1e-6, rtol=0)
+
+    @_two_cpu_devices
+    def test_vectorized_per_replica_equals_unrolled_one_device(self):
+        mirrored = distribute.get_distribution_strategy("mirrored")
+        batches = [_images(4, 8, seed=3)]
+        for algorithm in ("maml", "reptile"):
+            with self.subTest(algorithm=algorithm):
+                one, _, one_losses = self._train(algorithm, False, tf.distribute.get_strategy(),
+                                                 batches)
+                two, _, two_losses = self._train(algorithm, True, mirrored, batches)
+                self.assertWeightsClose(two, one, atol=1e-5, rtol=0, msg=algorithm)
+                self.assertAllClose(two_losses, one_losses, atol=1e-6, rtol=0)
+
+    def test_vectorize_excludes_remat(self):
+        with self.assertRaisesRegex(ValueError, "vectorize and remat exclude each other"):
+            MetaConfig("maml", 2, vectorize=True, remat=True)
+
+
 class DistributeMetaBatchesTest(TestCase):
 
     def _global_batches(self):

@@ -20,6 +20,12 @@ Two options trade nothing in results (tests check each against the plain path):
 - `remat` (MAML): rematerialize each inner step and the outer loss, and take the
   meta-batch's examples one after another, so that memory stays bounded when K
   grows, for about one extra forward/backward per step.
+
+`vectorize` replaces the unrolled loop over the meta-batch by one `tf.vectorized_map`
+(pfor) over its examples: the graph no longer grows with the meta-batch (the loop-
+invariant first forward pass is computed once by pfor itself). Same results to
+round-off (tests/test_distribute.py); whether it is faster is measured in
+benchmarks/meta_batch.py (benchmarks/README.md), which set its default.
 """
 
 import dataclasses
@@ -52,6 +58,7 @@ class MetaConfig:
     inner_optimizer: InnerOptimizer = InnerOptimizer("sgd", 1e-2)
     share_first_forward: bool = True
     remat: bool = False
+    vectorize: bool = False
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -63,6 +70,9 @@ class MetaConfig:
                 f"remat applies to algorithm 'maml' only ({self.algorithm!r} does not keep "
                 "the inner trajectory for the backward pass, so its memory is already flat "
                 "in inner_steps).")
+        if self.vectorize and self.remat:
+            raise ValueError("vectorize and remat exclude each other: remat adapts the "
+                             "examples one after another to bound memory, vectorize all at once.")
 
 
 def meta_batch_size(meta_batch):
@@ -125,6 +135,8 @@ def meta_gradients(config, task, fmodel, weights, meta_batch):
     """
     weights = [tf.convert_to_tensor(w) for w in weights]
     n = meta_batch_size(meta_batch)
+    if config.vectorize:
+        return _vectorized_meta_gradients(config, task, fmodel, weights, meta_batch)
     examples = [_example(meta_batch, i) for i in range(n)]
     first_losses, outer_losses = [], []
 
@@ -182,4 +194,40 @@ def meta_gradients(config, task, fmodel, weights, meta_batch):
             grads = [g + eg / n for g, eg in zip(grads, example_grads)]
         meta_loss = tf.add_n(outer_losses) / n
     metrics = {"loss": meta_loss, "inner_loss_first": tf.add_n(first_losses) / n}
+    return grads, metrics
+
+
+def _vectorized_meta_gradients(config, task, fmodel, weights, meta_batch):
+    """`meta_gradients` with one `tf.vectorized_map` over the examples (see module doc).
+
+    The inner loop is unrolled inside the mapped function (K is small; pfor then sees
+    plain ops, no while loop); first-order algorithms stop its gradients.
+    """
+    maml = config.algorithm == "maml"
+
+    def per_example(example):
+        adapted, losses = _adapt_example(config, task, fmodel, weights, example, True)
+        if maml:
+            return task.outer_loss(fmodel, adapted, example), losses[0], []
+        adapted = [tf.stop_gradient(a) for a in adapted]
+        if config.algorithm == "fomaml":
+            with tf.GradientTape() as tape:
+                tape.watch(adapted)
+                outer = task.outer_loss(fmodel, adapted, example)
+            return outer, losses[0], tape.gradient(outer, adapted)
+        outer = task.outer_loss(fmodel, adapted, example)
+        return outer, losses[0], [w - a for w, a in zip(weights, adapted)]
+
+    if maml:
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            outer_losses, first_losses, _ = tf.vectorized_map(per_example, meta_batch)
+            meta_loss = tf.reduce_mean(outer_losses)
+        grads = tape.gradient(meta_loss, weights)
+    else:
+        outer_losses, first_losses, example_grads = tf.vectorized_map(per_example, meta_batch)
+        meta_loss = tf.reduce_mean(outer_losses)
+        grads = [tf.reduce_mean(g, axis=0) for g in example_grads]
+    metrics = {"loss": meta_loss, "inner_loss_first": tf.reduce_mean(tf.cast(first_losses,
+                                                                             tf.float32))}
     return grads, metrics
