@@ -25,6 +25,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
+from learnit_tf.kinds.image import folder as image_decoder
 from learnit_tf.kinds.nerf import cameras
 
 LANDMARKS = ("sacre", "trevi", "brandenburg")
@@ -179,10 +180,12 @@ class Phototourism(tfds.core.GeneratorBasedBuilder):
             try:
                 with Image.open(path) as img:  # Reads the header only.
                     size, mode = img.size, img.mode
-                    # RGB files are stored as they are (no JPEG re-encoding); others converted.
-                    image = path if mode == "RGB" else np.asarray(img.convert("RGB"), np.uint8)
             except OSError as e:
                 raise ValueError(f"Cannot read image {path}: {e}") from e
+            # RGB files are stored as they are (no JPEG re-encoding); others are decoded by
+            # the one image decoder (any mode and bit depth) and stored as 8-bit RGB.
+            image = path if mode == "RGB" else np.round(
+                image_decoder.to_rgb(image_decoder.read_image(path)) * 255.0).astype(np.uint8)
             w, h = (int(v) for v in data["resolution"][i])
             if size not in ((w, h), (h, w)):
                 raise ValueError(f"{path} is {size[0]}×{size[1]} but res_mats.npy row {i} says "

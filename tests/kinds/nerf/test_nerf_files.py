@@ -3,6 +3,8 @@
 import json
 import os
 
+import numpy as np
+
 from learnit_tf.kinds.nerf import files, procedural
 from learnit_tf.kinds.nerf.task import NerfTask
 from learnit_tf.kinds.nerf.views import composite_on_white
@@ -116,3 +118,19 @@ class FolderOfObjectsTest(TestCase):
         with self.assertRaisesRegex(ValueError, r"obj0.*transforms.json: frame 0 "
                                                 r"'transform_matrix' has shape \(2, 2\)"):
             files.nerf_folder_examples(root, split="train")
+
+
+class PhototourismDecoderTest(TestCase):
+
+    def test_16_bit_photo_goes_through_the_one_decoder(self):
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.nerf import phototourism  # pylint: disable=import-outside-toplevel
+        path = os.path.join(self.get_temp_dir(), "photo16.png")
+        Image.fromarray(np.full((6, 8), 32700, np.uint16)).save(path)
+        data = {"image_files": [path], "resolution": np.array([[8, 6]]),
+                "c2w": np.zeros((1, 3, 4)), "kinv": np.zeros((1, 3, 3)),
+                "bounds": np.ones((1, 2))}
+        # pylint: disable=protected-access
+        (_, record), = phototourism.Phototourism._generate_examples(None, data, [0])
+        self.assertEqual(record["image"].shape, (6, 8, 3))
+        self.assertAllClose(record["image"].mean(), round(32700 / 65535 * 255), atol=0)
