@@ -26,6 +26,8 @@ SPLIT_NAMES = ("train", "validation", "test")
 #: Chord shapes in semitones above the root (single note, dyads, triads).
 CHORDS = ((0,), (0,), (0, 7), (0, 4, 7), (0, 3, 7), (0, 5), (0, 4))
 MIDI_RANGE = (43, 79)
+#: The top note (MIDI 79, 784 Hz) must lie below 0.9 × Nyquist.
+MIN_SAMPLE_RATE = 2000
 
 
 def midi_to_hz(note):
@@ -60,6 +62,9 @@ def harmonic_tone(rng, frequency, num_samples, sample_rate):
 
 def render_clip(rng, num_samples, sample_rate):
     """One random clip of note events as float32 (num_samples,) in [-1, 1]."""
+    if sample_rate < MIN_SAMPLE_RATE:
+        raise ValueError(f"procedural_audio needs a sample rate of at least {MIN_SAMPLE_RATE} "
+                         f"Hz (notes up to 784 Hz without aliasing), got {sample_rate}.")
     duration = num_samples / sample_rate
     clip = np.zeros(num_samples)
     for _ in range(rng.randint(1, 4)):

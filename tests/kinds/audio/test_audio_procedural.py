@@ -64,6 +64,8 @@ class ProceduralAudioTest(testing.TestCase):
         self.assertEqual(builder.info.metadata["sample_rate"], 2000)
 
     def test_bad_config_and_split(self):
+        with self.assertRaisesRegex(ValueError, "sample rate of at least 2000 Hz"):
+            render_clip(np.random.RandomState(0), 256, 1000)
         with self.assertRaisesRegex(ValueError, "Unknown procedural_audio config 'tiny'"):
             procedural_audio_examples("train", config="tiny", data_dir=self.get_temp_dir())
         self.assertEqual([c.name for c in ProceduralAudio.BUILDER_CONFIGS],
