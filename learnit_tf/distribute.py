@@ -269,15 +269,21 @@ def worker_dir(strategy, model_dir):
 
     With MultiWorkerMirroredStrategy every worker takes part in saving (variables
     are read collectively) but only the chief's files are kept; the others write to
-    `model_dir/.scratch_<task_type>_<task_id>` (created here, so the first write of
-    a non-chief worker finds its folder), which the caller deletes when training
-    ends. The name is fixed, so a restarted worker reuses it. All workers restore
-    from the chief's checkpoints.
+    `model_dir/.scratch_<task_type>_<task_id>`, which the caller deletes when training
+    ends. All workers restore from the chief's checkpoints.
+
+    The scratch directory is emptied and created here, at the start of every run: a
+    worker killed mid-run leaves checkpoints in it that may be a step ahead of the
+    chief's, and `PreemptionCheckpointHandler` restores the latest checkpoint of the
+    manager it is given (the scratch one on a non-chief worker), which would
+    silently overwrite the chief's state restored on that worker.
     """
     if strategy.extended.should_checkpoint:
         return model_dir
     resolver = strategy.cluster_resolver
     scratch = os.path.join(model_dir, f".scratch_{resolver.task_type}_{resolver.task_id}")
+    if tf.io.gfile.exists(scratch):
+        tf.io.gfile.rmtree(scratch)
     tf.io.gfile.makedirs(scratch)
     return scratch
 
@@ -308,13 +314,17 @@ def cluster_failure_message(error, strategy, model_dir=None):
     if not isinstance(error, _CLUSTER_ERRORS):
         return None
     resolver = strategy.cluster_resolver
-    workers = resolver.cluster_spec().num_tasks(resolver.task_type) if resolver.task_type else 1
+    if resolver.task_type:
+        who = (f"{resolver.task_type} {resolver.task_id} of "
+               f"{resolver.cluster_spec().num_tasks(resolver.task_type)}")
+    else:  # No TF_CONFIG: a cluster of this one process.
+        who = "the only worker"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reason = " ".join(line for line in lines[:4]
                       if not line.startswith("The error could be from a previous operation"))
     reason = reason.split("}} ", 1)[-1]  # Drop TensorFlow's {{function_node ...}} prefix.
     where = f" from the chief's last checkpoint in {model_dir}/checkpoints" if model_dir else ""
-    return (f"{resolver.task_type} {resolver.task_id} of {workers}: the cluster failed "
+    return (f"{who}: the cluster failed "
             f"({type(error).__name__}: {reason}). Another worker crashed, was killed or "
             "stalled; this worker cannot continue alone. Restart all workers with the same "
             f"command to resume{where}.")

@@ -272,6 +272,19 @@ class StrategyFactoryTest(TestCase):
                                                      all_reduce_alg="ring")
         self.assertIsInstance(multi, tf.distribute.MultiWorkerMirroredStrategy)
         self.assertGreaterEqual(multi.num_replicas_in_sync, 1)
+        # A failed collective becomes one paragraph naming the worker and what to do;
+        # other errors and other strategies are left alone.
+        failure = tf.errors.UnavailableError(None, None, "{{function_node x}} Collective ops "
+                                             "is aborted by: task 1 stopped sending heartbeats\n"
+                                             "The error could be from a previous operation.")
+        message = distribute.cluster_failure_message(failure, multi, "/tmp/run")
+        self.assertEqual(message, "the only worker: the cluster failed (UnavailableError: "
+                         "Collective ops is aborted by: task 1 stopped sending heartbeats). "
+                         "Another worker crashed, was killed or stalled; this worker cannot "
+                         "continue alone. Restart all workers with the same command to resume "
+                         "from the chief's last checkpoint in /tmp/run/checkpoints.")
+        self.assertIsNone(distribute.cluster_failure_message(ValueError("x"), multi))
+        self.assertIsNone(distribute.cluster_failure_message(failure, mirrored))
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, r"Unknown distribution strategy 'parameter_server'"
@@ -287,6 +300,11 @@ class StrategyFactoryTest(TestCase):
         with self.assertRaisesRegex(ValueError, "all_reduce_alg for multi_worker_mirrored"):
             distribute.get_distribution_strategy("multi_worker_mirrored",
                                                  all_reduce_alg="hierarchical_copy")
+        with self.assertRaisesRegex(ValueError, "collective_timeout applies to "
+                                                "multi_worker_mirrored only, not 'mirrored'"):
+            distribute.get_distribution_strategy("mirrored", collective_timeout=30)
+        with self.assertRaisesRegex(ValueError, "collective_timeout must be > 0 seconds"):
+            distribute.get_distribution_strategy("multi_worker_mirrored", collective_timeout=0)
         with self.assertRaisesRegex(ValueError, "num_devices must be >= 1"):
             distribute.configure_cpu_devices(0)
 
