@@ -10,7 +10,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from learnit_tf import evaluation, init_io, testing
+from learnit_tf import evaluation, init_io, testing, zoo
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.kinds.image.evaluation import ImageProtocol
 from learnit_tf.models import Siren
@@ -111,7 +111,8 @@ class EvaluateScriptTest(testing.TestCase):
         out = os.path.join(root, "out")
         result = self.run_script(f"--init={init_dir}", f"--output_dir={out}",
                                  f"--image_folder={folder}", "--num_examples=2",
-                                 "--meta_steps=2", "--standard_steps=3", "--noprogress")
+                                 "--meta_steps=2", "--standard_steps=3", "--noprogress",
+                                 "--write_metadata")
         self.assertIn("ImageProtocol", result.stdout)
         with open(os.path.join(out, "report.csv")) as f:
             rows = list(csv.DictReader(f))
@@ -126,6 +127,12 @@ class EvaluateScriptTest(testing.TestCase):
         self.assertEqual(sorted(os.listdir(out)), ["per_example.csv", "psnr_curves.png",
                                                    "reconstructions.png", "report.csv",
                                                    "report.json"])
+        # --write_metadata stored the report; the zoo's headline of the init is its headline.
+        metadata = init_io.read_metadata(init_dir)
+        self.assertEqual(metadata["evaluation"]["protocol"], "image_psnr_vs_steps")
+        self.assertEqual(metadata["signal_class"], "my_images")  # the rest is kept
+        self.assertEqual(zoo.headline_from_metadata(metadata)["meta_psnr_at_2"],
+                         headline["meta_psnr_at_2"])
         # A flag of another kind's protocol is refused, naming it; nothing is written.
         bad = self.run_script(f"--init={init_dir}", f"--output_dir={root}/bad", "--views=1,2",
                               f"--directory={folder}", expect_ok=False)

@@ -179,11 +179,11 @@ class ScriptsTest(testing.TestCase):
         root = self.get_temp_dir()
         init_dir = save_tiny_init(os.path.join(root, "init"))
         data = os.path.join(root, "tfds")
-        stdout = self.run_script("evaluate_nerf.py", f"--init_dir={init_dir}", "--config=tiny",
+        stdout = self.run_script("evaluate_nerf.py", f"--init={init_dir}", "--config=tiny",
                                  f"--data_dir={data}", "--num_examples=1", "--steps=0,2",
-                                 "--num_held_out_views=1", f"--out_dir={root}/eval")
+                                 "--num_held_out_views=1", f"--output_dir={root}/eval")
         self.assertIn("standard", stdout)
-        self.assertTrue(os.path.isfile(os.path.join(root, "eval", "single_view_table.csv")))
+        self.assertTrue(os.path.isfile(os.path.join(root, "eval", "report.csv")))
         self.run_script("render.py", f"--init_dir={init_dir}", "--config=tiny",
                         f"--data_dir={data}", "--fit_steps=2", "--frames=3",
                         f"--out_dir={root}/render")

@@ -1,0 +1,170 @@
+"""The NeRF single-view protocol as a Report, scripts/evaluate.py on a NeRF init, and the
+shipped NeRF init's recorded single-view numbers (slow)."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from learnit_tf import evaluation, init_io, testing
+from learnit_tf.kinds.nerf import procedural
+from learnit_tf.kinds.nerf.evaluation import NerfProtocol
+from learnit_tf.kinds.nerf.task import NerfTask
+from learnit_tf.meta import InnerOptimizer
+from learnit_tf.models import NerfMLP
+
+tfds.disable_progress_bar()
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+TINY = procedural.ProceduralObjectsConfig(
+    name="evaluation_tiny", resolution=10, num_views=4, num_support_views=2, num_train=1,
+    num_validation=1, num_test=2)
+
+
+def save_tiny_nerf_init(directory):
+    task = NerfTask(num_samples=8, rays_per_step=16, metric_rays=64)
+    return init_io.save_init(NerfMLP(width=16, hidden_layers=2, seed=0), directory, {
+        "task": {"class_name": "NerfTask", "config": task.get_config()},
+        "dataset": {"function": "procedural_objects_examples",
+                    "gin_bindings": {"config": "tiny"}},
+        "hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 0.5}})
+
+
+def run_evaluate(script, *args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", script), *args],
+                          capture_output=True, text=True, env=env, timeout=1800, check=False)
+
+
+class NerfProtocolTest(testing.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = tempfile.mkdtemp(prefix="nerf_evaluation_")
+        cls.data_dir = os.path.join(cls.root, "tfds")
+        cls.init_dir = save_tiny_nerf_init(os.path.join(cls.root, "init"))
+        procedural.load_builder(TINY, cls.data_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+        super().tearDownClass()
+
+    def test_report_rows_from_per_object_psnrs(self):
+        metadata = init_io.read_metadata(self.init_dir)
+        protocol = NerfProtocol(num_examples=2, steps="3,0", rays_per_step=16, config=TINY,
+                                data_dir=self.data_dir, num_held_out_views=1,
+                                standard_optimizer="sgd", standard_learning_rate=0.5,
+                                progress=False)
+        report = protocol.evaluate(init_io.load_init(self.init_dir), metadata, "tiny")
+        self.assertEqual(report.protocol, "nerf_single_view")
+        self.assertEqual([(r["init"], r["steps"], r["observations"], r["count"], r["optimizer"])
+                          for r in report.rows],
+                         [("meta", 0, 1, 2, "sgd"), ("meta", 3, 1, 2, "sgd"),
+                          ("standard", 0, 1, 2, "sgd"), ("standard", 3, 1, 2, "sgd")])
+        per_object = report.tables["per_example.csv"][1]
+        for row in report.rows:
+            values = [r["psnr"] for r in per_object
+                      if (r["init"], r["step"]) == (row["init"], row["steps"])]
+            self.assertAllClose([row["psnr_mean"], row["psnr_std"]],
+                                [np.mean(values), np.std(values)])
+        # The summary keeps the old single-view table (same means, rounded).
+        table = {(s["init"], s["step"]): s["psnr_mean"]
+                 for s in report.summary["single_view_table"]}
+        for row in report.rows:
+            self.assertAlmostEqual(table[(row["init"], row["steps"])], row["psnr_mean"],
+                                   places=3)
+        self.assertEqual(report.settings["dataset"], "procedural_objects")
+        out = os.path.join(self.root, "out")
+        report.write(out)
+        self.assertEqual(sorted(os.listdir(out)), ["per_example.csv", "report.csv",
+                                                   "report.json", "single_view.png"])
+
+    def test_headline_at_the_first_step(self):
+        sgd, adam = InnerOptimizer("sgd", 0.5), InnerOptimizer("adam", 5e-4)
+        rows = [evaluation.report_row("meta", sgd, 0, [14.0], 1),
+                evaluation.report_row("meta", sgd, 100, [16.0], 1),
+                evaluation.report_row("standard", adam, 0, [10.0], 1),
+                evaluation.report_row("standard", adam, 100, [14.5], 1)]
+        report = evaluation.Report("nerf_single_view", "x", rows)
+        self.assertEqual(NerfProtocol.headline(report),
+                         {"psnr_at": "0 steps, fit on 1 view", "meta_psnr_at_0": 14.0,
+                          "standard_psnr_at_0": 10.0, "steps_to_match": 100})
+        photo = [dict(r, observations="left half") for r in rows[:3]]
+        self.assertEqual(NerfProtocol.headline(evaluation.Report("nerf_single_view", "x",
+                                                                 photo)),
+                         {"psnr_at": "0 steps, fit on the left half", "meta_psnr_at_0": 14.0,
+                          "standard_psnr_at_0": 10.0, "steps_to_match": "> 0"})
+        # Through metadata: a recorded report gives the same headline, a legacy (image
+        # protocol) evaluation none.
+        self.assertEqual(NerfProtocol.headline_from_evaluation(report.to_json()),
+                         NerfProtocol.headline(report))
+        self.assertEqual(NerfProtocol.headline_from_evaluation({"meta_psnr_at_2": 14.7}), {})
+
+    def test_evaluate_script_on_a_nerf_init(self):
+        """scripts/evaluate_nerf.py (an alias of evaluate.py) dispatches to NerfProtocol."""
+        out = os.path.join(self.root, "script_out")
+        result = run_evaluate("evaluate_nerf.py", f"--init={self.init_dir}", "--config=tiny",
+                              f"--data_dir={self.data_dir}", "--num_examples=1",
+                              "--steps=0,2", "--num_held_out_views=1", "--rays_per_step=16",
+                              f"--output_dir={out}", "--noprogress")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("NerfProtocol", result.stdout)
+        with open(os.path.join(out, "report.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([(r["init"], r["steps"], r["observations"], r["count"]) for r in rows],
+                         [("meta", "0", "1", "1"), ("meta", "2", "1", "1"),
+                          ("standard", "0", "1", "1"), ("standard", "2", "1", "1")])
+        with open(os.path.join(out, "report.json")) as f:
+            report = json.load(f)
+        self.assertEqual(report["settings"]["config"], "tiny")
+        self.assertEqual(report["settings"]["meta_optimizer"],
+                         {"name": "sgd", "learning_rate": 0.5})
+        self.assertAlmostEqual(report["summary"]["headline"]["meta_psnr_at_0"],
+                               float(rows[0]["psnr_mean"]), places=6)
+
+
+@pytest.mark.slow
+class ShippedNerfInitTest(testing.TestCase):
+    """procedural_chairs_nerf's zoo headline is reproduced by the single-view protocol."""
+
+    def test_headline_and_recorded_step_0_psnrs_reproduce(self):
+        # Only step 0 is compared: with today's code (before and after the protocol
+        # refactor alike) the fits of docs/nerf/procedural_objects/ differ by up to ~0.2 dB
+        # from 10 steps on, so that file predates a change in the fitting path.
+        root = self.get_temp_dir()
+        out = os.path.join(root, "out")
+        result = run_evaluate("evaluate.py", "--init=procedural_chairs_nerf",
+                              f"--output_dir={out}", f"--data_dir={root}/tfds",
+                              "--num_examples=10", "--steps=0", "--num_held_out_views=5",
+                              "--noprogress")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(out, "per_example.csv")) as f:
+            fresh = {(r["init"], int(r["example"])): float(r["psnr"])
+                     for r in csv.DictReader(f)}
+        with open(os.path.join(REPO, "docs", "nerf", "procedural_objects",
+                               "single_view_rows.csv")) as f:
+            recorded = {(r["init"], int(r["example"])): float(r["psnr"])
+                        for r in csv.DictReader(f) if int(r["step"]) == 0}
+        self.assertEqual(sorted(fresh), sorted(recorded))
+        for key, value in recorded.items():
+            self.assertAlmostEqual(fresh[key], value, delta=1e-3, msg=str(key))
+        with open(os.path.join(out, "report.json")) as f:
+            headline = json.load(f)["summary"]["headline"]
+        with open(os.path.join(REPO, "zoo", "index.json")) as f:
+            shipped = json.load(f)["entries"]["procedural_chairs_nerf"]["versions"]["1"][
+                "headline"]
+        for key in ("meta_psnr_at_0", "standard_psnr_at_0"):
+            self.assertAlmostEqual(headline[key], shipped[key], delta=1e-3)
+
+
+if __name__ == "__main__":
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.test.main()
