@@ -1,4 +1,5 @@
-"""Every docstring example ('>>>') in learnit_tf runs and prints what it shows.
+"""Every docstring example ('>>>') in learnit_tf runs and prints what it shows, and so
+does the README's Python example.
 
 One test per module (imported through `pkgutil.walk_packages`). Examples that need
 the network or data the user must supply are marked `# doctest: +SKIP` in place.
@@ -7,10 +8,13 @@ the network or data the user must supply are marked `# doctest: +SKIP` in place.
 import doctest
 import importlib
 import io
-import os
+import pathlib
 import pkgutil
+import re
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import learnit_tf
 
@@ -49,3 +53,34 @@ def test_docstring_examples(module_name, tmp_path, monkeypatch):
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in " \
                                f"{module_name}:\n{output.getvalue()}"
+
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_python_blocks():
+    return re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    blocks = _readme_python_blocks()
+    assert len(blocks) == 1, f"expected the README's one Python example, found {len(blocks)}"
+    code = blocks[0]
+    assert 'load_image("photo.png"' in code, "the example's input file changed: update this test"
+    # The example's input: a small non-square photo (load_image centre-crops and resizes).
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
+    Image.fromarray(coarse).resize((96, 72), Image.BILINEAR).save("photo.png")
+    namespace = {"__name__": "readme_example"}
+    exec(compile(code, str(README), "exec"), namespace)  # pylint: disable=exec-used
+    printed = capsys.readouterr().out
+    result = namespace["result"]
+    assert result.psnr.shape == (3,), printed  # "PSNR after 0, 1, 2 steps"
+    assert np.all(np.isfinite(result.psnr))
+    assert np.array2string(result.psnr) in printed
+    # The README says the model's own variables are left unchanged by fit.
+    from learnit_tf import zoo
+    fresh = zoo.load("text_siren")
+    for a, b in zip(namespace["model"].trainable_variables, fresh.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
