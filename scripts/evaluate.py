@@ -51,11 +51,11 @@ def _define_protocol_flags():
         for field in protocol.option_fields():
             fields.setdefault(field.name, []).append((kind_name, field))
     for name, entries in sorted(fields.items()):
-        helps = {field.metadata.get("help", name) for _, field in entries}
+        helps = {field.metadata.get("help", name).rstrip(".") for _, field in entries}
         text = helps.pop() if len(helps) == 1 else "; ".join(
-            f"{k}: {f.metadata.get('help', name)}" for k, f in entries)
+            f"{k}: {f.metadata.get('help', name).rstrip('.')}" for k, f in entries)
         defaults = ", ".join(f"{k} {_format_default(f.default)}" for k, f in entries)
-        text = f"{text} [{defaults}]"
+        text = f"{text}. [unset: the protocol's default: {defaults}]"
         if all(f.type in (bool, "bool") for _, f in entries):
             flags.DEFINE_bool(name, None, text)
         else:
@@ -66,7 +66,7 @@ def _define_protocol_flags():
 def _format_default(value):
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
-    return "the init's" if value is None else str(value)
+    return "none" if value is None else str(value)
 
 
 PROTOCOL_FLAGS = _define_protocol_flags()
@@ -90,7 +90,8 @@ def main(argv):
         wrong = sorted(set(given) - accepted)
         if wrong:
             raise ValueError(f"--{', --'.join(wrong)} do(es) not apply to {kind.name} inits "
-                             f"({protocol_class.__name__} takes --{', --'.join(sorted(accepted))}).")
+                             f"({protocol_class.__name__} takes "
+                             f"--{', --'.join(sorted(accepted))}).")
         protocol = protocol_class(**given)
         print(f"Evaluating {FLAGS.init} ({kind.name} init) with {protocol_class.__name__}: "
               f"{protocol.options}")

@@ -1,2 +1,4 @@
 """Alias of scripts/evaluate.py, which dispatches on the init's kind (--init, --output_dir)."""
-import os, runpy; runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluate.py"), run_name="__main__")  # noqa: E401,E702
+import os, runpy  # noqa: E401
+runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluate.py"),
+               run_name="__main__")
