@@ -74,6 +74,13 @@ class DecoderTest(TestCase):
         Image.new("L", (300, 300)).save(big)
         with self.assertRaisesRegex(ValueError, r"big.png.* too large .*300×300.*at most 10000"):
             folder.read_image(big, max_pixels=10000)
+        # Pillow's own bomb check (a 14000² PNG raised a raw DecompressionBombError) at a
+        # lowered threshold: the same clear ValueError.
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = 1000
+        self.addCleanup(setattr, Image, "MAX_IMAGE_PIXELS", limit)
+        with self.assertRaisesRegex(ValueError, r"big.png.* too large .*decompression bomb"):
+            folder.read_image(big, max_pixels=10**9)
         small = os.path.join(tmp, "small.png")
         _write_rgb(small, (20, 20))
         with self.assertRaisesRegex(ValueError, "small.png.* is 20×20, smaller than the "
