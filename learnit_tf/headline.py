@@ -11,7 +11,6 @@ recorded before reports.
 import math
 
 from learnit_tf.kinds import registry
-from learnit_tf.metadata import as_init_metadata
 
 META, STANDARD = "meta", "standard"
 
@@ -78,9 +77,14 @@ def headline_from_metadata(metadata):
     if not hasattr(metadata, "get"):
         return {}
     evaluation = metadata.get("evaluation")
+    # Schema version 2 records the kind; version 1 only the task class (learnit_tf.metadata).
+    task = metadata.get("task")
+    task_class = task.get("class_name") if isinstance(task, dict) else None
     try:
-        name = as_init_metadata(metadata).kind_name()
-        protocol = registry.get_kind(name).protocol_class() if name else None
+        if isinstance(metadata.get("kind"), str):
+            protocol = registry.get_kind(metadata["kind"]).protocol_class()
+        else:
+            protocol = registry.kind_of_task(task_class).protocol_class() if task_class else None
     except ValueError:
         protocol = None
     if protocol is None:

@@ -261,13 +261,16 @@ class ZooHeadlineTest(testing.TestCase):
 
 
 class ImportGraphTest(testing.TestCase):
-    """No import cycle (counting function-local imports) through kinds or evaluation."""
+    """No import cycle (counting function-local imports) through kinds or evaluation.
 
-    def test_no_cycle_through_kinds_or_evaluation(self):
+    (learnit_tf, init_io, metadata and zoo still form one, outside this layer.)
+    """
+
+    def test_no_cycle_through_kinds_evaluation_or_headlines(self):
         graph = _import_graph(os.path.join(REPO, "learnit_tf"))
         cycles = [c for c in _cycles(graph)
-                  if any(m.startswith("learnit_tf.kinds") or m == "learnit_tf.evaluation"
-                         for m in c)]
+                  if any(m.startswith("learnit_tf.kinds")
+                         or m in ("learnit_tf.evaluation", "learnit_tf.headline") for m in c)]
         self.assertEqual(cycles, [])
         # The graph sees function-local imports: the NeRF task reaches its density check.
         self.assertIn("learnit_tf.kinds.nerf.density", graph["learnit_tf.kinds.nerf.task"])
