@@ -84,3 +84,34 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     fresh = zoo.load("text_siren")
     for a, b in zip(namespace["model"].trainable_variables, fresh.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _readme_layout_block():
+    section = README.read_text().split("## Layout\n", 1)[1]
+    return re.search(r"^```\n(.*?)^```", section, re.S | re.M).group(1)
+
+
+def test_readme_layout_matches_the_tree():
+    root = README.parent
+    layout = _readme_layout_block()
+    # Every path the layout names exists ("<kind>" stands for each kind).
+    named = re.findall(r"(?<![\w./<>])((?:learnit_tf|gin|scripts|benchmarks|docs|tests|zoo)"
+                       r"(?:/[\w.<>]+)*/?|[\w]+\.py)(?=\s|$)", layout)
+    kinds_dir = root / "learnit_tf" / "kinds"
+    kind_names = sorted(p.name for p in kinds_dir.iterdir()
+                        if (p / "__init__.py").exists())
+    assert kind_names, "no kind packages found"
+    missing = []
+    for name in named:
+        for concrete in ([name.replace("<kind>", k) for k in kind_names]
+                         if "<kind>" in name else [name]):
+            # Bare module names may sit in learnit_tf/, kinds/ or every kind's package.
+            candidates = [root / concrete, root / "learnit_tf" / concrete, kinds_dir / concrete]
+            candidates += [kinds_dir / k / concrete for k in kind_names] if "/" not in concrete \
+                else []
+            if not any(c.exists() for c in candidates):
+                missing.append(concrete)
+    assert not missing, f"README Layout names paths that do not exist: {missing}"
+    # Every kind package is listed.
+    unlisted = [k for k in kind_names if not re.search(rf"^\s+{k}/", layout, re.M)]
+    assert not unlisted, f"README Layout does not list the kinds {unlisted}"
