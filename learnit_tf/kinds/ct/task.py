@@ -22,7 +22,8 @@ Differences from the notebook: it rotates about pixel N/2 (ours: the true centre
 (N − 1)/2, which keeps a centred phantom centred at every angle); it resamples with
 nearest neighbour (ours: bilinear by default, `interpolation="nearest"` selectable).
 In scikit-image's convention, `project(image, θ) · N == radon(image, -degrees(θ))`
-for odd N (where both rotate about the same pixel).
+for odd N (where both rotate about the same pixel); `learnit_tf.kinds.ct.files.
+to_learnit_convention` is the one place a user's sinogram is converted.
 
 Example layouts accepted by `CtTask` (N = resolution, V = number of views):
 - training: {"image": (N, N, 1), "seed": int32 (2,)}; the task draws `num_angles`
