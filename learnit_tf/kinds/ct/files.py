@@ -81,7 +81,11 @@ def to_learnit_convention(sinogram, angles=None, num_angles=None, convention="le
     if (angles is None) == (num_angles is None):
         raise ValueError("Give exactly one of angles and num_angles.")
     views_axis = 0 if convention == "learnit" else 1
-    num_views = sinogram.shape[views_axis]
+    num_views, num_bins = sinogram.shape[views_axis], sinogram.shape[1 - views_axis]
+    if num_views < 1 or num_bins < 2:
+        raise ValueError(f"{name} has shape {sinogram.shape}: {num_views} views of {num_bins} "
+                         f"detector bins in the {convention} layout; expected at least 1 view "
+                         "of at least 2 bins.")
     if num_angles is not None and int(num_angles) != num_views:
         raise ValueError(f"{name} has shape {sinogram.shape}, i.e. {num_views} views in the "
                          f"{convention} layout, but num_angles={num_angles}.")

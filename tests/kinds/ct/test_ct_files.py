@@ -119,6 +119,8 @@ class BadSinogramTest(TestCase):
         cube = self._save("cube.npy", np.zeros((4, 16, 2)))
         with self.assertRaisesRegex(ValueError, r"cube.npy.* shape \(4, 16, 2\); expected a 2D"):
             files.fit_example(cube, task, num_angles=4)
+        with self.assertRaisesRegex(ValueError, r"thin.npy.* 4 views of 1 detector bins"):
+            files.fit_example(self._save("thin.npy", np.zeros((4, 1))), task, num_angles=4)
         nan = np.zeros((4, 16))
         nan[1, 2] = np.nan
         with self.assertRaisesRegex(ValueError, "nan.npy.* NaN"):
