@@ -46,7 +46,11 @@ def read_object(folder, resolution=None):
     try:
         camera_angle_x, paths, poses = views_lib.read_transforms(folder)
     except FileNotFoundError as e:
-        raise ValueError(str(e)) from e
+        objects = [d for d in sorted(os.listdir(folder))
+                   if os.path.isfile(os.path.join(folder, d, "transforms.json"))]
+        hint = (f" It holds object folders ({', '.join(objects[:3])}...): pass one of them."
+                if objects else "")
+        raise ValueError(f"{e}{hint}") from e
     images = [views_lib.load_rgba(p, resolution) for p in paths]
     first = images[0].shape
     for path, image in zip(paths, images):

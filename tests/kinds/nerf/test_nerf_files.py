@@ -58,6 +58,8 @@ class ReadObjectTest(TestCase):
         os.makedirs(empty)
         with self.assertRaisesRegex(ValueError, "empty.*transforms.json not found"):
             files.read_object(empty)
+        with self.assertRaisesRegex(ValueError, r"holds object folders \(obj0...\): pass one"):
+            files.read_object(root)
         with open(os.path.join(folder, "r_2.png"), "w") as f:
             f.write("garbage")
         with self.assertRaisesRegex(ValueError, "Cannot read .*r_2.png"):
