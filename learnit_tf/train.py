@@ -71,6 +71,10 @@ class NonFiniteWeightsError(RuntimeError):
     """Raised instead of checkpointing or exporting weights that hold NaN or infinity."""
 
 
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (e.g. the disk is full); the previous one is intact."""
+
+
 class MetaTrainConfigError(ValueError):
     """A `meta_train` argument, or the data it names, is unusable (raised before building)."""
 
@@ -90,9 +94,14 @@ def _read_log(path, max_step):
 def _write_text_atomic(path, text):
     """Writes a (local or gs://) file through a temporary and a rename."""
     tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:  # E.g. a full disk: leave no temporary behind.
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
 
 
 def _rewrite_log(path, rows):
@@ -678,9 +687,23 @@ class MetaTrainRunner:
         self.check_weights_finite("checkpoint")
 
     def checkpoint(self):
-        """Saves checkpoint `step` (refusing non-finite weights)."""
+        """Saves checkpoint `step` (refusing non-finite weights; a failed write leaves no
+        partial files and raises CheckpointWriteError)."""
         self._before_save()
-        self.manager.save(checkpoint_number=self.step)
+        try:
+            self.manager.save(checkpoint_number=self.step)
+        except (tf.errors.ResourceExhaustedError, tf.errors.UnknownError, OSError) as e:
+            directory = self.manager.directory
+            prefix = f"ckpt-{self.step}"
+            for name in tf.io.gfile.listdir(directory):  # The saver's temporaries.
+                if name.startswith(prefix + "_temp") or name.startswith(prefix + "."):
+                    path = os.path.join(directory, name)
+                    (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
+            raise CheckpointWriteError(
+                f"Could not write checkpoint {self.step} to {directory} ({type(e).__name__}: "
+                f"{getattr(e, 'message', e)}). The last good checkpoint "
+                f"({self.manager.latest_checkpoint}) is intact; free space and re-run the same "
+                "command to resume.") from e
 
     def check_weights_finite(self, what):
         if not _all_finite(self.model.weights):

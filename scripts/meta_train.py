@@ -26,8 +26,9 @@ from absl import app, flags  # noqa: E402
 
 from learnit_tf import gin_config  # noqa: E402
 from learnit_tf.metadata import MetadataError  # noqa: E402
-from learnit_tf.train import (MetaTrainConfigError, ModelDirLockedError,  # noqa: E402
-                              NonFiniteLossError, NonFiniteWeightsError, meta_train)
+from learnit_tf.train import (CheckpointWriteError, MetaTrainConfigError,  # noqa: E402
+                              ModelDirLockedError, NonFiniteLossError, NonFiniteWeightsError,
+                              meta_train)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin config files (experiments live in gin/).")
@@ -70,7 +71,8 @@ def main(argv):
         result = meta_train(FLAGS.model_dir, strategy=strategy)
     except MetaTrainConfigError as e:  # Bad arguments or data: nothing was built or written.
         raise app.UsageError(str(e)) from e
-    except (ModelDirLockedError, NonFiniteLossError, NonFiniteWeightsError, MetadataError) as e:
+    except (ModelDirLockedError, NonFiniteLossError, NonFiniteWeightsError,
+            CheckpointWriteError, MetadataError) as e:
         print(f"meta_train: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # pylint: disable=broad-except

@@ -24,8 +24,9 @@ from learnit_tf import evaluation, init_io
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.metadata import SCHEMA_VERSION
 from learnit_tf.models import Siren
-from learnit_tf.train import (LOCK_FILE, MetaTrainConfigError, ModelDirLock, ModelDirLockedError,
-                              NonFiniteWeightsError, meta_train, purge_events_after)
+from learnit_tf.train import (LOCK_FILE, CheckpointWriteError, MetaTrainConfigError, ModelDirLock,
+                              ModelDirLockedError, NonFiniteWeightsError, meta_train,
+                              purge_events_after)
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = np.random.RandomState(0).rand(12, 8, 8, 3).astype(np.float32)
@@ -310,6 +311,31 @@ def test_non_finite_weights_are_never_checkpointed_or_exported(tmp_path):
     assert tf.train.latest_checkpoint(checkpoints) == good
     assert not (model_dir / "init").exists()
     assert not (model_dir / LOCK_FILE).exists()
+
+
+def test_a_full_disk_while_checkpointing_is_named_and_leaves_no_partial_files(tmp_path,
+                                                                             monkeypatch):
+    model_dir = tmp_path / "run"
+    checkpoints = model_dir / "checkpoints"
+    save = tf.train.CheckpointManager.save
+
+    def save_until_full(manager, checkpoint_number=None, **kwargs):
+        if checkpoint_number == 4:
+            (checkpoints / "ckpt-4_temp").mkdir()  # What TensorFlow's saver leaves.
+            (checkpoints / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(
+                b"partial")
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return save(manager, checkpoint_number=checkpoint_number, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save_until_full)
+    with pytest.raises(CheckpointWriteError, match=r"Could not write checkpoint 4 to .*"
+                       r"ResourceExhaustedError: No space left on device.*The last good "
+                       r"checkpoint \(.*ckpt-2\) is intact"):
+        meta_train(str(model_dir), **tiny_kwargs())
+    assert sorted(p.name for p in checkpoints.iterdir() if "ckpt-4" in p.name) == []
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-2")
+    assert not (model_dir / "init").exists() and not (model_dir / LOCK_FILE).exists()
+    assert [p.name for p in model_dir.iterdir() if p.name.endswith(".tmp")] == []
 
 
 @gin.configurable
