@@ -125,8 +125,12 @@ class WorkerGroup:
     def start(self):
         for index, config in enumerate(self.configs):
             env = dict(self.env, TF_CONFIG=config, PYTHONUNBUFFERED="1")
+            # A session of its own: a terminal's Ctrl-C reaches the launcher only, which
+            # passes on one SIGTERM, so all workers stop at the same step (coordinated
+            # by PreemptionCheckpointHandler) instead of each at its own.
             process = subprocess.Popen(self.command, env=env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                       stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                       start_new_session=True)
             self.processes.append(process)
             print(f"[launcher] worker {index}: pid {process.pid}, TF_CONFIG={config}",
                   flush=True)
