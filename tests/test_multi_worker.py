@@ -270,11 +270,14 @@ _STALLED_PEER = textwrap.dedent("""
     if strategy.cluster_resolver.task_id == 1:
         time.sleep(120)  # Alive (heartbeats go on) but never joins the all-reduce.
         sys.exit(0)
+    all_reduce = tf.function(lambda: strategy.run(
+        lambda: tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.constant(1.0))))
     start = time.monotonic()
     try:
-        strategy.run(lambda: tf.distribute.get_replica_context().all_reduce("sum", 1.0))
+        all_reduce()
     except Exception as e:
-        print(f"failed after {time.monotonic() - start:.1f} s")
+        print(f"failed after {time.monotonic() - start:.1f} s: {type(e).__name__}: {e}")
         print(distribute.cluster_failure_message(e, strategy, "MODEL_DIR"))
         sys.exit(3)
     print("no failure")
