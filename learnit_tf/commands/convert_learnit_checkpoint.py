@@ -15,10 +15,7 @@ XLA on `coords` before anything is written; the command fails if it deviates fro
 by more than --tolerance.
 """
 
-import os
 import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
@@ -64,7 +61,6 @@ def main(argv):
     if error is not None:
         print(f"Max |output - expected| on {FLAGS.verify_npz} (XLA): {error:.3g}")
     return 0
-
 
 
 def run():

@@ -50,7 +50,6 @@ def main(argv):
     print(json.dumps(record, indent=2, sort_keys=True))
 
 
-
 def run():
     """Console entry point (same flags as scripts/publish.py)."""
     app.run(main)

@@ -94,7 +94,6 @@ def _run(argv):
             sys.exit(1)
 
 
-
 def run():
     """Console entry point (same flags as scripts/zoo.py)."""
     app.run(main)

@@ -1,0 +1,226 @@
+r"""Fits one signal of your own from an init of any kind (image, CT sinogram, posed views).
+
+    python scripts/fit.py --init=text_siren --input=photo.png --steps=10 --output_dir=OUT
+    python scripts/fit.py --init=shepp_logan_ct --input=sino.npy --num_angles=16 \
+        --convention=skimage --steps=200 --output_dir=OUT
+    python scripts/fit.py --init=procedural_chairs_nerf --input=my_object/ --steps=100 \
+        --output_dir=OUT
+
+The init's signal kind (from the task class in its metadata) picks the reader of
+`--input` (`SignalKind.fit_input`):
+- image inits: a PNG/JPEG file, centre-cropped and resized to the init's resolution
+  (or `--resolution`);
+- CT inits: a sinogram `.npy`, with `--angles=FILE.npy` or `--num_angles=V`, in the
+  `--convention=learnit` layout ((V, N) ray means, radians) or `skimage`
+  (`skimage.transform.radon` output: (N, V) sums, degrees); see
+  `learnit_tf.kinds.ct.files`. `--ground_truth=FILE` adds image PSNR;
+- NeRF inits: a posed-views folder (transforms.json + images, the ShapeNet /
+  NeRF-synthetic layout), fitted on every view (or the first `--num_support_views`,
+  scoring PSNR on the rest).
+
+`--init` is a zoo name[@version] or a directory given as a path (./NAME for a folder
+here: a bare name is always the zoo's). The optimizer defaults to the one the init was
+meta-trained for (its inner optimizer and learning rate).
+
+Writes OUTPUT_DIR/reconstruction.png (observations and the fit at the first and last
+step), reconstruction.npy, curve.csv (step, loss, metrics), psnr_curve.png and the fitted
+weights as an init directory OUTPUT_DIR/fitted/. Nothing is written if the fit fails
+(non-finite weights exit with status 1).
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+from absl import app, flags  # noqa: E402
+from learnit_tf import commands  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("init", None, "Zoo name[@version], or an init directory as a path "
+                    "(./NAME, DIR/NAME, /abs/path).")
+flags.DEFINE_string("input", None, "The signal to fit: an image file (image inits), a "
+                    "sinogram .npy (CT inits) or a posed-views folder (NeRF inits).")
+flags.DEFINE_string("output_dir", None, "Where the outputs go (created).")
+flags.DEFINE_integer("steps", 100, "Optimization steps (>= 0).")
+flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: the init's inner optimizer.")
+flags.DEFINE_float("learning_rate", None, "> 0. Default: the init's inner learning rate "
+                   "(required with an --optimizer other than the init's).")
+flags.DEFINE_bool("mixed_precision", False,
+                  "SIREN inits: hidden layers in bfloat16 (faster on CPUs with AVX512-BF16 "
+                  "and on accelerators; PSNR within ~0.3 dB, see benchmarks/README.md).")
+# Reader options: passed to the kind's reader when given (an error if it takes none such).
+flags.DEFINE_integer("resolution", None, "Image inits: fit at this resolution (default: the "
+                     "init's; coordinate networks are resolution-independent).")
+flags.DEFINE_string("angles", None, "CT: angles .npy (radians; degrees with "
+                    "--convention=skimage).")
+flags.DEFINE_integer("num_angles", None, "CT, instead of --angles: V evenly spaced views "
+                     "(learnit: k·π/V; skimage: radon's linspace(0, 180, V, endpoint=False)).")
+flags.DEFINE_enum("convention", None, ["learnit", "skimage"],
+                  "CT sinogram layout: learnit (V, N) ray means (default), or skimage radon "
+                  "(N, V) sums.")
+flags.DEFINE_string("ground_truth", None, "CT: optional true image (.npy or image file) for "
+                    "PSNR.")
+flags.DEFINE_enum("interpolation", None, ["bilinear", "nearest"],
+                  "CT projector interpolation (default: the init's).")
+flags.DEFINE_integer("num_support_views", None, "NeRF: fit on the first S views, PSNR on the "
+                     "rest (default: fit on every view).")
+flags.mark_flags_as_required(["init", "input", "output_dir"])
+
+READER_FLAGS = ("resolution", "angles", "num_angles", "convention", "ground_truth",
+                "interpolation", "num_support_views")
+
+
+class FitError(Exception):
+    """A fit that must not be written (non-finite weights)."""
+
+
+def _check_flags():
+    if FLAGS.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {FLAGS.steps}.")
+    if FLAGS.learning_rate is not None and not FLAGS.learning_rate > 0:
+        raise ValueError(f"--learning_rate must be > 0, got {FLAGS.learning_rate}.")
+    out = os.path.abspath(FLAGS.output_dir)
+    ancestor = out
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        what = "exists and is not" if ancestor == out else f"is inside {ancestor!r}, not"
+        raise ValueError(f"--output_dir={FLAGS.output_dir!r} {what} a directory.")
+    if not os.path.exists(FLAGS.input):
+        raise ValueError(f"--input={FLAGS.input!r} does not exist.")
+
+
+def prepare():
+    """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
+    _check_flags()  # Before importing TensorFlow: bad flags fail at once.
+    from learnit_tf import cli  # pylint: disable=import-outside-toplevel
+    model, metadata, _ = cli.resolve_init(FLAGS.init)
+    kind, task = cli.kind_of_init(metadata, f"--init={FLAGS.init}")
+    optimizer = cli.fit_optimizer(metadata, FLAGS.optimizer, FLAGS.learning_rate)
+    reader = kind.fit_input_reader()
+    options = cli.reader_options(kind, reader, {name: getattr(FLAGS, name)
+                                                for name in READER_FLAGS})
+    fit_input = reader(FLAGS.input, task, **options)
+    fit_input.task.validate_example(fit_input.example, f"--input={FLAGS.input}")
+    if FLAGS.mixed_precision:
+        from learnit_tf.models import with_mixed_precision  # pylint: disable=import-outside-toplevel
+        model = with_mixed_precision(model)
+    return model, metadata, fit_input, optimizer
+
+
+def run_fit(model, fit_input, optimizer):
+    """(Fitter, FitResult); FitError if the fitted weights are not finite."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from learnit_tf import cli  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import Fitter  # pylint: disable=import-outside-toplevel
+    steps = FLAGS.steps
+    print(f"Fitting {fit_input.description or FLAGS.input} from {FLAGS.init} with "
+          f"{optimizer.name} {optimizer.learning_rate:g} for {steps} steps.")
+    progress = cli.StepProgress(steps)
+    fitter = Fitter(model, fit_input.task, optimizer, steps_per_call=max(1, min(steps, 50)))
+    result = fitter.fit(fit_input.example, steps, snapshot_steps=(0, steps),
+                        progress=lambda done, total: progress.add(done - progress.done))
+    bad = [i for i, w in enumerate(result.weights) if not np.all(np.isfinite(np.asarray(w)))]
+    if bad:
+        losses = np.asarray(result.losses)
+        first = int(np.argmax(~np.isfinite(losses))) if not np.all(np.isfinite(losses)) else None
+        where = f" (the loss is first non-finite at step {first})" if first is not None else ""
+        raise FitError(f"The fit diverged: {len(bad)} weight tensors are NaN/infinite after "
+                       f"{steps} steps{where}. Nothing was written; lower --learning_rate "
+                       f"(was {optimizer.learning_rate:g}).")
+    return fitter, result
+
+
+def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
+    """Writes every output into a staging folder next to `out`, then moves them in."""
+    # pylint: disable=import-outside-toplevel
+    import numpy as np
+    from learnit_tf import init_io, plots
+    steps = FLAGS.steps
+    metric_names = sorted(m for m in result.metrics if m != "loss")  # loss: the fit's own.
+    rows = [{"step": k, "loss": float(result.losses[k]),
+             **{m: float(result.metrics[m][k]) for m in metric_names}} for k in range(steps + 1)]
+    renders = {k: fit_input.render(fitter.fmodel, w) for k, w in sorted(result.snapshots.items())}
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.fit-",
+                               dir=parent)
+    try:
+        init_io.write_csv_atomic(rows, os.path.join(staging, "curve.csv"),
+                                 columns=["step", "loss"] + metric_names)
+        # Every PSNR the task reports (CT: image and sinogram); NaN ones (no truth) are left out.
+        curves = {name.replace("_", " "): {"psnr": np.asarray(result.metrics[name])[None]}
+                  for name in metric_names
+                  if "psnr" in name and np.all(np.isfinite(result.metrics[name]))}
+        if curves:
+            plots.plot_psnr_curves(curves, os.path.join(staging, "psnr_curve.png"),
+                                   title=f"fit from {FLAGS.init} ({optimizer.name} "
+                                         f"{optimizer.learning_rate:g})")
+        cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
+        plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
+                                                                     "reconstruction.png"))
+        init_io.save_npy_atomic(os.path.join(staging, "reconstruction.npy"),
+                                np.asarray(renders[steps], np.float32))
+        fitter.fmodel.assign(result.weights)
+        fitted_metadata = dict(metadata, fitted={
+            "source_init": FLAGS.init, "input": os.path.abspath(FLAGS.input), "steps": steps,
+            "optimizer": optimizer.name, "learning_rate": optimizer.learning_rate,
+            "command": " ".join(["python"] + sys.argv)})
+        init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
+        written = sorted(os.listdir(staging))
+        _publish(staging, out)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging, out):
+    """Moves the staged outputs into `out` (each entry replaced atomically)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.makedirs(out, exist_ok=True)
+    for name in sorted(os.listdir(staging)):
+        source, target = os.path.join(staging, name), os.path.join(out, name)
+        if os.path.isdir(source):
+            os.chmod(source, 0o777 & ~umask)  # mkdtemp's 0700 is not meant for results.
+            if os.path.isdir(target):
+                old = target + ".old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(source, target)
+                shutil.rmtree(old, ignore_errors=True)
+                continue
+        os.replace(source, target)
+
+
+def main(argv):
+    commands.configure_logging()
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        model, metadata, fit_input, optimizer = prepare()
+    except (ValueError, FileNotFoundError, LookupError) as e:
+        print(f"Error: {e}", file=sys.stderr)  # The message, not the whole --help text.
+        return 2
+    try:
+        fitter, result = run_fit(model, fit_input, optimizer)
+    except FitError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    out = FLAGS.output_dir
+    written = write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
+    last = {name: round(float(v[-1]), 4) for name, v in result.metrics.items()
+            if np.isfinite(v[-1])}
+    print(f"\nAfter {FLAGS.steps} steps: {last}. Wrote {', '.join(written)} in {out}.")
+    return 0
+
+
+def run():
+    """Console entry point (same flags as scripts/fit.py)."""
+    sys.exit(app.run(main))
+
+
+if __name__ == "__main__":
+    run()
