@@ -87,6 +87,26 @@ class NerfProtocolTest(testing.TestCase):
         self.assertEqual(sorted(os.listdir(out)), ["per_example.csv", "report.csv",
                                                    "report.json", "single_view.png"])
 
+    def test_posed_views_folder(self):
+        """--directory: a folder of the user's objects (ShapeNet layout), test/ split."""
+        folder = os.path.join(self.get_temp_dir(), "objects")
+        for split, count in (("train", 1), ("test", 2)):
+            objects = {f"{split}{i}": procedural.generate_object(0, 0, i, 8, 4)
+                       for i in range(count)}
+            procedural.write_shapenet_format(os.path.join(folder, split), "", objects,
+                                             {"train": list(objects)})
+        protocol = NerfProtocol(directory=folder, num_examples=5, steps="0,2",
+                                rays_per_step=16, progress=False)
+        report = protocol.evaluate(init_io.load_init(self.init_dir),
+                                   init_io.read_metadata(self.init_dir), "tiny")
+        # Both test objects (fewer than asked for), one support view each.
+        self.assertEqual([(r["init"], r["steps"], r["observations"], r["count"])
+                          for r in report.rows],
+                         [("meta", 0, 1, 2), ("meta", 2, 1, 2), ("standard", 0, 1, 2),
+                          ("standard", 2, 1, 2)])
+        self.assertEqual(report.settings["dataset"], "posed-views folder")
+        self.assertEqual(report.settings["directory"], folder)
+
     def test_headline_at_the_first_step(self):
         sgd, adam = InnerOptimizer("sgd", 0.5), InnerOptimizer("adam", 5e-4)
         rows = [evaluation.report_row("meta", sgd, 0, [14.0], 1),
