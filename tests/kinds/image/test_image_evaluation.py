@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from learnit_tf import evaluation, init_io, testing, zoo
@@ -90,6 +91,24 @@ class ImageProtocolTest(testing.TestCase):
         with self.assertRaisesRegex(ValueError, "empty|no|not"):
             ImageProtocol(directory=os.path.join(root, "missing")).held_out(
                 metadata, ImageTask(RES))
+
+
+@pytest.mark.slow
+class ShippedImageInitTest(testing.TestCase):
+
+    def test_text_siren_reproduces_its_recorded_2_step_psnrs(self):
+        """The protocol's 2-step PSNRs on the 8 held-out images of text_siren's metadata."""
+        metadata = zoo.describe("text_siren")
+        protocol = ImageProtocol(num_examples=8, meta_steps=2, standard_steps=2,
+                                 data_dir=self.get_temp_dir(), progress=False,
+                                 snapshot_examples=0)
+        report = protocol.evaluate(zoo.load("text_siren"), metadata, "text_siren")
+        recorded = metadata["evaluation"]
+        for init in ("meta", "standard"):
+            self.assertAlmostEqual(report.row(init, steps=2)["psnr_mean"],
+                                   recorded[f"{init}_psnr_at_2"], delta=1e-3)
+            self.assertAlmostEqual(report.row(init, steps=0)["psnr_mean"],
+                                   recorded["psnr_curve"][init]["0"], delta=1e-3)
 
 
 class EvaluateScriptTest(testing.TestCase):
