@@ -5,7 +5,7 @@ standard init of the same SIREN with Adam; the report is the PSNR (on the [-1, 1
 range, peak-to-peak 2: `learnit_tf.kinds.audio.task.waveform_psnr`) after k steps and
 how many standard-init steps reach the meta init's 2-step PSNR. `AudioProtocol` is the
 shared `StepsProtocol` plus a figure of the fitted waveforms (reconstructions.png:
-target and fits at the kept steps, zoomed on the first `zoom_seconds`).
+target and fits at the kept steps, zoomed on the loudest `zoom_seconds` of each clip).
 
 The standard init's Adam learning rate matters more for audio than for images: the
 project's SIREN scales every layer by one w0, so Adam's per-weight step moves the
@@ -26,7 +26,8 @@ class AudioOptions(StepsOptions):
     """`StepsOptions` plus the zoom of the waveform figure."""
 
     zoom_seconds: float = dataclasses.field(default=0.05, metadata={
-        "help": "Audio: seconds of each clip shown in reconstructions.png."})
+        "help": "Audio: seconds of each clip shown in reconstructions.png (its loudest "
+                "window; 0 shows whole clips)."})
 
 
 class AudioProtocol(StepsProtocol):
@@ -52,7 +53,7 @@ class AudioProtocol(StepsProtocol):
 
     def extend_report(self, report, model, metadata, task, examples, results):
         if results[META]["snapshots"]:
-            zoom = self.options.zoom_seconds
+            zoom = self.options.zoom_seconds or None
             report.figures["reconstructions.png"] = (
                 lambda path: plot_reconstructions(results, examples, task, path, zoom))
 
@@ -69,6 +70,6 @@ def plot_reconstructions(results, examples, task, path, zoom_seconds=None):
                       task.render(fitter.fmodel, w).numpy())
                      for s, w in sorted(results[label]["snapshots"][i].items())]
             grid.append((f"#{i} {label}", cols))
-    return plot_waveforms(grid, path, task.sample_rate, max_seconds=zoom_seconds,
-                          title=f"held-out clips, first {zoom_seconds:g} s" if zoom_seconds
-                          else "held-out clips")
+    return plot_waveforms(grid, path, task.sample_rate, window_seconds=zoom_seconds,
+                          title=f"held-out clips, the loudest {zoom_seconds:g} s of each"
+                          if zoom_seconds else "held-out clips")

@@ -26,7 +26,16 @@ def waveform_picture(waveform, height=64, width=256):
     return picture
 
 
-def plot_waveforms(rows, path, sample_rate, title=None, max_seconds=None):
+def loudest_window(waveform, count):
+    """Start of the `count`-sample window of `waveform` with the most energy (clips may
+    begin with silence before a note's onset)."""
+    waveform = np.asarray(waveform, np.float64).reshape(-1)
+    count = min(int(count), waveform.size)
+    energy = np.convolve(np.square(waveform), np.ones(count), mode="valid")
+    return int(np.argmax(energy))
+
+
+def plot_waveforms(rows, path, sample_rate, title=None, window_seconds=None):
     """Rows of waveform panels: each row is (label, [(panel title, waveform), ...]).
 
     Args:
@@ -34,23 +43,26 @@ def plot_waveforms(rows, path, sample_rate, title=None, max_seconds=None):
         path: output PNG (written atomically).
         sample_rate: samples per second (the time axis is in seconds).
         title: optional figure title.
-        max_seconds: show only the first `max_seconds` (a zoom on a few periods).
+        window_seconds: show only this long a window of each row, the loudest one of the
+            row's first waveform (a zoom on a few periods); None shows whole clips.
     """
     plt = plots.pyplot()
     num_cols = max(len(cols) for _, cols in rows)
     fig, axes = plt.subplots(len(rows), num_cols, figsize=(2.4 * num_cols, 1.5 * len(rows)),
                              squeeze=False, sharey=True)
     for r, (label, cols) in enumerate(rows):
+        reference = np.asarray(cols[0][1]).reshape(-1)
+        count = reference.size if window_seconds is None else min(
+            reference.size, max(2, int(window_seconds * sample_rate)))
+        start = loudest_window(reference, count)
         for c in range(num_cols):
             ax = axes[r][c]
             if c >= len(cols):
                 ax.axis("off")
                 continue
             panel_title, waveform = cols[c]
-            waveform = np.asarray(waveform).reshape(-1)
-            count = waveform.size if max_seconds is None else min(
-                waveform.size, int(max_seconds * sample_rate))
-            ax.plot(np.arange(count) / sample_rate, waveform[:count], linewidth=0.6)
+            waveform = np.asarray(waveform).reshape(-1)[start:start + count]
+            ax.plot((start + np.arange(waveform.size)) / sample_rate, waveform, linewidth=0.6)
             ax.set_ylim(-1.05, 1.05)
             ax.set_title(panel_title, fontsize=7)
             ax.tick_params(labelsize=6)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from learnit_tf import testing
 from learnit_tf.kinds.audio import AudioTask, time_grid, waveform_psnr
-from learnit_tf.kinds.audio.plots import waveform_picture
+from learnit_tf.kinds.audio.plots import loudest_window, waveform_picture
 from learnit_tf.models import Siren
 from learnit_tf.models.functional import FunctionalModel
 
@@ -123,3 +123,9 @@ class AudioTaskTest(testing.TestCase):
         np.testing.assert_array_equal(inked_rows, [1])  # Row 0 is +1, row 20 is -1.
         self.assertEqual(float(picture.min()), 0.0)
         self.assertEqual(float(picture.max()), 1.0)
+
+    def test_loudest_window_skips_leading_silence(self):
+        clip = np.zeros(100)
+        clip[60:70] = 0.5
+        self.assertEqual(loudest_window(clip, 10), 60)
+        self.assertEqual(loudest_window(clip, 500), 0)  # longer than the clip: all of it
