@@ -25,13 +25,14 @@ class CtKindTest(testing.KindTestCase):
         train = [{"image": random_phantom((0, 0, i), RESOLUTION)[..., None]} for i in range(32)]
         held_out = [make_eval_example(random_phantom((0, 1, i), RESOLUTION), num_views=4)
                     for i in range(3)]
-        # The paper's inner loop (Reptile, SGD at lr 10), shortened. Measured: 16.7 dB vs
-        # 14.1 dB from the standard init with Adam after 5 steps.
+        # The paper's inner loop (Reptile, SGD at lr 10), shortened; both inits are fitted
+        # with it (measured: 16.7 dB vs 13.5 dB after 5 steps; Adam 1e-2 from the standard
+        # init reaches 14.1 dB).
         self.run_kind_test(
             "ct", CtTask(RESOLUTION, num_angles=4), _fourier_mlp, train, held_out,
             meta_config=MetaConfig("reptile", 5, InnerOptimizer("sgd", 10.0)),
             outer_learning_rate=5e-3, meta_steps=300, meta_batch_size=2, fit_steps=5,
-            standard_optimizer=InnerOptimizer("adam", 1e-2), min_psnr_gain=1.5,
+            min_psnr_gain=2.0,
             # A longer 'angles' is reported as a sinogram/angles mismatch naming 'sinogram'.
             bad_input_fields=["image", "sinogram"])
 
