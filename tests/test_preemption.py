@@ -61,8 +61,9 @@ def _env():
 
 
 def _start(model_dir, data_dir, *flags):
+    # --verbose: the checks below read the preemption handler's INFO lines.
     command = [sys.executable, str(SCRIPT), f"--gin_file={GIN_FILE}", f"--model_dir={model_dir}",
-               *[f"--gin_bindings={b}" for b in _bindings(data_dir)], *flags]
+               *[f"--gin_bindings={b}" for b in _bindings(data_dir)], "--verbose", *flags]
     log = open(Path(model_dir).with_suffix(".out"), "a")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_env(),
                             cwd=str(REPO))
