@@ -8,7 +8,7 @@ Importing the package registers every model and custom object with Keras (so
 `Siren.from_preset(name)` (and the other model classes') load verified zoo inits.
 """
 
-__version__ = "0.1.0"
+from learnit_tf.version import __version__  # noqa: F401
 
 from learnit_tf import _startup  # before anything imports TensorFlow
 

@@ -5,8 +5,11 @@ through `atomic_save`, so an interrupted write never leaves a half-written file
 under the final name.
 """
 
+import json
 import os
 import tempfile
+
+import numpy as np
 
 
 def atomic_save(path, save_fn, suffix=""):
@@ -33,3 +36,22 @@ def atomic_save(path, save_fn, suffix=""):
             os.remove(tmp)
         raise
     return path
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def write_json_atomic(path, data):
+    """Writes `data` as JSON (numpy scalars and arrays allowed) to `path`, atomically."""
+    def save(tmp):
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+    return atomic_save(path, save, ".json")

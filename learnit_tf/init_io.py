@@ -23,8 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.atomic import atomic_save
+from learnit_tf.atomic import atomic_save, write_json_atomic  # noqa: F401  (re-exported)
 from learnit_tf.metadata import InitMetadata, MetadataError
+from learnit_tf.version import __version__
 from learnit_tf.models import model_from_config
 
 CONFIG_FILE = "config.json"
@@ -36,33 +37,13 @@ FORMAT_VERSION = 1
 
 def library_versions():
     """Versions of the libraries an init was produced with."""
-    import learnit_tf  # pylint: disable=import-outside-toplevel
     return {
-        "learnit_tf": getattr(learnit_tf, "__version__", "unknown"),
+        "learnit_tf": __version__,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def write_json_atomic(path, data):
-    """Writes `data` as JSON to `path` via a temporary file and rename."""
-    def save(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
-            f.write("\n")
-    return atomic_save(path, save, ".json")
 
 
 def save_npy_atomic(path, array):

@@ -34,6 +34,8 @@ import math
 import os
 from typing import Any, Dict, Optional
 
+from learnit_tf import atomic
+
 SCHEMA_VERSION = 2
 LEGACY_SCHEMA_VERSION = 1  # Files without a `schema_version` key.
 
@@ -337,8 +339,7 @@ class InitMetadata(_DictAccess):
 
     def write(self, path):
         """Writes the JSON form atomically."""
-        from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
-        return init_io.write_json_atomic(os.fspath(path), self.to_dict())
+        return atomic.write_json_atomic(os.fspath(path), self.to_dict())
 
 
 def _top_level_fields(data, source, legacy):

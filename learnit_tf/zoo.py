@@ -63,6 +63,7 @@ from absl import logging
 
 from learnit_tf import metadata as init_metadata
 from learnit_tf.headline import headline_from_metadata as protocol_headline
+from learnit_tf import shipped
 from learnit_tf.atomic import atomic_save
 
 # Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
@@ -78,7 +79,7 @@ INDEX_FORMAT_VERSION = 1
 ENV_INDEX = "LEARNIT_TF_ZOO_INDEX"
 ENV_CACHE = "LEARNIT_TF_CACHE"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "learnit_tf")
-SHIPPED_ZOO_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "zoo"))
+SHIPPED_ZOO_DIR = shipped.shipped_dir("zoo")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
