@@ -1,77 +1,18 @@
-r"""Cross-class transfer: PSNR after k steps of every init on every signal class.
+"""Cross-class transfer: PSNR after k steps of every init on every signal class.
 
-    python scripts/cross_class.py --inits=text_siren,sdf_siren --output_dir=docs/image
-
-Rows are inits (by the class they were learned on) plus a standard init (Adam 1e-4);
-columns are the held-out test splits of each init's own signal class. Writes
-cross_class.csv and cross_class.png (a heatmap). All inits must share a resolution.
+Thin shell over `learnit_tf.commands.cross_class` (installed as a console command; see
+README). Flags: `python scripts/cross_class.py --help`.
 """
 
-import json
 import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Running from a checkout without installing still finds the package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from learnit_tf.commands import cross_class as _command  # noqa: E402  pylint: disable=wrong-import-position
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list("inits", None, "Init directories or zoo names (one per signal class).")
-flags.DEFINE_string("output_dir", None, "Where cross_class.csv and cross_class.png go.")
-flags.DEFINE_integer("num_examples", 8, "Held-out signals per class.")
-flags.DEFINE_integer("steps", 2, "Test-time steps (the paper's image table: 2).")
-flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
-flags.mark_flags_as_required(["inits", "output_dir"])
-
-
-def main(argv):
-    del argv
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation, plots  # pylint: disable=import-outside-toplevel
-    from learnit_tf.baselines import standard_init  # pylint: disable=import-outside-toplevel
-    from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
-
-    loaded = []
-    for name in FLAGS.inits:
-        try:
-            model, metadata, _ = cli.resolve_init(name)
-        except (ValueError, FileNotFoundError, LookupError) as e:
-            raise app.UsageError(str(e)) from e
-        loaded.append((name, model, metadata))
-    tasks = [evaluation.task_from_metadata(m) for _, _, m in loaded]
-    configs = {json.dumps(t.get_config(), sort_keys=True) for t in tasks}
-    if len(configs) != 1:
-        raise app.UsageError(f"--inits must share one task configuration, got {configs}.")
-    task = tasks[0]
-    classes = [m.get("signal_class", n) for n, _, m in loaded]
-    data = {c: evaluation.held_out_examples(m, FLAGS.num_examples, "test", FLAGS.data_dir)
-            for c, (_, _, m) in zip(classes, loaded)}
-    rows_models = [(f"{c} ({n})", model, evaluation.meta_optimizer_from_metadata(m))
-                   for c, (n, model, m) in zip(classes, loaded)]
-    rows_models.append(("standard (adam 1e-4)", standard_init(loaded[0][1], seed=1),
-                        InnerOptimizer("adam", 1e-4)))
-    progress = cli.StepProgress(len(rows_models) * len(classes) * FLAGS.num_examples
-                                * FLAGS.steps)
-    matrix = np.zeros((len(rows_models), len(classes)))
-    csv_rows = []
-    for r, (label, model, optimizer) in enumerate(rows_models):
-        fitter = Fitter(model, task, optimizer, steps_per_call=max(1, FLAGS.steps))
-        for c, cls in enumerate(classes):
-            psnr = [fitter.fit(ex, FLAGS.steps).psnr[-1] for ex in data[cls]]
-            progress.add(len(psnr) * FLAGS.steps)
-            matrix[r, c] = float(np.mean(psnr))
-            csv_rows.append({"init": label, "tested_on": cls, "steps": FLAGS.steps,
-                             "psnr_mean": float(np.mean(psnr)), "psnr_std": float(np.std(psnr))})
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    evaluation.write_csv_atomic(csv_rows, os.path.join(FLAGS.output_dir, "cross_class.csv"),
-                                columns=["init", "tested_on", "steps", "psnr_mean", "psnr_std"])
-    plots.plot_heatmap(matrix, [label for label, _, _ in rows_models], classes,
-                       os.path.join(FLAGS.output_dir, "cross_class.png"),
-                       title=f"PSNR after {FLAGS.steps} steps (mean of {FLAGS.num_examples} "
-                             "held-out signals)")
-    print()
-    for row in csv_rows:
-        print(f"{row['init']:>32} on {row['tested_on']:<14} {row['psnr_mean']:.2f} dB")
-
+__doc__ = _command.__doc__  # absl prints the main module's docstring for --help
 
 if __name__ == "__main__":
-    app.run(main)
+    _command.run()

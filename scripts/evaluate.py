@@ -1,124 +1,18 @@
-r"""Evaluates an init with its signal kind's protocol: meta init vs standard init, held out.
+"""Evaluates an init with its signal kind's protocol: meta init vs standard init, held out.
 
-    python scripts/evaluate.py --init=text_siren --output_dir=/tmp/learnit_eval
-    python scripts/evaluate.py --init=shepp_logan_ct --output_dir=/tmp/learnit_ct \
-        --views=1,2,4 --steps=200
-    python scripts/evaluate.py --init=procedural_chairs_nerf --output_dir=/tmp/learnit_nerf \
-        --steps=0,10,100 --num_held_out_views=5
-
-`--init` is an init directory or a zoo name[@version]; the kind comes from the task in
-its metadata and picks the protocol (PAPER.md): images (and other signals fitted by
-steps) report PSNR against test-time steps and the steps the standard init needs to
-match the meta init's 2-step PSNR; CT reports PSNR against the number of views; NeRF
-fits one view (Phototourism: the left half of a photo) and reports held-out PSNR.
-`--directory=DIR` evaluates on a folder of your own files of the init's kind.
-
-Writes OUTPUT_DIR/report.csv (init, optimizer, learning_rate, steps, observations,
-psnr_mean, psnr_std, count), report.json (rows, summary with the headline, settings),
-per_example.csv and the protocol's PNGs (and baselines.csv with --baselines).
-
-Protocol flags are the fields of each kind's `Protocol.Options`; a flag left unset
-keeps that protocol's default (shown in its help), and a flag the init's protocol does
-not take is an error.
+Thin shell over `learnit_tf.commands.evaluate` (installed as a console command; see
+README). Flags: `python scripts/evaluate.py --help`.
 """
 
-import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Running from a checkout without installing still finds the package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from learnit_tf.commands import evaluate as _command  # noqa: E402  pylint: disable=wrong-import-position
 
-from learnit_tf import kinds  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("init", None, "Init directory or zoo name[@version].")
-flags.DEFINE_string("output_dir", None, "Where report.csv, report.json and the PNGs go.")
-flags.DEFINE_bool("write_metadata", False,
-                  "Store the report as metadata['evaluation'] of a local init directory.")
-
-
-def _protocol_classes():
-    """{kind name: protocol class} of every registered kind with a protocol."""
-    return {kind.name: kind.protocol_class() for kind in kinds.all_kinds() if kind.protocol}
-
-
-def _define_protocol_flags():
-    """One flag per option name of any kind's protocol; unset (None) keeps its default."""
-    fields = {}
-    for kind_name, protocol in _protocol_classes().items():
-        for field in protocol.option_fields():
-            fields.setdefault(field.name, []).append((kind_name, field))
-    for name, entries in sorted(fields.items()):
-        helps = {field.metadata.get("help", name).rstrip(".") for _, field in entries}
-        text = helps.pop() if len(helps) == 1 else "; ".join(
-            f"{k}: {f.metadata.get('help', name).rstrip('.')}" for k, f in entries)
-        defaults = ", ".join(f"{k} {_format_default(f.default)}" for k, f in entries)
-        text = f"{text}. [unset: the protocol's default: {defaults}]"
-        if all(f.type in (bool, "bool") for _, f in entries):
-            flags.DEFINE_bool(name, None, text)
-        else:
-            flags.DEFINE_string(name, None, text)
-    return sorted(fields)
-
-
-def _format_default(value):
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    return "none" if value is None else str(value)
-
-
-PROTOCOL_FLAGS = _define_protocol_flags()
-flags.DEFINE_alias("image_folder", "directory")
-flags.mark_flags_as_required(["init", "output_dir"])
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation, init_io
-
-    try:
-        model, metadata, init_dir = cli.resolve_init(FLAGS.init)
-        kind = evaluation.kind_of_metadata(metadata)
-        protocol_class = kind.protocol_class()
-        accepted = {f.name for f in protocol_class.option_fields()}
-        given = {name: FLAGS[name].value for name in PROTOCOL_FLAGS
-                 if FLAGS[name].value is not None}
-        wrong = sorted(set(given) - accepted)
-        if wrong:
-            raise ValueError(f"--{', --'.join(wrong)} do(es) not apply to {kind.name} inits "
-                             f"({protocol_class.__name__} takes "
-                             f"--{', --'.join(sorted(accepted))}).")
-        protocol = protocol_class(**given)
-        print(f"Evaluating {FLAGS.init} ({kind.name} init) with {protocol_class.__name__}: "
-              f"{protocol.options}")
-        report = protocol.evaluate(model, metadata, init_name=FLAGS.init)
-    except (ValueError, FileNotFoundError, LookupError) as e:
-        raise app.UsageError(str(e)) from e
-
-    headline = protocol.headline(report)
-    report.summary["headline"] = headline
-    report.settings["command"] = " ".join(["python"] + sys.argv)
-    paths = report.write(FLAGS.output_dir)
-    if FLAGS.write_metadata:
-        if init_dir is None:
-            raise app.UsageError("--write_metadata needs a local init directory, not a zoo name.")
-        metadata = dict(metadata)
-        metadata["evaluation"] = report.to_json()
-        init_io.write_json_atomic(os.path.join(init_dir, init_io.METADATA_FILE), metadata)
-
-    print(f"\n{'init':<10}{'optimizer':>10}{'lr':>9}{'steps':>7}{'obs.':>10}{'PSNR (dB)':>17}")
-    for row in report.rows:
-        print(f"{row['init']:<10}{row['optimizer']:>10}{row['learning_rate']:>9g}"
-              f"{row['steps']:>7}{str(row['observations']):>10}{row['psnr_mean']:>10.2f} ± "
-              f"{row['psnr_std']:.2f}  (n={row['count']})")
-    print("\nheadline: " + json.dumps(headline))
-    print(f"Wrote {', '.join(os.path.basename(p) for p in paths)} to {FLAGS.output_dir}")
-    return 0
-
+__doc__ = _command.__doc__  # absl prints the main module's docstring for --help
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    _command.run()

@@ -1,86 +1,18 @@
-r"""Renders a NeRF init (optionally fitted to one view of an object) along a camera path.
+"""Renders a NeRF init (optionally fitted to one view of an object) along a camera path.
 
-Objects (procedural_objects, shapenet): a turntable around the object, after fitting
-the init for --fit_steps on ONE view of object --index (0 steps renders the init as
-it is, i.e. the class prior):
-
-    python scripts/render.py --init_dir=/tmp/learnit/procedural_objects_reptile_cpu/init \
-        --dataset=procedural_objects --config=small --index=0 --fit_steps=100 --scale=4 \
-        --out_dir=docs/nerf_procedural/turntable
-
-writes turntable.gif, turntable_depth.gif, stills (frame_*.png, contact_sheet.png) and
-the fitted view (input_view.png).
-
-Phototourism appearance interpolation (PAPER.md): fit the init to photos A and B
-(all pixels, --fit_steps each), then move the camera from A's pose to B's while
-blending the two weight sets linearly:
-
-    python scripts/render.py --init_dir=... --dataset=phototourism --landmark=sacre \
-        --manual_dir=/data/phototourism --appearance_indices=3,7 --fit_steps=64 \
-        --optimizer=sgd --learning_rate=1 --downsample=4 --out_dir=/tmp/appearance
-
-writes appearance.gif and appearance_*.png stills.
+Thin shell over `learnit_tf.commands.render` (installed as a console command; see
+README). Flags: `python scripts/render.py --help`.
 """
 
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Running from a checkout without installing still finds the package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from learnit_tf.commands import render as _command  # noqa: E402  pylint: disable=wrong-import-position
 
-from learnit_tf import cli  # noqa: E402
-
-FLAGS = flags.FLAGS
-cli.define_nerf_data_flags(downsample_default=4, split_help="Split of the object to fit.")
-flags.DEFINE_integer("index", 0, "Object index within the split.")
-flags.DEFINE_integer("fit_steps", 0, "Test-time steps before rendering (0: the init as is).")
-flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "Test-time optimizer.")
-flags.DEFINE_float("learning_rate", 0.5, "Test-time step size (paper, meta init: SGD 0.5).")
-flags.DEFINE_integer("frames", 36, "Frames along the path.")
-flags.DEFINE_integer("resolution", None, "Turntable resolution (default: the dataset's).")
-flags.DEFINE_float("elevation", None, "Turntable elevation in degrees (default: the views').")
-flags.DEFINE_float("radius", None, "Turntable radius (default: the views').")
-flags.DEFINE_integer("fps", 12, "GIF frames per second.")
-flags.DEFINE_integer("scale", 1, "Integer upscaling of the GIF/PNG pixels.")
-flags.DEFINE_list("appearance_indices", [], "Phototourism: two image indices A,B.")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-
-    from learnit_tf.meta import InnerOptimizer  # pylint: disable=import-outside-toplevel
-    from learnit_tf.kinds.nerf import video  # pylint: disable=import-outside-toplevel
-
-    tfds.disable_progress_bar()
-    logging.set_verbosity(logging.WARNING)  # TFDS logs every dataset it opens at INFO.
-    optimizer = InnerOptimizer(FLAGS.optimizer, FLAGS.learning_rate)
-    common = dict(fit_steps=FLAGS.fit_steps, optimizer=optimizer,
-                  rays_per_step=FLAGS.rays_per_step, num_samples=FLAGS.num_samples,
-                  frames=FLAGS.frames, fps=FLAGS.fps, scale=FLAGS.scale, chunk=FLAGS.chunk,
-                  seed=FLAGS.seed, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir)
-    if FLAGS.dataset == "phototourism":
-        if len(FLAGS.appearance_indices) != 2:
-            raise app.UsageError("--dataset=phototourism renders an appearance interpolation: "
-                                 "pass --appearance_indices=A,B (two image indices).")
-        video.render_appearance_interpolation(
-            FLAGS.init_dir, FLAGS.out_dir, [int(i) for i in FLAGS.appearance_indices],
-            landmark=FLAGS.landmark, downsample=FLAGS.downsample, **common)
-        print(f"Wrote {FLAGS.out_dir}/appearance.gif and appearance_*.png")
-    else:
-        if FLAGS.appearance_indices:
-            raise app.UsageError("--appearance_indices is for --dataset=phototourism.")
-        video.render_object_turntable(
-            FLAGS.init_dir, FLAGS.out_dir, dataset=FLAGS.dataset, split=FLAGS.split,
-            index=FLAGS.index, single_view=FLAGS.single_view, resolution=FLAGS.resolution,
-            elevation=FLAGS.elevation, radius=FLAGS.radius, config=FLAGS.config,
-            class_name=FLAGS.class_name, **common)
-        print(f"Wrote {FLAGS.out_dir}/turntable.gif, turntable_depth.gif, frame_*.png, "
-              "contact_sheet.png, input_view.png")
-    return 0
-
+__doc__ = _command.__doc__  # absl prints the main module's docstring for --help
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    _command.run()

@@ -184,8 +184,8 @@ class ScriptsTest(testing.TestCase):
                                  "--num_held_out_views=1", f"--output_dir={root}/eval")
         self.assertIn("standard", stdout)
         self.assertTrue(os.path.isfile(os.path.join(root, "eval", "report.csv")))
-        self.run_script("render.py", f"--init_dir={init_dir}", "--config=tiny",
+        self.run_script("render.py", f"--init={init_dir}", "--config=tiny",
                         f"--data_dir={data}", "--fit_steps=2", "--frames=3",
-                        f"--out_dir={root}/render")
+                        f"--output_dir={root}/render")
         with Image.open(os.path.join(root, "render", "turntable.gif")) as gif:
             self.assertEqual(gif.n_frames, 3)
