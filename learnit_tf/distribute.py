@@ -24,8 +24,8 @@ cluster fails), `per_replica_batch_size`, `is_remote_path`.
 
 Example:
 
->>> strategy = get_distribution_strategy("one_device")  # doctest: +SKIP
->>> strategy.num_replicas_in_sync  # doctest: +SKIP
+>>> strategy = get_distribution_strategy("one_device")
+>>> strategy.num_replicas_in_sync
 1
 """
 
@@ -207,7 +207,7 @@ def get_distribution_strategy(name="default", tpu_address=None, num_gpus=None,
 
     Example:
 
-    >>> get_distribution_strategy("default").num_replicas_in_sync  # doctest: +SKIP
+    >>> get_distribution_strategy("default").num_replicas_in_sync
     1
     """
     name = "default" if name is None else str(name).lower()
