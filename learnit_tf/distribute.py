@@ -416,11 +416,16 @@ class PreemptionWatcher(contextlib.AbstractContextManager):
 
     Example:
 
-    >>> with PreemptionWatcher(strategy, manager) as watcher:  # doctest: +SKIP
-    ...     while step < num_steps:
-    ...         step = train_one_step()
-    ...         if watcher.save_if_preempted(step):
+    >>> step = tf.Variable(0)
+    >>> manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step), "ckpt", 1)
+    >>> with PreemptionWatcher(tf.distribute.get_strategy(), manager,
+    ...                        use_handler=False) as watcher:
+    ...     while int(step) < 3:
+    ...         _ = step.assign_add(1)  # one training step
+    ...         if watcher.save_if_preempted(int(step)):
     ...             break
+    >>> int(step), manager.latest_checkpoint  # no SIGTERM came: nothing saved
+    (3, None)
     """
 
     _HANDLER_STRATEGIES = (tf.distribute.MirroredStrategy,
