@@ -1,4 +1,4 @@
-"""Signal kinds: one package per kind (image, ct, nerf), each registered once.
+"""Signal kinds: one package per kind (image, ct, nerf, audio), each registered once.
 
 See `learnit_tf.kinds.registry` for what a kind provides and how it is looked up.
 """

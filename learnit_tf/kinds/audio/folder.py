@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 # The folder-split policy is shared by every kind's folder reader (CT, NeRF too).
-from learnit_tf.kinds.image import folder as image_files
+from learnit_tf.data import files as image_files
 
 WAV_EXTENSIONS = (".wav",)
 
@@ -156,7 +156,7 @@ def list_wav_files(directory):
 
 def split_files(directory, split, test_fraction=0.1):
     """The WAV files of `split` of an audio folder, by the policy every kind's folder uses
-    (`learnit_tf.kinds.image.folder.split_entries`: train/ and test/ subfolders, else a
+    (`learnit_tf.data.files.split_entries`: train/ and test/ subfolders, else a
     name-hash split with at least one file in each split when there are two or more)."""
     return image_files.split_entries(directory, split, list_wav_files, test_fraction,
                                      "WAV files")

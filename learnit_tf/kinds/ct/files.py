@@ -18,7 +18,7 @@ luma; 8- or 16-bit) and `.npy` (N, N) files, centre-cropped and resized to
 phantoms. Image files are scaled by their bit depth; each `.npy` slice is rescaled by
 its own minimum and maximum unless `value_range=(lo, hi)` maps every slice the same way
 (e.g. Hounsfield units). Splits as for image folders (`train/`/`test/` subfolders or a
-name hash; see `learnit_tf.kinds.image.folder.split_entries`).
+name hash; see `learnit_tf.data.files.split_entries`).
 """
 
 import os
@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from learnit_tf.kinds.ct.task import CtTask, evenly_spaced_angles, sinogram_example
 from learnit_tf.kinds.fit_input import FitInput
-from learnit_tf.kinds.image import folder as image_files
+from learnit_tf.data import files as image_files
 
 CONVENTIONS = ("learnit", "skimage")
 SLICE_EXTENSIONS = image_files.IMAGE_EXTENSIONS + (".npy",)

@@ -7,7 +7,7 @@ frame (RGBA composited on white, or RGB), as the authors' ShapeNet renders and
 `views.read_transforms`). A folder of objects has one such subfolder per object;
 its splits are `train/` and `test/` (optionally `validation/`) subfolders of objects
 when present, else a hash of the object folder names (as image folders,
-`learnit_tf.kinds.image.folder.split_entries`).
+`learnit_tf.data.files.split_entries`).
 """
 
 import os
@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.kinds.fit_input import FitInput
-from learnit_tf.kinds.image import folder as image_files
+from learnit_tf.data import files as image_files
 from learnit_tf.kinds.nerf import views as views_lib
 from learnit_tf.kinds.nerf.rendering import render_rays_chunked
 from learnit_tf.kinds.nerf.task import NerfTask

@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
-from learnit_tf.kinds.image import folder as image_decoder
+from learnit_tf.data import files as image_decoder
 from learnit_tf.kinds.nerf import cameras
 
 LANDMARKS = ("sacre", "trevi", "brandenburg")

@@ -20,7 +20,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
-from learnit_tf.kinds.image.folder import read_image
+from learnit_tf.data.files import read_image
 from learnit_tf.kinds.nerf import cameras
 
 VIEW_MODES = ("all", "single")
@@ -123,7 +123,7 @@ def read_transforms(folder):
 def load_rgba(path, resolution=None):
     """Reads an image as RGBA uint8 (H, W, 4) (alpha 255 if the file has none).
 
-    Decoded by `learnit_tf.kinds.image.folder.read_image` (any mode and bit depth; a
+    Decoded by `learnit_tf.data.files.read_image` (any mode and bit depth; a
     ValueError naming the file for unreadable, unsupported or oversized images).
     """
     pixels = read_image(path)
