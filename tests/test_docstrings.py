@@ -82,16 +82,20 @@ def _readme_python_blocks():
     return re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
 
 
-def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
-    blocks = _readme_python_blocks()
-    assert len(blocks) == 1, f"expected the README's one Python example, found {len(blocks)}"
-    code = blocks[0]
-    assert 'load_image("photo.png"' in code, "the example's input file changed: update this test"
-    # The example's input: a small non-square photo (load_image centre-crops and resizes).
-    monkeypatch.chdir(tmp_path)
+def _write_photo(path):
+    """The examples' input: a small non-square photo (load_image centre-crops and resizes)."""
     rng = np.random.default_rng(0)
     coarse = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
-    Image.fromarray(coarse).resize((96, 72), Image.BILINEAR).save("photo.png")
+    Image.fromarray(coarse).resize((96, 72), Image.BILINEAR).save(path)
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    blocks = _readme_python_blocks()
+    assert len(blocks) == 2, f"expected the README's two Python examples, found {len(blocks)}"
+    code = blocks[0]
+    assert 'load_image("photo.png"' in code, "the example's input file changed: update this test"
+    monkeypatch.chdir(tmp_path)
+    _write_photo("photo.png")
     namespace = {"__name__": "readme_example"}
     exec(compile(code, str(README), "exec"), namespace)  # pylint: disable=exec-used
     printed = capsys.readouterr().out
@@ -104,6 +108,21 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     fresh = zoo.load("text_siren")
     for a, b in zip(namespace["model"].trainable_variables, fresh.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_readme_keras_example_runs(tmp_path, monkeypatch):
+    """The Keras-native example: from_preset, model.fit with PsnrCallback and TensorBoard."""
+    code = _readme_python_blocks()[1]
+    assert "Siren.from_preset" in code and "PsnrCallback" in code, "update this test"
+    monkeypatch.chdir(tmp_path)
+    _write_photo("photo.png")
+    code = code.replace('"/tmp/tb"', repr(str(tmp_path / "tb")))
+    namespace = {"__name__": "readme_keras_example"}
+    exec(compile(code, str(README), "exec"), namespace)  # pylint: disable=exec-used
+    history = namespace["history"].history
+    assert len(history["psnr"]) == 100
+    assert history["psnr"][-1] > history["psnr"][0] + 5.0, history["psnr"][::20]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
 def _readme_layout_block():

@@ -91,11 +91,18 @@ class WheelInstallTest(unittest.TestCase):
         self.assertIn("text_siren", listing)
         image = os.path.join(self.tmp, "photo.png")
         rng = np.random.default_rng(0)
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(image)
+        Image.fromarray(rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)).save(image)
         out_dir = os.path.join(self.tmp, "fit_out")
         self._run([os.path.join(bin_dir, "learnit-fit"), "--init=text_siren", f"--input={image}",
                    "--steps=2", f"--output_dir={out_dir}"])
         self.assertTrue(os.listdir(out_dir))
+        # README's first command, with tiny settings.
+        demo = os.path.join(self.tmp, "demo")
+        self._run([os.path.join(bin_dir, "learnit-evaluate"), "--init=text_siren",
+                   "--num_examples=1", "--meta_steps=2", "--standard_steps=5",
+                   f"--data_dir={os.path.join(self.tmp, 'tfds')}", f"--output_dir={demo}"])
+        for name in ("report.csv", "report.json", "psnr_curves.png", "reconstructions.png"):
+            self.assertTrue(os.path.isfile(os.path.join(demo, name)), name)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,9 @@ def check_entry_beats_standard(name, version=None, num_signals=3):
     metadata = zoo.describe(name, version, index=SHIPPED_INDEX)
     # The recorded 2-step evaluation (every shipped entry has one; NeRF's zoo headline comes
     # from its single-view protocol instead, see tests/kinds/nerf/test_nerf_evaluation.py).
-    headline = evaluation.steps_headline(metadata.get("evaluation"))
+    # Legacy evaluations (image protocol) or a kind's steps-protocol report.
+    headline = (evaluation.steps_headline(metadata.get("evaluation"))
+                or zoo.headline_from_metadata(metadata))
     meta, standard = headline.get("meta_psnr_at_2"), headline.get("standard_psnr_at_2")
     assert meta is not None and standard is not None, (
         f"{name}: metadata.json has no evaluation at 2 steps ({metadata.get('evaluation')!r}).")
