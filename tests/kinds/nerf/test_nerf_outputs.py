@@ -8,7 +8,6 @@ import sys
 import tempfile
 
 import numpy as np
-import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
@@ -163,9 +162,8 @@ class OutputsTest(testing.TestCase):
             video.render_appearance_interpolation(init_dir, out, [0], manual_dir=manual)
 
 
-@pytest.mark.slow
 class ScriptsTest(testing.TestCase):
-    """The absl scripts end to end (slow: one process each; the library is tested above)."""
+    """scripts/evaluate_nerf.py (alias) and scripts/render.py end to end, tiny settings."""
 
     def run_script(self, name, *args):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
