@@ -15,7 +15,8 @@ from learnit_tf.kinds import registry
 META, STANDARD = "meta", "standard"
 
 
-def _number(value):
+def finite_number(value):
+    """`value` as a finite float, or None."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -26,16 +27,16 @@ def _number(value):
 def _curve_at(curve, step):
     """PSNR at `step` from a curve stored as {step: psnr}, a list or {"steps", "psnr"}."""
     if isinstance(curve, (list, tuple)):
-        return _number(curve[step]) if len(curve) > step else None
+        return finite_number(curve[step]) if len(curve) > step else None
     if not isinstance(curve, dict):
         return None
     for key in (str(step), step):
         if key in curve:
-            return _number(curve[key])
+            return finite_number(curve[key])
     steps, values = curve.get("steps"), curve.get("psnr", curve.get("mean"))
     if isinstance(steps, list) and isinstance(values, list) and step in steps:
         i = steps.index(step)
-        return _number(values[i]) if i < len(values) else None
+        return finite_number(values[i]) if i < len(values) else None
     if isinstance(values, list):
         return _curve_at(values, step)
     return None
@@ -55,14 +56,14 @@ def steps_headline(summary, match_step=2):
     steps_to_match = summary.get("steps_to_match")
     if not isinstance(steps_to_match, (int, float, str, dict)) or isinstance(steps_to_match, bool):
         steps_to_match = None
-    evaluated = _number(summary.get("standard_steps_evaluated"))
+    evaluated = finite_number(summary.get("standard_steps_evaluated"))
     if steps_to_match is None and evaluated is not None:
         # The standard init never reached the meta init's PSNR in the evaluated steps.
         steps_to_match = f"> {int(evaluated)}"
     headline = {}
     for label in (META, STANDARD):
         key = f"{label}_psnr_at_{match_step}"
-        value = _number(summary.get(key))
+        value = finite_number(summary.get(key))
         headline[key] = value if value is not None else _curve_at(curves.get(label), match_step)
     headline["steps_to_match"] = steps_to_match
     return {k: v for k, v in headline.items() if v is not None}

@@ -50,7 +50,6 @@ TensorFlow and Keras are imported lazily, so listing a zoo is fast.
 import datetime
 import hashlib
 import json
-import math
 import os
 import re
 import tempfile
@@ -62,6 +61,7 @@ import uuid
 from absl import logging
 
 from learnit_tf import metadata as init_metadata
+from learnit_tf.headline import finite_number as _number
 from learnit_tf.headline import headline_from_metadata as protocol_headline
 from learnit_tf import shipped
 from learnit_tf.atomic import atomic_save
@@ -317,14 +317,6 @@ def _source_key(base):
     """A readable, collision-free cache sub-directory for a base URL."""
     slug = re.sub(r"[^A-Za-z0-9]+", "_", base.split("://", 1)[-1]).strip("_")[:48]
     return f"{slug or 'zoo'}-{hashlib.sha256(base.encode()).hexdigest()[:10]}"
-
-
-def _number(value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def headline_from_metadata(metadata, config=None, parameters=None):
