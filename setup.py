@@ -63,7 +63,7 @@ setuptools.setup(
         "phantominator",  # Shepp-Logan ellipse parameters (CT phantoms)
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "scikit-image", "build"],
+        "test": ["pytest", "pytest-xdist", "scikit-image"],
     },
     package_data={"learnit_tf": ["py.typed"]},
     include_package_data=True,
