@@ -532,4 +532,9 @@ class ZooTest(_TempDirTestCase):
         result = run(os.path.join(scripts, "zoo.py"), "verify", f"--index={destination}")
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
         self.assertIn("FAILED cli@1", result.stdout)
+        # Naming the entry without a version reports the version it resolved to.
+        result = run(os.path.join(scripts, "zoo.py"), "verify", "cli", f"--index={destination}")
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("FAILED cli@1:", result.stdout)
+        self.assertNotIn("@None", result.stdout)
 

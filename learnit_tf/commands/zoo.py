@@ -85,13 +85,21 @@ def _run(argv):
                 report = the_zoo.verify(target_name, target_version)
             except Exception as e:  # pylint: disable=broad-except  # report all entries
                 failures += 1
-                print(f"FAILED {target_name}@{target_version}: {e}")
+                print(f"FAILED {_label(the_zoo, target_name, target_version)}: {e}")
             else:
                 print(f"ok     {report['name']}@{report['version']}: "
                       f"{len(report['files'])} files, {report['parameters']} parameters, "
                       f"{report['directory']}")
         if failures:
             sys.exit(1)
+
+
+def _label(the_zoo, name, version):
+    """NAME@VERSION, with the version `verify` resolved (the latest when none was given)."""
+    try:
+        return f"{name}@{the_zoo.resolve_version(name, version)}"
+    except Exception:  # pylint: disable=broad-except  # an unknown name: say what was asked
+        return f"{name}@{version}" if version else name
 
 
 def run():
