@@ -116,22 +116,24 @@ def get_kind(name):
     return kinds[name]
 
 
+def _owner(field, name, what):
+    """The kind whose mapping `field` ("tasks" or "datasets") has `name`."""
+    kinds = all_kinds()
+    for kind in kinds:
+        if name in getattr(kind, field):
+            return kind
+    raise ValueError(f"Unknown {what} {name!r}; expected one of "
+                     f"{sorted(n for k in kinds for n in getattr(k, field))}.")
+
+
 def kind_of_task(class_name):
     """The kind that owns task class `class_name`."""
-    for kind in all_kinds():
-        if class_name in kind.tasks:
-            return kind
-    raise ValueError(f"Unknown task {class_name!r}; expected one of "
-                     f"{sorted(t for k in all_kinds() for t in k.tasks)}.")
+    return _owner("tasks", class_name, "task")
 
 
 def kind_of_dataset(function_name):
     """The kind that owns dataset function `function_name`."""
-    for kind in all_kinds():
-        if function_name in kind.datasets:
-            return kind
-    raise ValueError(f"Unknown dataset function {function_name!r}; expected one of "
-                     f"{sorted(d for k in all_kinds() for d in k.datasets)}.")
+    return _owner("datasets", function_name, "dataset function")
 
 
 def task_class(class_name):
