@@ -19,24 +19,21 @@ def is_path_like(init):
             or init.startswith((".", "~")))
 
 
-def resolve_init(init, log=None):
-    """(model, metadata, directory or None) for an init directory or a zoo name[@version].
-
-    The directory is None for zoo entries (their files are verified and must not be
-    written to).
+def resolve_init_directory(init, log=None):
+    """(local directory, from_zoo) of an init directory or a verified zoo name[@version].
 
     A path-like argument (see `is_path_like`) is an init directory; a bare name is a
-    zoo entry, verified against the zoo's hashes. A local folder never shadows the
-    zoo: if a bare name is both a zoo entry and a directory here, the zoo entry is
-    used and a note says to pass ./NAME for the folder.
+    zoo entry, downloaded if needed and verified against the zoo's hashes. A local
+    folder never shadows the zoo: if a bare name is both a zoo entry and a directory
+    here, the zoo entry is used and a note says to pass ./NAME for the folder.
 
     Args:
         init: the `--init` flag value.
         log: callable(str) for notes (default: print to stderr).
 
     Raises:
-        ValueError with a message naming `init`: not an init directory, unknown zoo
-        name, or a zoo entry that fails verification.
+        ValueError with a message naming `init`: not a directory, unknown zoo name, or
+        a zoo entry that fails verification.
     """
     import sys  # pylint: disable=import-outside-toplevel
     from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
@@ -49,10 +46,7 @@ def resolve_init(init, log=None):
         if not os.path.isdir(directory):
             raise ValueError(f"--init={init!r} is not a directory (expected an init directory "
                              f"with {', '.join(init_io.INIT_FILES)}, or a bare zoo name).")
-        try:
-            return init_io.load_init(directory), init_io.read_metadata(directory), directory
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"--init={init!r} is not a readable init directory: {e}") from e
+        return directory, False
     local = os.path.isdir(init)
     try:
         directory = zoo.download(init)
@@ -67,11 +61,24 @@ def resolve_init(init, log=None):
     if local:
         log(f"Note: --init={init!r} is the zoo init; the local directory {init!r} is ignored "
             f"(pass --init=./{init} to use it).")
+    return directory, True
+
+
+def resolve_init(init, log=None):
+    """(model, metadata, directory or None) for an init directory or a zoo name[@version].
+
+    The directory is None for zoo entries (their files are verified and must not be
+    written to). Resolution and its errors: `resolve_init_directory`.
+    """
+    directory, from_zoo = resolve_init_directory(init, log)
     try:
-        return init_io.load_init(directory), init_io.read_metadata(directory), None
+        model, metadata = init_io.load_init(directory), init_io.read_metadata(directory)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"--init={init!r}: zoo entry at {directory} is not a readable init: "
-                         f"{e}") from e
+        if from_zoo:
+            raise ValueError(f"--init={init!r}: zoo entry at {directory} is not a readable "
+                             f"init: {e}") from e
+        raise ValueError(f"--init={init!r} is not a readable init directory: {e}") from e
+    return model, metadata, None if from_zoo else directory
 
 
 def kind_of_init(metadata, init="init"):

@@ -22,7 +22,6 @@ blending the two weight sets linearly:
 writes appearance.gif and appearance_*.png stills.
 """
 
-import os
 import sys
 
 from absl import app, flags  # noqa: E402
@@ -60,15 +59,6 @@ flags.DEFINE_integer("scale", 1, "Integer upscaling of the GIF/PNG pixels.")
 flags.DEFINE_list("appearance_indices", [], "Phototourism: two image indices A,B.")
 
 
-def _init_directory(init):
-    """The local directory of --init (a zoo name is downloaded/verified first)."""
-    _, _, directory = cli.resolve_init(init)
-    if directory is None:
-        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-        directory = zoo.download(init)
-    return directory
-
-
 def main(argv):
     commands.configure_logging()
     if len(argv) > 1:
@@ -79,7 +69,7 @@ def main(argv):
     from learnit_tf.kinds.nerf import video  # pylint: disable=import-outside-toplevel
 
     tfds.disable_progress_bar()
-    init_dir = _init_directory(FLAGS.init)
+    init_dir, _ = cli.resolve_init_directory(FLAGS.init)  # verified; loaded once, below
     optimizer = InnerOptimizer(FLAGS.optimizer, FLAGS.learning_rate)
     common = dict(fit_steps=FLAGS.fit_steps, optimizer=optimizer,
                   rays_per_step=FLAGS.rays_per_step, num_samples=FLAGS.num_samples,
