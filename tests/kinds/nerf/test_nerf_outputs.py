@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
@@ -163,7 +164,7 @@ class OutputsTest(testing.TestCase):
 
 
 class ScriptsTest(testing.TestCase):
-    """scripts/evaluate_nerf.py (alias) and scripts/render.py end to end, tiny settings."""
+    """scripts/render.py (default) and the evaluate_nerf.py alias (slow) end to end, tiny."""
 
     def run_script(self, name, *args):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -173,17 +174,22 @@ class ScriptsTest(testing.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         return result.stdout
 
-    def test_evaluate_and_render_scripts(self):
+    @pytest.mark.slow  # The alias's dispatch runs by default in test_nerf_evaluation.py.
+    def test_evaluate_script(self):
         root = self.get_temp_dir()
         init_dir = save_tiny_init(os.path.join(root, "init"))
-        data = os.path.join(root, "tfds")
         stdout = self.run_script("evaluate_nerf.py", f"--init={init_dir}", "--config=tiny",
-                                 f"--data_dir={data}", "--num_examples=1", "--steps=0,2",
-                                 "--num_held_out_views=1", f"--output_dir={root}/eval")
+                                 f"--data_dir={os.path.join(root, 'tfds')}", "--num_examples=1",
+                                 "--steps=0,2", "--num_held_out_views=1",
+                                 f"--output_dir={root}/eval")
         self.assertIn("standard", stdout)
         self.assertTrue(os.path.isfile(os.path.join(root, "eval", "report.csv")))
+
+    def test_render_script(self):
+        root = self.get_temp_dir()
+        init_dir = save_tiny_init(os.path.join(root, "init"))
         self.run_script("render.py", f"--init={init_dir}", "--config=tiny",
-                        f"--data_dir={data}", "--fit_steps=2", "--frames=3",
-                        f"--output_dir={root}/render")
+                        f"--data_dir={os.path.join(root, 'tfds')}", "--fit_steps=2",
+                        "--frames=3", f"--output_dir={root}/render")
         with Image.open(os.path.join(root, "render", "turntable.gif")) as gif:
             self.assertEqual(gif.n_frames, 3)
