@@ -4,10 +4,21 @@ Every offline signal class (text_images, sdf_2d, shepp_logan, procedural_objects
 generated on this machine the first time it is asked for; `prepare_procedural_builder`
 is the one place that does it, so all of them validate their config name the same
 way and never look for a hosted copy.
+
+Several processes (the workers of a multi-worker run, parallel tests) may ask for the
+same dataset in an empty data_dir at once. TFDS alone does not allow that: each
+generates into its own temporary directory and all but the first fail to rename it
+into place (`FileExistsError`). So generation holds an exclusive lock file next to
+the dataset's directory (`fcntl.flock`: released by the kernel if the holder dies,
+and it also excludes threads, each of which opens the file anew): the first caller
+generates, the others wait and then read its result. Object-store data dirs (gs://)
+have no such lock; there a caller that loses the rename reads the winner's copy.
 """
 
 import contextlib
+import fcntl
 import io
+import os
 
 import tensorflow_datasets as tfds
 
@@ -35,14 +46,44 @@ def prepare_procedural_builder(builder_cls, config, data_dir=None):
     builder = builder_cls(config=config, data_dir=data_dir)
     if builder.is_prepared():
         return builder
-    # TFDS prints "Downloading and preparing dataset Unknown size ..." to stdout, which
-    # is wrong for a class generated offline; say what happens instead (its progress
-    # bar, on stderr, stays).
-    print(f"Generating {builder.name}/{builder.builder_config.name} offline into "
-          f"{builder.data_dir} (first use only).", flush=True)
-    with contextlib.redirect_stdout(io.StringIO()):
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-            download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
-            try_download_gcs=False,  # Never look for a hosted copy: generation is local.
-            compute_stats=tfds.download.ComputeStatsMode.SKIP))
+    with _generation_lock(builder):
+        # A new builder: one made before another process finished generating does not
+        # read the splits that process wrote.
+        builder = builder_cls(config=config, data_dir=data_dir)
+        if builder.is_prepared():
+            return builder
+        # TFDS prints "Downloading and preparing dataset Unknown size ..." to stdout,
+        # which is wrong for a class generated offline; say what happens instead (its
+        # progress bar, on stderr, stays). The redirection is process-wide, so it too
+        # must not overlap another thread's.
+        print(f"Generating {builder.name}/{builder.builder_config.name} offline into "
+              f"{builder.data_dir} (first use only).", flush=True)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+                    download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
+                    try_download_gcs=False,  # Never look for a hosted copy: it is local.
+                    compute_stats=tfds.download.ComputeStatsMode.SKIP))
+        except FileExistsError:  # Unlocked (object store): another writer renamed first.
+            builder = builder_cls(config=config, data_dir=data_dir)
+            if not builder.is_prepared():
+                raise
     return builder
+
+
+@contextlib.contextmanager
+def _generation_lock(builder):
+    """Holds an exclusive lock on `.<version>.lock` beside the builder's version directory
+    (local data dirs only; a no-op on object stores)."""
+    version_dir = builder.data_dir
+    if "://" in str(version_dir):
+        yield
+        return
+    parent, version = os.path.split(os.path.normpath(version_dir))
+    os.makedirs(parent, exist_ok=True)
+    with open(os.path.join(parent, f".{version}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # Blocks while another caller generates.
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
