@@ -25,9 +25,30 @@ Where the files of a version come from:
 2. otherwise a base URL — the `base_url` argument, else the version's own
    `base_url`, else the index's `base_url`, else the directory of a remote index —
    downloaded into the cache (`cache_dir` argument, else `$LEARNIT_TF_CACHE`, else
-   `~/.cache/learnit_tf`). Every download goes to a temporary name, is checked for
-   size and sha256, then renamed into place; a bad file is deleted and refused.
-   Cache hits are re-verified on every use and never re-downloaded.
+   `~/.cache/learnit_tf`). Every download goes to a hidden temporary name
+   (`.<file>.<random>.part`), is checked for size and sha256, then renamed into
+   place; a bad file is deleted and refused. A `.part` file left by a killed download
+   is never read: the next download of that file deletes it (once no live download
+   holds it). Cache hits are re-verified on every use and never re-downloaded.
+
+Published versions are immutable, and the cache holds them to that (pins):
+- The first time a file of `name@version` is verified in the cache, its size and
+  sha256 are recorded in a pin, `<cache>/zoo/pins/<index key>/<name>/<version>.json`
+  (one per index, so two zoos may both have a `tiny@1`).
+- Every later use checks the index against the pin before anything is read or
+  written: an index that now lists another sha256 (or size) for a pinned file — a
+  server that replaced a published version, even with a matching new hash — is
+  refused with `PinnedVersionChangedError`, naming the entry, version, file, pinned
+  and new hash. Nothing is downloaded, deleted or replaced: the good cached copy
+  stays, and keeps loading once the index is restored. To accept the replacement
+  deliberately, delete the pin file and the cached version directory the error names.
+- A cached file that fails verification while the index still agrees with its pin
+  is damaged: it is deleted and fetched again, and the new bytes must match the
+  pinned hash. A cached file with no pin that fails verification (e.g. from an
+  older learnit_tf, so whether it was damaged or the zoo changed is unknown) is
+  kept and refused (`IntegrityError` naming the directory to delete).
+- Cached and in-place files must be regular files inside their version directory:
+  a symlink resolving outside it is refused (`UnsafePathError`).
 
 The index is the repo's `zoo/index.json` unless the `index` argument or
 `$LEARNIT_TF_ZOO_INDEX` names another one (a local path, a directory, an
@@ -47,12 +68,14 @@ Example:
 TensorFlow and Keras are imported lazily, so listing a zoo is fast.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
 import os
 import re
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,7 +87,12 @@ from learnit_tf import metadata as init_metadata
 from learnit_tf.headline import finite_number as _number
 from learnit_tf.headline import headline_from_metadata as protocol_headline
 from learnit_tf import shipped
-from learnit_tf.atomic import atomic_save
+from learnit_tf.atomic import atomic_save, write_json_atomic
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale .part files are recognised by age alone.
+    fcntl = None
 
 # Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
 # tests assert the two stay equal).
@@ -88,6 +116,9 @@ _CHUNK = 1 << 20
 _MAX_INDEX_BYTES = 16 << 20
 _PROGRESS_MIN_BYTES = 1 << 20
 _TIMEOUT_SECONDS = 60
+_FRESH_PART_SECONDS = 5
+_STALE_PART_SECONDS_WITHOUT_LOCKS = 3600
+PINS_DIR = "pins"
 _List = list  # this module defines a public `list()`; keep the builtin at hand
 
 
@@ -100,7 +131,7 @@ class UnknownEntryError(ZooError, LookupError):
 
 
 class IntegrityError(ZooError):
-    """A file whose size or sha256 differs from the index (tampered or truncated)."""
+    """A file whose size or sha256 differs from the index (tampered, damaged or replaced)."""
 
 
 class UnsafePathError(ZooError):
@@ -113,6 +144,14 @@ class IndexFormatError(ZooError, ValueError):
 
 class VersionExistsError(ZooError, FileExistsError):
     """Publishing a version that already exists (published versions are immutable)."""
+
+
+class PinnedVersionChangedError(IntegrityError):
+    """The index lists other bytes for a version already verified and pinned in the cache."""
+
+
+class NonFiniteWeightsError(ZooError, ValueError):
+    """An init whose weights hold NaN or infinite values (`verify`, `publish`)."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -220,9 +259,11 @@ def _gfile_digest(path):
 def _mismatch(path, size, sha256, expected):
     """Describes how (size, sha256) differs from an index record, or returns None."""
     if size != expected["size"]:
-        kind = "truncated" if size < expected["size"] else "too large"
-        return (f"{path!r} is {kind}: {size} bytes, the index expects "
-                f"{expected['size']} bytes")
+        # Only the size is known to differ (cut off, edited or replaced): say just that.
+        relation = "fewer" if size < expected["size"] else "more"
+        return (f"{path!r} has the wrong size (size mismatch: expected {expected['size']} "
+                f"bytes as the index records, got {size} bytes, "
+                f"{abs(expected['size'] - size)} {relation})")
     if sha256 != expected["sha256"]:
         return (f"{path!r} has sha256 {sha256}, the index expects {expected['sha256']} "
                 "(file tampered with or corrupted)")
@@ -274,8 +315,10 @@ def _download(url, target, expected, progress=True):
     """
     directory = os.path.dirname(target)
     os.makedirs(directory, exist_ok=True)
+    remove_stale_parts(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part",
                                dir=directory)
+    _lock_part(fd)  # Marks the .part as live until this process closes it or dies.
     size, digest = 0, hashlib.sha256()
     bar = None
     try:
@@ -283,8 +326,9 @@ def _download(url, target, expected, progress=True):
             length = getattr(src, "headers", None) and src.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) != expected["size"]:
                 raise IntegrityError(
-                    f"Refusing {url}: the server sends {int(length)} bytes, the index expects "
-                    f"{expected['size']} bytes (truncated or replaced file). Nothing was cached.")
+                    f"Refusing {url}: size mismatch: expected {expected['size']} bytes as the "
+                    f"index records, the server sends {int(length)} bytes (Content-Length). "
+                    "Nothing was cached.")
             if progress and expected["size"] >= _PROGRESS_MIN_BYTES:
                 import keras  # pylint: disable=import-outside-toplevel
                 print(f"Downloading {url}")
@@ -311,6 +355,61 @@ def _download(url, target, expected, progress=True):
             os.remove(tmp)
         raise
     return target
+
+
+def _part_files(target):
+    """The hidden `.part` files downloads of `target` create (live or left by a kill)."""
+    directory, base = os.path.split(target)
+    prefix = f".{base}."
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return [os.path.join(directory, n) for n in names
+            if n.startswith(prefix) and n.endswith(".part")]
+
+
+def _lock_part(fd):
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _part_is_live(path):
+    """Whether a download still writes `path` (it holds the lock, or it is very recent)."""
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except FileNotFoundError:
+        return False
+    if fcntl is None:  # No locks to ask: only an hour without a write marks it dead.
+        return age < _STALE_PART_SECONDS_WITHOUT_LOCKS
+    if age < _FRESH_PART_SECONDS:  # Between another download's mkstemp and its flock.
+        return True
+    try:
+        with open(path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except FileNotFoundError:
+        return False
+    return False
+
+
+def remove_stale_parts(target):
+    """Deletes the `.part` files of `target` that no live download holds; returns them.
+
+    A killed download leaves its `.part`; it is never read (every download streams
+    into a new one and verifies it), and this removes it the next time that file is
+    downloaded.
+    """
+    removed = []
+    for path in _part_files(target):
+        if not _part_is_live(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                removed.append(path)
+    if removed:
+        logging.info("Removed %d stale partial download(s) of %s.", len(removed), target)
+    return removed
 
 
 def _source_key(base):
@@ -582,6 +681,55 @@ class Zoo:
         _check_inside(root, directory, "index path")
         return directory
 
+    # -- pins (see the module docstring) -------------------------------------------
+
+    def pin_path(self, name, version):
+        """Where the pin of `name@version` from this index lives in the cache."""
+        return os.path.join(self.cache_dir, "zoo", PINS_DIR,
+                            _source_key(self.index_location), check_name(name),
+                            f"{check_name(version, 'version')}.json")
+
+    def _read_pin(self, name, version):
+        """{file: {"size", "sha256"}} pinned for `name@version` ({} if never cached)."""
+        path = self.pin_path(name, version)
+        if not os.path.exists(path):
+            return {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                files = json.load(f)["files"]
+            for record in files.values():
+                if not (isinstance(record["size"], int)
+                        and _SHA256_RE.match(record["sha256"])):
+                    raise ValueError(record)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ZooError(f"The cache pin {path} of zoo entry {name!r} version {version!r} "
+                           f"is unreadable ({e!r}); delete it and the cached version to "
+                           "download that version again.") from e
+        return files
+
+    def _check_pin(self, name, version, info, pinned, directory):
+        """Refuses an index whose record of a pinned file changed (immutable versions)."""
+        for filename, record in sorted(info["files"].items()):
+            old = pinned.get(filename)
+            if old is None or (old["sha256"], old["size"]) == (record["sha256"],
+                                                                 record["size"]):
+                continue
+            raise PinnedVersionChangedError(
+                f"Refusing zoo entry {name!r} version {version!r} from {self.index_location}: "
+                f"the index now lists {filename} with sha256 {record['sha256']} "
+                f"({record['size']} bytes), but the copy verified and pinned in the cache has "
+                f"sha256 {old['sha256']} ({old['size']} bytes). Published versions are "
+                "immutable, so the cached copy is kept and nothing was downloaded. If the "
+                "publisher really replaced this version, delete "
+                f"{self.pin_path(name, version)} and {directory} to accept the new files; "
+                "otherwise ask for a new version number.")
+
+    def _write_pin(self, name, version, pinned):
+        path = self.pin_path(name, version)
+        write_json_atomic(path, {"index": self.index_location, "name": name,
+                                 "version": version, "files": pinned,
+                                 "pinned": _utc_now()})
+
     # -- public API ----------------------------------------------------------------
 
     def list(self):
@@ -662,24 +810,41 @@ class Zoo:
         local = self._local_dir(parts)
         if local is not None:
             for filename in wanted:
-                problem = _check_local_file(os.path.join(local, filename),
-                                            info["files"][filename])
+                path = os.path.join(local, filename)
+                _check_inside(local, path, f"{what}: file {filename}")
+                problem = _check_local_file(path, info["files"][filename])
                 if problem:
                     raise IntegrityError(f"Refusing {what}: {problem}.")
             return local
         base = self._remote_base(info, what)
         directory = self._cache_version_dir(base, parts)
+        pinned = self._read_pin(name, version)
+        self._check_pin(name, version, info, pinned, directory)  # Before touching anything.
+        newly_pinned = {}
         for filename in wanted:
             expected = info["files"][filename]
             target = os.path.join(directory, filename)
-            if os.path.exists(target):
+            if os.path.lexists(target):
+                _check_inside(directory, target, f"{what}: cached file {filename}")
                 problem = _check_local_file(target, expected)
-                if problem is None:
-                    continue  # verified cache hit
-                logging.warning("Cached file fails verification (%s); deleting it and "
-                                "downloading again.", problem)
+                if problem is None:  # Verified cache hit.
+                    if filename not in pinned:
+                        newly_pinned[filename] = _record(expected)
+                    continue
+                if filename not in pinned:
+                    raise IntegrityError(
+                        f"Refusing {what}: the cached copy {problem}. It has no pin, so "
+                        "whether it was damaged or the zoo changed a published version is "
+                        f"unknown; it is kept. Delete {directory} to download "
+                        f"{name}@{version} again.")
+                logging.warning("Cached file is damaged (%s); downloading it again (it must "
+                                "match the pinned sha256).", problem)
                 os.remove(target)
             _download(_join(base, *parts, filename), target, expected, self.progress)
+            if filename not in pinned:
+                newly_pinned[filename] = _record(expected)
+        if newly_pinned:
+            self._write_pin(name, version, {**pinned, **newly_pinned})
         return directory
 
     def describe(self, name, version=None):
@@ -724,13 +889,34 @@ class Zoo:
             A dict with `name`, `version`, `directory`, `files` (name -> sha256) and
             `parameters` of the rebuilt model.
         """
-        version, info, _, _ = self._version_info(name, version)
+        version, info, _, what = self._version_info(name, version)
         directory = self.download(name, version)
         from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
-        model = init_io.load_init(directory)
+        model = init_io.load_init(directory)  # HDF5 through Keras: nothing is unpickled.
+        problem = non_finite_weights(model)
+        if problem:
+            raise NonFiniteWeightsError(
+                f"{what} ({os.path.join(directory, WEIGHTS_FILE)}): {problem}; its sha256 "
+                "matches the index, but the init cannot be fitted.")
         return {"name": name, "version": version, "directory": directory,
                 "files": {f: r["sha256"] for f, r in info["files"].items()},
                 "parameters": int(model.count_params())}
+
+
+def _record(expected):
+    return {"size": expected["size"], "sha256": expected["sha256"]}
+
+
+def non_finite_weights(model):
+    """Which weights of `model` hold NaN or infinity, as a sentence; None if all finite."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    bad = [v.path if hasattr(v, "path") else v.name for v in model.weights
+           if not np.all(np.isfinite(np.asarray(v)))]
+    if not bad:
+        return None
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    return (f"{len(bad)} of {len(model.weights)} weight tensors hold NaN or infinite "
+            f"values ({shown})")
 
 
 def _parse_index(raw, where):
@@ -891,6 +1077,9 @@ def publish(init_dir, name, version, destination=None, description=None):
         model = init_io.load_init(init_dir)
     except Exception as e:
         raise ValueError(f"Cannot publish {init_dir!r}: the init does not load ({e}).") from e
+    problem = non_finite_weights(model)
+    if problem:
+        raise NonFiniteWeightsError(f"Cannot publish {init_dir!r}: {problem}.")
     files = {}
     for filename in ALLOWED_FILES:
         size, sha = _file_digest(os.path.join(init_dir, filename))

@@ -337,7 +337,8 @@ class ZooTest(_TempDirTestCase):
             zoo.load("tiny", index=self.zoo_dir)
         with open(weights, "ab") as f:
             f.write(b"x")
-        with self.assertRaisesRegex(zoo.IntegrityError, "too large"):
+        with self.assertRaisesRegex(zoo.IntegrityError, r"size mismatch: expected \d+ bytes as "
+                                    r"the index records, got \d+ bytes, 1 more"):
             zoo.verify("tiny", index=self.zoo_dir)
 
     def test_malformed_index_refused(self):
@@ -361,6 +362,9 @@ class ZooTest(_TempDirTestCase):
         self.assertWeightsClose(loaded.get_weights(), self.model.get_weights(), atol=0)
         self.assertCountEqual(server.requests, ["/tiny/1/" + f for f in init_io.INIT_FILES])
         cached = self._cached_files()
+        pin = os.path.relpath(zoo.Zoo(index, self.cache).pin_path("tiny", "1"), self.cache)
+        self.assertIn(pin, cached)  # The verified hashes, pinned (see test_pinned_...).
+        cached.remove(pin)
         self.assertLen(cached, 3)
         self.assertFalse([f for f in cached if f.endswith(".part")])
         self.assertEqual(zoo.list(index=index, cache_dir=self.cache)[0]["location"], "cached")
@@ -414,7 +418,8 @@ class ZooTest(_TempDirTestCase):
         with open(weights, "r+b") as f:
             f.truncate(size // 2)
         index = self._remote_index(self._serve(served).url)
-        with self.assertRaisesRegex(zoo.IntegrityError, f"{size // 2} bytes.*expects {size}"):
+        with self.assertRaisesRegex(zoo.IntegrityError, f"size mismatch: expected {size} bytes.*"
+                                    f"sends {size // 2} bytes"):
             zoo.load("tiny", index=index, cache_dir=self.cache)
         cached = self._cached_files()
         self.assertNotIn("model.weights.h5", [os.path.basename(f) for f in cached])
@@ -426,7 +431,9 @@ class ZooTest(_TempDirTestCase):
         shutil.copytree(self.zoo_dir, served, dirs_exist_ok=True)
         with open(os.path.join(served, "tiny", "1", "config.json"), "r+b") as f:
             f.truncate(10)
-        with self.assertRaisesRegex(zoo.IntegrityError, "truncated"):
+        size = os.path.getsize(os.path.join(self.zoo_dir, "tiny", "1", "config.json"))
+        with self.assertRaisesRegex(zoo.IntegrityError, rf"size mismatch: expected {size} bytes "
+                                    rf"as the index records, got 10 bytes, {size - 10} fewer"):
             zoo.download("tiny", index=self._remote_index(served), cache_dir=self.cache)
         self.assertNotIn("config.json", [os.path.basename(f) for f in self._cached_files()])
 
@@ -450,6 +457,161 @@ class ZooTest(_TempDirTestCase):
         loaded = zoo.load("tiny", index=index, cache_dir=self.cache)
         self.assertWeightsClose(loaded.get_weights(), self.model.get_weights(), atol=0)
         self.assertEqual(server.requests, ["/tiny/1/model.weights.h5"])
+
+    # -- immutable versions, partial downloads, non-finite weights, symlinks (issue 15) --
+
+    def _replace_served_version(self, served, index, seed):
+        """The publisher replaces tiny@1: new weights served and a matching new index hash."""
+        weights = os.path.join(served, "tiny", "1", "model.weights.h5")
+        init = self._init(Siren(width=8, depth=2, seed=seed), f"replacement{seed}")
+        shutil.copyfile(os.path.join(init, "model.weights.h5"), weights)
+        with open(index) as f:
+            data = json.load(f)
+        record = data["entries"]["tiny"]["versions"]["1"]["files"]["model.weights.h5"]
+        old_sha = record["sha256"]
+        record.update(size=os.path.getsize(weights), sha256=_sha256(weights))
+        init_io.write_json_atomic(index, data)
+        return old_sha, record["sha256"]
+
+    def test_pinned_version_never_changes_under_a_new_index_hash(self):
+        served = self._new_dir()
+        shutil.copytree(self.zoo_dir, served, dirs_exist_ok=True)
+        server = self._serve(served)
+        index = self._remote_index(server.url)
+        with open(index, "rb") as f:
+            original_index = f.read()
+        directory = zoo.download("tiny", index=index, cache_dir=self.cache)
+        cached_weights = os.path.join(directory, "model.weights.h5")
+        good_sha = _sha256(cached_weights)
+        old_sha, new_sha = self._replace_served_version(served, index, seed=7)
+        self.assertEqual(old_sha, good_sha)
+        self.assertNotEqual(new_sha, good_sha)
+        server.requests.clear()
+        message = (rf"zoo entry 'tiny' version '1' .*model.weights.h5 with sha256 {new_sha} .*"
+                   rf"pinned in the cache has sha256 {good_sha} .*immutable, so the cached copy "
+                   r"is kept and nothing was downloaded")
+        for call in (zoo.load, zoo.download, zoo.verify, zoo.describe):
+            with self.subTest(call=call.__name__):
+                with self.assertRaisesRegex(zoo.PinnedVersionChangedError, message):
+                    call("tiny", index=index, cache_dir=self.cache)
+        self.assertEqual(server.requests, [])  # Nothing fetched,
+        self.assertEqual(_sha256(cached_weights), good_sha)  # nothing replaced or deleted.
+        # Once the index is back, the pinned copy loads (still no download).
+        with open(index, "wb") as f:
+            f.write(original_index)
+        loaded = zoo.load("tiny", index=index, cache_dir=self.cache)
+        self.assertWeightsClose(loaded.get_weights(), self.model.get_weights(), atol=0)
+        self.assertEqual(server.requests, [])
+
+    def test_unpinned_cached_file_that_fails_verification_is_kept_and_refused(self):
+        # A cache written before pins existed: its file no longer matches a changed index.
+        served = self._new_dir()
+        shutil.copytree(self.zoo_dir, served, dirs_exist_ok=True)
+        server = self._serve(served)
+        index = self._remote_index(server.url)
+        directory = zoo.download("tiny", index=index, cache_dir=self.cache)
+        os.remove(zoo.Zoo(index, self.cache).pin_path("tiny", "1"))
+        good_sha = _sha256(os.path.join(directory, "model.weights.h5"))
+        self._replace_served_version(served, index, seed=8)
+        server.requests.clear()
+        with self.assertRaisesRegex(zoo.IntegrityError, rf"the cached copy .*sha256 {good_sha}.*"
+                                    rf"no pin.*it is kept. Delete {directory}"):
+            zoo.load("tiny", index=index, cache_dir=self.cache)
+        self.assertEqual(_sha256(os.path.join(directory, "model.weights.h5")), good_sha)
+        self.assertEqual(server.requests, [])
+
+    def test_stale_part_file_is_removed_and_never_used(self):
+        server = self._serve()
+        index = self._remote_index(server.url)
+        source = zoo._source_key(server.url)  # pylint: disable=protected-access
+        directory = os.path.join(self.cache, "zoo", source, "tiny", "1")
+        os.makedirs(directory)
+        # Left by a killed download an hour ago: garbage of the right size.
+        size = os.path.getsize(os.path.join(self.zoo_dir, "tiny", "1", "model.weights.h5"))
+        stale = os.path.join(directory, ".model.weights.h5.k1lled.part")
+        with open(stale, "wb") as f:
+            f.write(b"\xff" * size)
+        an_hour_ago = os.path.getmtime(stale) - 3600
+        os.utime(stale, (an_hour_ago, an_hour_ago))
+        # One a live download (another process) still writes: locked, so it is kept.
+        live = os.path.join(directory, ".model.weights.h5.l1ve.part")
+        live_file = open(live, "wb")  # pylint: disable=consider-using-with
+        self.addCleanup(live_file.close)
+        zoo._lock_part(live_file.fileno())  # pylint: disable=protected-access
+        os.utime(live, (an_hour_ago, an_hour_ago))
+
+        loaded = zoo.load("tiny", index=index, cache_dir=self.cache)
+        self.assertWeightsClose(loaded.get_weights(), self.model.get_weights(), atol=0)
+        self.assertIn("/tiny/1/model.weights.h5", server.requests)  # Downloaded, not the .part.
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(live))
+        live_file.close()
+        self.assertEqual(zoo.remove_stale_parts(os.path.join(directory, "model.weights.h5")),
+                         [live])  # Released (its process "died"): removed on the next look.
+        self.assertEqual(sorted(os.listdir(directory)), sorted(init_io.INIT_FILES))
+
+    def _publish_non_finite(self, name):
+        """An entry whose weights hold NaN and +inf, listed with their correct hashes."""
+        model = Siren(width=8, depth=2, seed=4)
+        zoo.publish(self._init(model, name), name, "1", self.zoo_dir)
+        model.weights[0].assign(np.full(model.weights[0].shape, np.nan, np.float32))
+        model.weights[3].assign(np.full(model.weights[3].shape, np.inf, np.float32))
+        weights = os.path.join(self.zoo_dir, name, "1", "model.weights.h5")
+        os.remove(weights)
+        model.save_weights(weights)
+        index_path = os.path.join(self.zoo_dir, "index.json")
+        with open(index_path) as f:
+            data = json.load(f)
+        data["entries"][name]["versions"]["1"]["files"]["model.weights.h5"] = {
+            "size": os.path.getsize(weights), "sha256": _sha256(weights)}
+        init_io.write_json_atomic(index_path, data)
+        return model
+
+    def test_verify_and_publish_refuse_non_finite_weights(self):
+        model = self._publish_non_finite("nan_init")
+        with self.assertRaisesRegex(
+                zoo.NonFiniteWeightsError,
+                r"'nan_init' version '1' .*model.weights.h5\): 2 of 4 weight tensors hold NaN or "
+                r"infinite values \(siren\w*/dense_0/kernel, siren\w*/dense_1/bias\); its sha256 "
+                r"matches the index"):
+            zoo.verify("nan_init", index=self.zoo_dir)
+        self.assertEqual(zoo.verify("tiny", index=self.zoo_dir)["version"], "1")
+        init = init_io.save_init(model, os.path.join(self._new_dir(), "nan"))
+        destination = self._new_dir()
+        with self.assertRaisesRegex(zoo.NonFiniteWeightsError, "Cannot publish .*2 of 4 weight"):
+            zoo.publish(init, "nan", "1", destination)
+        self.assertEqual(os.listdir(destination), [])
+
+    def test_file_symlinked_outside_the_entry_refused(self):
+        outside = self._new_dir()
+        metadata = os.path.join(self.zoo_dir, "tiny", "1", "metadata.json")
+        copy = shutil.copy(metadata, os.path.join(outside, "metadata.json"))  # Same bytes.
+        os.remove(metadata)
+        os.symlink(copy, metadata)
+        with self.assertRaisesRegex(zoo.UnsafePathError, r"file metadata.json: .*resolves "
+                                    r"outside"):
+            zoo.describe("tiny", index=self.zoo_dir)
+        # In the cache too: a cached file swapped for a link to a (matching) outside copy.
+        index = self._remote_index(self._serve().url)
+        os.remove(metadata)
+        shutil.copy(copy, metadata)
+        directory = zoo.download("tiny", index=index, cache_dir=self.cache)
+        weights = os.path.join(directory, "model.weights.h5")
+        os.replace(weights, os.path.join(outside, "w.h5"))
+        os.symlink(os.path.join(outside, "w.h5"), weights)
+        with self.assertRaisesRegex(zoo.UnsafePathError, "cached file model.weights.h5.*outside"):
+            zoo.load("tiny", index=index, cache_dir=self.cache)
+
+    def test_shrunk_metadata_is_a_size_mismatch(self):
+        metadata = os.path.join(self.zoo_dir, "tiny", "1", "metadata.json")
+        size = os.path.getsize(metadata)
+        init_io.write_json_atomic(metadata, {"signal_class": "text"})  # Valid JSON, shorter.
+        shrunk = os.path.getsize(metadata)
+        with self.assertRaises(zoo.IntegrityError) as caught:
+            zoo.describe("tiny", index=self.zoo_dir)
+        self.assertIn(f"size mismatch: expected {size} bytes as the index records, got "
+                      f"{shrunk} bytes, {size - shrunk} fewer", str(caught.exception))
+        self.assertNotIn("truncated", str(caught.exception))
 
     @parameterized.parameters("../evil/", "tiny/../../evil/", "/tmp/evil/", "~/evil",
                                       "..\\evil", "C:/evil")
