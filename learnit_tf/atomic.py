@@ -38,6 +38,27 @@ def atomic_save(path, save_fn, suffix=""):
     return path
 
 
+def current_umask():
+    """The process umask (read by setting it and putting it back at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def share_directory(path):
+    """Gives a directory made by `tempfile.mkdtemp` (mode 0700) the usual mode for outputs.
+
+    Outputs renamed into place from a temporary directory (an exported or fitted
+    `init/`, `fitted/`) should look like `os.makedirs` had made them: 0777 minus the
+    umask (0755 with the usual 022), so other users and tools can read them.
+
+    Returns:
+        `path`.
+    """
+    os.chmod(path, 0o777 & ~current_umask())
+    return path
+
+
 def _json_default(value):
     if isinstance(value, (np.integer,)):
         return int(value)

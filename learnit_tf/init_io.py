@@ -23,10 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.atomic import atomic_save, write_json_atomic  # noqa: F401  (re-exported)
+from learnit_tf.atomic import atomic_save, share_directory, write_json_atomic  # noqa: F401
 from learnit_tf.metadata import InitMetadata, MetadataError
 from learnit_tf.version import __version__
-from learnit_tf.models import model_from_config
+from learnit_tf.models import check_config, model_from_config
 
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
@@ -119,9 +119,25 @@ def save_init(model, directory, metadata=None, overwrite=False):
     return directory
 
 
+def _check_files_inside(directory, error=ValueError):
+    """Refuses init files that are symlinks resolving outside `directory`."""
+    root = os.path.realpath(directory)
+    for name in INIT_FILES:
+        path = os.path.join(directory, name)
+        target = os.path.realpath(path)
+        if os.path.islink(path) and os.path.commonpath([root, target]) != root:
+            raise error(f"{path!r} is a symlink to {target!r}, outside the init directory; "
+                        "an init's files must be inside it (copy the file instead).")
+
+
 def read_config(directory):
-    """Parses and validates `config.json` of an init directory."""
+    """Parses and validates `config.json` of an init directory.
+
+    Also refuses any init file symlinked to outside the directory, and a config that
+    `learnit_tf.models.check_config` refuses (unknown field, frozen weights).
+    """
     path = os.path.join(directory, CONFIG_FILE)
+    _check_files_inside(directory)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path!r} not found: not an init directory "
                                 f"(expected {', '.join(INIT_FILES)}).")
@@ -132,6 +148,7 @@ def read_config(directory):
             raise ValueError(f"{path!r} is not valid JSON: {e}") from e
     if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
         raise ValueError(f"{path!r} must hold an object with 'class_name' and 'config'.")
+    check_config(config["class_name"], config["config"], source=path)
     return config
 
 
@@ -143,6 +160,7 @@ def read_metadata(directory):
     New code reads `read_init_metadata`.
     """
     path = os.path.join(directory, METADATA_FILE)
+    _check_files_inside(directory, MetadataError)
     if not os.path.exists(path):
         return {}
     InitMetadata.read(path)  # Validates.
