@@ -7,6 +7,11 @@ Usage:
     python scripts/zoo.py download NAME [VERSION]
     python scripts/zoo.py verify [NAME [VERSION]]      # no name: every entry
 
+`verify` checks every file's size and sha256 against the index (and against the
+hashes pinned in the cache: a published version never changes), that the init builds,
+and that its weights are finite (NaN/Inf weights fail); it prints `ok` or
+`FAILED NAME@VERSION: reason` per entry and exits 1 if any failed.
+
 NAME may also be written NAME@VERSION. The zoo is the repo's zoo/index.json unless
 --index or $LEARNIT_TF_ZOO_INDEX names another (local path, http(s) URL or gs://);
 downloads go to --cache_dir, $LEARNIT_TF_CACHE or ~/.cache/learnit_tf.
