@@ -371,7 +371,8 @@ def _part_files(target):
 
 def _lock_part(fd):
     if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(OSError):  # A file system without locks: age decides.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _part_is_live(path):
@@ -380,18 +381,21 @@ def _part_is_live(path):
         age = time.time() - os.path.getmtime(path)
     except FileNotFoundError:
         return False
-    if fcntl is None:  # No locks to ask: only an hour without a write marks it dead.
-        return age < _STALE_PART_SECONDS_WITHOUT_LOCKS
     if age < _FRESH_PART_SECONDS:  # Between another download's mkstemp and its flock.
         return True
-    try:
-        with open(path, "rb") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except FileNotFoundError:
-        return False
-    return False
+    if fcntl is not None:
+        try:
+            with open(path, "rb") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False  # Nobody holds it: its download was killed.
+        except BlockingIOError:
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass  # No locks on this file system.
+    # No locks to ask: only an hour without a write marks it dead.
+    return age < _STALE_PART_SECONDS_WITHOUT_LOCKS
 
 
 def remove_stale_parts(target):
@@ -787,8 +791,10 @@ class Zoo:
         """Makes the files of an entry available locally and verified; returns the dir.
 
         Entries shipped next to a local index are verified in place; others are
-        fetched into the cache (cache hits are verified and never re-downloaded; a
-        cached file that fails verification is deleted and fetched again).
+        fetched into the cache (cache hits are verified and never re-downloaded).
+        The index must agree with the hashes pinned for this version (see the module
+        docstring): a damaged cached copy of a pinned file is fetched again, anything
+        else that does not match is refused and left as it is.
 
         Args:
             name: entry name.
@@ -799,7 +805,8 @@ class Zoo:
             The local directory holding the verified files.
 
         Raises:
-            UnknownEntryError, IntegrityError, UnsafePathError, ZooError.
+            UnknownEntryError, IntegrityError (PinnedVersionChangedError),
+            UnsafePathError, ZooError.
         """
         version, info, parts, what = self._version_info(name, version)
         wanted = [*info["files"]] if files is None else [*files]
