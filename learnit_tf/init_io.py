@@ -175,6 +175,7 @@ def read_init_metadata(directory):
         MetadataError: the file is not JSON or does not follow the schema.
     """
     path = os.path.join(directory, METADATA_FILE)
+    _check_files_inside(directory, MetadataError)
     if not os.path.exists(path):
         return InitMetadata()
     if not os.path.isfile(path):

@@ -274,6 +274,21 @@ def _frozen_config(ctx):
     init_io.write_json_atomic(path, config)
 
 
+def _misspelt_config(ctx):
+    ctx.misspelt = _local_init(ctx, "misspelt")
+    path = os.path.join(ctx.misspelt, init_io.CONFIG_FILE)
+    with open(path) as f:
+        config = json.load(f)
+    config["config"]["widht"] = config["config"].pop("width")
+    init_io.write_json_atomic(path, config)
+
+
+def _check_init_metadata_refused_too(ctx, error):
+    with pytest.raises(MetadataError, match="outside the init directory"):
+        init_io.read_init_metadata(ctx.linked)
+    assert str(error).startswith(repr(os.path.join(ctx.linked, init_io.METADATA_FILE)))
+
+
 def _weights_symlinked_outside(ctx):
     ctx.linked = _local_init(ctx, "linked")
     outside = shutil.copy(os.path.join(ctx.linked, init_io.WEIGHTS_FILE), ctx.path("w.h5"))
@@ -426,6 +441,9 @@ CASES = [
     Case("5-config-trainable-false", setup=_frozen_config,
          action=lambda ctx: init_io.load_init(ctx.frozen), raises=ValueError,
          match=r"frozen/config.json: field 'config.trainable' is False: it would freeze"),
+    Case("5-config-field-the-class-does-not-take", setup=_misspelt_config,
+         action=lambda ctx: init_io.load_init(ctx.misspelt), raises=ValueError,
+         match=r"misspelt/config.json: field\(s\) config.widht are not Siren options"),
     Case("5-config-trainable-false-in-fit", setup=_frozen_config,
          action=lambda ctx: ctx.fit(init=ctx.frozen, steps=1),
          check=_exits(2, r"frozen/config.json: field 'config.trainable' is False")),
@@ -469,7 +487,8 @@ CASES = [
          raises=MetadataError, match=r"metadata.json: not a valid JSON metadata file"),
     Case("8-metadata-symlinked-out-of-the-init", setup=lambda ctx: _metadata_symlinked(
         ctx, inside=False), action=lambda ctx: init_io.read_metadata(ctx.linked),
-         raises=MetadataError, match=r"metadata.json' is a symlink to .*notes.txt', outside"),
+         raises=MetadataError, match=r"metadata.json' is a symlink to .*notes.txt', outside",
+         check=_check_init_metadata_refused_too),
     Case("8-stale-part-file-in-the-cache", setup=_stale_part,
          action=lambda ctx: zoo.download("tiny"), check=_check_download_ignored_the_part,
          may_write=("cache/*",)),
