@@ -1,10 +1,15 @@
-"""Shared test helpers (keras-hub style): a TestCase with learnit_tf assertions, and the
-standard checks every signal kind runs (`KindTestCase`)."""
+"""Shared test helpers (keras-hub style): a TestCase with learnit_tf assertions, the
+standard checks every signal kind runs (`KindTestCase`), and helpers for tests that
+run meta-training in other processes and watch its `model_dir` (`train_log_rows`,
+`wait_for_logged_step`, `latest_checkpoint_step`)."""
 
+import csv
 import dataclasses
 import inspect
 import json
+import os
 import re
+import time
 
 import keras
 import numpy as np
@@ -17,6 +22,7 @@ from learnit_tf.meta.algorithms import MetaConfig
 from learnit_tf.meta.fit import Fitter
 from learnit_tf.meta.trainer import MetaTrainer
 from learnit_tf.models.functional import FunctionalModel
+from learnit_tf.train import LOG_FILE
 
 
 class TestCase(tf.test.TestCase, parameterized.TestCase):
@@ -337,3 +343,78 @@ class KindTestCase(TestCase):
         self.assertGreater(scores["meta"], scores["standard"] + min_psnr_gain,
                            f"meta init vs standard init on held-out {metric}: {scores}")
         return scores
+
+
+# ------------------------------------------------- watching a meta-training run's model_dir
+
+
+def train_log_rows(model_dir):
+    """The step rows of `model_dir/train_log.csv` (dicts of strings; [] if none yet).
+
+    Evaluation rows (no "seconds") are left out.
+    """
+    path = os.path.join(model_dir, LOG_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [row for row in csv.DictReader(f) if row.get("seconds")]
+
+
+def wait_for_logged_step(processes, model_dir, step, timeout=300.0, output=None, poll=0.02):
+    """Waits until the meta-training run in `model_dir` has logged `step` (or later).
+
+    Args:
+        processes: the `subprocess.Popen` (or a list of them) running the training; if
+            one exits first, the wait fails at once.
+        model_dir: the run's model directory (its train_log.csv is read).
+        step: the outer step to wait for.
+        timeout: seconds before giving up (the processes are then killed, so that a
+            failing test leaves none running).
+        output: optional callable() -> str, the processes' output, shown in a failure.
+
+    Raises:
+        AssertionError: a process exited before `step`, or `timeout` passed.
+    """
+    processes = list(processes) if isinstance(processes, (list, tuple)) else [processes]
+    describe = (lambda: "") if output is None else (lambda: ":\n" + output()[-3000:])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = train_log_rows(model_dir)
+        if rows and int(rows[-1]["step"]) >= step:
+            return
+        for process in processes:
+            if process.poll() is not None:
+                raise AssertionError(f"{process.args[:2]} exited ({process.returncode}) before "
+                                     f"step {step} was logged in {model_dir}{describe()}")
+        time.sleep(poll)
+    for process in processes:
+        process.kill()
+    raise AssertionError(f"Step {step} was not logged in {model_dir} within {timeout:g} s "
+                         f"(processes killed){describe()}")
+
+
+def latest_checkpoint_step(model_dir):
+    """The step of `model_dir`'s latest checkpoint, after checking that it is complete.
+
+    Reads `model_dir/checkpoints/checkpoint` (the CheckpointManager's state file) and
+    asserts that the checkpoint it names has its index and data files.
+
+    Raises:
+        AssertionError: no state file, or the latest checkpoint's files are missing.
+    """
+    directory = os.path.join(model_dir, "checkpoints")
+    state_path = os.path.join(directory, "checkpoint")
+    if not os.path.exists(state_path):
+        raise AssertionError(f"No checkpoint state file {state_path}.")
+    with open(state_path) as f:
+        state = f.read()
+    match = re.search(r'^model_checkpoint_path: "(.+)"$', state, re.M)
+    if match is None:
+        raise AssertionError(f"{state_path} names no checkpoint:\n{state}")
+    prefix = os.path.join(directory, match.group(1))
+    name = os.path.basename(prefix)
+    data = [f for f in os.listdir(directory) if f.startswith(name + ".data-")]
+    if not os.path.exists(prefix + ".index") or not data:
+        raise AssertionError(f"The latest checkpoint {prefix} is incomplete (index or data "
+                             f"file missing):\n{state}")
+    return int(re.fullmatch(r"ckpt-(\d+)", name).group(1))

@@ -18,7 +18,6 @@ on one device is checked in-process at the end of this file.
 
 import csv
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from learnit_tf import testing
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "meta_train.py"
@@ -73,37 +74,9 @@ def _output(model_dir):
     return Path(model_dir).with_suffix(".out").read_text()
 
 
-def _rows(model_dir):
-    path = Path(model_dir) / "train_log.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [row for row in csv.DictReader(f) if row.get("seconds")]
-
-
 def _wait_for_step(process, model_dir, step, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = _rows(model_dir)
-        if rows and int(rows[-1]["step"]) >= step:
-            return
-        if process.poll() is not None:
-            pytest.fail(f"meta_train exited ({process.returncode}) before step {step}:\n"
-                        f"{_output(model_dir)[-3000:]}")
-        time.sleep(0.02)
-    process.kill()
-    pytest.fail(f"meta_train did not reach step {step} in {timeout} s.")
-
-
-def _latest_checkpoint(model_dir):
-    """The step of the latest checkpoint, after checking that all its files exist."""
-    directory = Path(model_dir) / "checkpoints"
-    state = (directory / "checkpoint").read_text()
-    latest = re.search(r'^model_checkpoint_path: "(.+)"$', state, re.M).group(1)
-    prefix = directory / latest
-    assert prefix.with_name(prefix.name + ".index").exists(), state
-    assert list(directory.glob(prefix.name + ".data-*")), state
-    return int(re.fullmatch(r"ckpt-(\d+)", Path(latest).name).group(1))
+    testing.wait_for_logged_step(process, model_dir, step, timeout,
+                                 output=lambda: _output(model_dir))
 
 
 def _wait(process, model_dir, timeout=300):
@@ -128,7 +101,7 @@ def test_killed_and_terminated_runs_resume_with_the_same_losses(tmp_path):
     _wait_for_step(run, chain_dir, 3)
     run.send_signal(signal.SIGKILL)
     _wait(run, chain_dir)
-    killed_at = _latest_checkpoint(chain_dir)
+    killed_at = testing.latest_checkpoint_step(chain_dir)
     assert 1 <= killed_at < NUM_STEPS - 10, killed_at
 
     # 2. Restart on 2 replicas, then SIGTERM: the PreemptionCheckpointHandler saves at a
@@ -141,10 +114,10 @@ def test_killed_and_terminated_runs_resume_with_the_same_losses(tmp_path):
     assert run.returncode == 0, output[-3000:]
     assert f"Resumed from {chain_dir}/checkpoints/ckpt-{killed_at} at step {killed_at}." in output
     assert "PreemptionCheckpointHandler initialized" in output
-    terminated_at = _latest_checkpoint(chain_dir)
+    terminated_at = testing.latest_checkpoint_step(chain_dir)
     assert f"Stopped at step {terminated_at}; checkpoint saved." in output
     assert killed_at < terminated_at < NUM_STEPS, (killed_at, terminated_at)
-    assert int(_rows(chain_dir)[-1]["step"]) == terminated_at
+    assert int(testing.train_log_rows(chain_dir)[-1]["step"]) == terminated_at
 
     # 3. Restart on one device and finish.
     run = _start(chain_dir, data_dir)
@@ -157,7 +130,7 @@ def test_killed_and_terminated_runs_resume_with_the_same_losses(tmp_path):
 
     _wait(reference, reference_dir)
     assert reference.returncode == 0, _output(reference_dir)[-3000:]
-    expected, actual = _rows(reference_dir), _rows(chain_dir)
+    expected, actual = testing.train_log_rows(reference_dir), testing.train_log_rows(chain_dir)
     assert [int(r["step"]) for r in expected] == list(range(1, NUM_STEPS + 1))
     assert [int(r["step"]) for r in actual] == list(range(1, NUM_STEPS + 1))
     for step, (want, got) in enumerate(zip(expected, actual), start=1):

@@ -5,14 +5,12 @@ Tiny in-memory data (8×8 images, SIREN width 8) in graph mode, so each run take
 the signal tests run `meta_train` in a subprocess (a driver importing `tiny_kwargs`).
 """
 
-import csv
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gin
@@ -20,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from learnit_tf import evaluation, init_io
+from learnit_tf import evaluation, init_io, testing
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.metadata import SCHEMA_VERSION
 from learnit_tf.models import Siren
@@ -174,14 +172,6 @@ def test_of_two_runs_taking_over_a_stale_lock_one_wins(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _rows(model_dir):
-    path = Path(model_dir) / "train_log.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [row for row in csv.DictReader(f) if row.get("seconds")]
-
-
 DRIVER = """
 import sys
 sys.path.insert(0, {tests!r})
@@ -200,25 +190,12 @@ def _start_driver(tmp_path, model_dir):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for_step(process, model_dir, step, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = _rows(model_dir)
-        if rows and int(rows[-1]["step"]) >= step:
-            return
-        if process.poll() is not None:
-            pytest.fail(f"The run exited ({process.returncode}) before step {step}:\n"
-                        f"{process.stdout.read()}")
-        time.sleep(0.05)
-    process.kill()
-    pytest.fail(f"The run did not reach step {step} in {timeout} s.")
-
-
 def test_second_run_is_refused_and_ctrl_c_checkpoints_then_resumes(tmp_path, capsys):
     model_dir = tmp_path / "run"
     run = _start_driver(tmp_path, model_dir)
     try:
-        _wait_for_step(run, model_dir, 4)
+        testing.wait_for_logged_step(run, model_dir, 4, timeout=120,
+                                     output=run.stdout.read)
         with pytest.raises(ModelDirLockedError, match=rf"\(pid {run.pid} on host "
                            rf"{socket.gethostname()}, started "):
             meta_train(str(model_dir), **tiny_kwargs(num_steps=100000, stop_after_steps=1))
@@ -229,7 +206,7 @@ def test_second_run_is_refused_and_ctrl_c_checkpoints_then_resumes(tmp_path, cap
             run.kill()
             run.wait()
     assert run.returncode == 0, output
-    stopped = int(_rows(model_dir)[-1]["step"])
+    stopped = int(testing.train_log_rows(model_dir)[-1]["step"])
     assert f"Stopped at step {stopped}; checkpoint saved." in output, output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith(f"ckpt-{stopped}")
@@ -239,7 +216,8 @@ def test_second_run_is_refused_and_ctrl_c_checkpoints_then_resumes(tmp_path, cap
     assert (f"Resumed from {model_dir}/checkpoints/ckpt-{stopped} at step {stopped}."
             in capsys.readouterr().out)
     assert result["step"] == stopped + 2
-    assert [int(r["step"]) for r in _rows(model_dir)] == list(range(1, stopped + 3))
+    steps = [int(r["step"]) for r in testing.train_log_rows(model_dir)]
+    assert steps == list(range(1, stopped + 3))
 
 
 def _scalar_steps(tensorboard_dir, tag="train/loss"):
