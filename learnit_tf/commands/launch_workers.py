@@ -16,6 +16,10 @@ checkpoints at a step boundary and exits 0; re-running the same command resumes.
 
 On real hosts, run `scripts/meta_train.py` with the same flags on each host and a
 hand-written TF_CONFIG (`--print_tf_config --hosts=h1:port,h2:port` prints them).
+
+The launcher only starts processes: this module imports neither TensorFlow nor the
+learnit_tf package, and `scripts/launch_workers.py` loads it on its own, so the
+workers start at once instead of after a TensorFlow import.
 """
 
 import importlib.util
@@ -28,10 +32,10 @@ import sys
 import threading
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
-from learnit_tf import commands
-
+if "verbose" not in flags.FLAGS:  # Defined by learnit_tf.commands when imported from there.
+    flags.DEFINE_bool("verbose", False, "Show INFO logging.")
 flags.DEFINE_integer("num_workers", 2, "Number of worker processes (>= 1).")
 flags.DEFINE_string("host", "127.0.0.1", "Address the local workers listen on.")
 flags.DEFINE_list("hosts", None, "With --print_tf_config: the cluster's host:port list, worker "
@@ -204,7 +208,7 @@ def launch(args, num_workers, host="127.0.0.1", grace_seconds=60.0, env=None):
 
 
 def main(argv):
-    commands.configure_logging()
+    logging.set_verbosity(logging.INFO if FLAGS.verbose else logging.WARNING)
     args = argv[1:]
     if FLAGS.print_tf_config:
         addresses = FLAGS.hosts or [f"{FLAGS.host}:{p}"
