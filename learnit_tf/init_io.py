@@ -93,6 +93,7 @@ def save_init(model, directory, metadata=None, overwrite=False):
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.tmp-", dir=parent)
+    share_directory(tmp)  # mkdtemp creates 0700; an exported init/ is meant to be read by others.
     try:
         config = {"class_name": type(model).__name__, "config": model.get_config(),
                   "format_version": FORMAT_VERSION}

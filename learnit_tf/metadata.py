@@ -235,7 +235,7 @@ def algorithm_of(data):
 
 _FIELDS = ("schema_version", "signal_class", "kind", "task", "dataset", "algorithm",
            "hyperparameters", "steps", "wall_time_seconds", "num_replicas", "command",
-           "final_train_metrics", "library_versions", "evaluation")
+           "final_train_metrics", "library_versions", "evaluation", "fit_recipe")
 
 
 @dataclasses.dataclass
@@ -257,6 +257,9 @@ class InitMetadata(_DictAccess):
         final_train_metrics: metrics of the last training step.
         library_versions: library name -> version.
         evaluation: the evaluation summary (free-form object), or None.
+        fit_recipe: the test-time optimization that serves the init best
+            (`learnit_tf.meta.FitRecipe.to_dict()`), used by default by fit and
+            evaluate; None: the inner optimizer it was meta-trained with.
         extra: any other top-level keys, kept as read.
     """
 
@@ -274,6 +277,7 @@ class InitMetadata(_DictAccess):
     final_train_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
     library_versions: Dict[str, str] = dataclasses.field(default_factory=dict)
     evaluation: Optional[Dict[str, Any]] = None
+    fit_recipe: Optional[Dict[str, Any]] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -308,6 +312,8 @@ class InitMetadata(_DictAccess):
             "library_versions": dict(self.library_versions),
             "evaluation": _json_value(self.evaluation),
         })
+        if self.fit_recipe is not None:  # Absent rather than null: older readers ignore it.
+            out["fit_recipe"] = _json_value(self.fit_recipe)
         return out
 
     def kind_name(self):
@@ -362,6 +368,9 @@ def _top_level_fields(data, source, legacy):
         _optional(value, source, f"library_versions.{name}", "a string", _is_str)
     hyperparameters = data.get("hyperparameters")
     algorithm = algorithm_of(data) if legacy else data.get("algorithm")
+    recipe = _optional(data.get("fit_recipe"), source, "fit_recipe",
+                       'an object {"phases": [...]} (learnit_tf.meta.FitRecipe)',
+                       lambda v: _is_mapping(v) and isinstance(v.get("phases"), list))
     return {
         "signal_class": string("signal_class"), "kind": kind,
         "task": None if task is None else TaskSpec.from_dict(task, source),
@@ -378,6 +387,7 @@ def _top_level_fields(data, source, legacy):
                                   "an integer >= 1", _int_at_least(1)),
         "command": string("command"),
         "final_train_metrics": dict(metrics),
+        "fit_recipe": recipe,
         "library_versions": dict(versions),
         "evaluation": _optional(data.get("evaluation"), source, "evaluation", "an object",
                                 _is_mapping),

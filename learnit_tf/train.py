@@ -55,7 +55,9 @@ from learnit_tf import distribute, init_io, kinds
 from learnit_tf.data.pipeline import meta_batches, take_examples
 from learnit_tf.metadata import DatasetSpec, Hyperparameters, InitMetadata, TaskSpec
 from learnit_tf.models.functional import FunctionalModel
-from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer
+from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer, MetaConfig, MetaTrainer
+from learnit_tf.meta.trainer import outer_schedule
+from learnit_tf.models.inner_rates import normalize_spec
 
 LOG_FILE = "train_log.csv"
 LOG_COLUMNS = ("step", "loss", "inner_loss_first", "seconds")
@@ -225,6 +227,13 @@ class RunConfig:
     strategy: Any = None
     show_progress: bool = True
     stop_after_steps: Optional[int] = None
+    inner_rates: Any = None
+    inner_rate_bounds: Any = (0.0, 1.0)
+    outer_warmup_steps: int = 0
+    outer_decay: str = "constant"
+    outer_final_fraction: float = 0.1
+    clip_global_norm: Optional[float] = None
+    max_skipped_steps: int = 0
 
     def __post_init__(self):
         if not isinstance(self.model_dir, (str, os.PathLike)) or not str(self.model_dir):
@@ -236,12 +245,21 @@ class RunConfig:
                                            f"{getattr(self, name)!r}.")
         for name, minimum in (("num_steps", 1), ("inner_steps", 1), ("meta_batch_size", 1),
                               ("checkpoint_every", 1), ("eval_every", 0),
-                              ("num_eval_examples", 0), ("max_checkpoints", 1), ("seed", 0)):
+                              ("num_eval_examples", 0), ("max_checkpoints", 1), ("seed", 0),
+                              ("outer_warmup_steps", 0), ("max_skipped_steps", 0)):
             object.__setattr__(self, name, _integer(name, getattr(self, name), minimum))
         object.__setattr__(self, "stop_after_steps",
                            _integer("stop_after_steps", self.stop_after_steps, 1, optional=True))
         for name in ("inner_learning_rate", "outer_learning_rate"):
             object.__setattr__(self, name, _positive_number(name, getattr(self, name)))
+        if self.clip_global_norm is not None:
+            object.__setattr__(self, "clip_global_norm",
+                               _positive_number("clip_global_norm", self.clip_global_norm))
+        try:
+            object.__setattr__(self, "inner_rates", self.inner_rates_spec)
+            self.outer_learning_rate_schedule  # pylint: disable=pointless-statement
+        except ValueError as e:
+            raise MetaTrainConfigError(f"meta_train: {e}") from e
         for name in ("train_split", "eval_split"):
             if not isinstance(getattr(self, name), str):
                 raise MetaTrainConfigError(f"meta_train.{name} must be a split name (string), "
@@ -261,6 +279,23 @@ class RunConfig:
                               remat=bool(self.remat))
         except (ValueError, TypeError) as e:
             raise MetaTrainConfigError(f"meta_train: {e}") from e
+
+    @property
+    def inner_rates_spec(self):
+        """The model's inner-rates spec (Meta-SGD) or None; rates start at the inner lr."""
+        if self.inner_rates is None:
+            return None
+        spec = self.inner_rates
+        if isinstance(spec, str):
+            spec = {"granularity": spec, "initial": self.inner_learning_rate,
+                    "bounds": list(self.inner_rate_bounds)}
+        return normalize_spec(spec, name="meta_train.inner_rates")
+
+    @property
+    def outer_learning_rate_schedule(self):
+        return outer_schedule(self.outer_learning_rate, self.num_steps,
+                              warmup_steps=self.outer_warmup_steps, decay=self.outer_decay,
+                              final_fraction=self.outer_final_fraction)
 
     @property
     def dataset_name(self):
@@ -549,13 +584,36 @@ class MetaTrainRunner:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         with self.strategy.scope():
-            self.model = config.model_fn(seed=config.seed)
-            self.trainer = MetaTrainer(self.model, config.task, self.meta_config,
-                                       config.outer_learning_rate,
-                                       jit_compile=config.jit_compile, strategy=self.strategy)
+            self.model = self.build_model()
+            try:
+                self.trainer = MetaTrainer(
+                    self.model, config.task, self.meta_config,
+                    config.outer_learning_rate_schedule, jit_compile=config.jit_compile,
+                    strategy=self.strategy, clip_global_norm=config.clip_global_norm,
+                    skip_nonfinite=config.max_skipped_steps > 0)
+            except ValueError as e:
+                raise MetaTrainConfigError(f"meta_train: {e}") from e
             self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.skipped_var = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                           name="skipped_steps")
             self.seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                            name="train_seconds")
+
+    def build_model(self):
+        """model_fn(seed=...), with inner_rates=... when Meta-SGD rates are learned."""
+        config = self.config
+        if config.inner_rates is None:
+            return config.model_fn(seed=config.seed)
+        try:
+            return config.model_fn(seed=config.seed, inner_rates=config.inner_rates)
+        except TypeError as e:
+            if "inner_rates" not in str(e):
+                raise
+            raise MetaTrainConfigError(
+                f"meta_train.inner_rates is set, but meta_train.model_fn "
+                f"{getattr(config.model_fn, '__name__', config.model_fn)!r} takes no "
+                "inner_rates argument (learnit_tf's Siren, FourierFeatureMLP and NerfMLP "
+                "do).") from e
 
     def make_batches(self):
         return meta_batches(self.config.dataset_fn(split=self.config.train_split),
@@ -567,6 +625,8 @@ class MetaTrainRunner:
         latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
         state = {"model": self.model, "optimizer": self.trainer.optimizer,
                  "step": self.step_var, "seconds": self.seconds_var}
+        if config.max_skipped_steps:  # Only then: older checkpoints still restore.
+            state["skipped"] = self.skipped_var
         # One replica: the input iterator is saved with the model (O(1) resume). Several
         # replicas (or a checkpoint saved without an iterator): skip consumed batches.
         self.iterator = None
@@ -617,7 +677,10 @@ class MetaTrainRunner:
         if config.eval_every and config.num_eval_examples:
             self.eval_examples = take_examples(config.dataset_fn(split=config.eval_split),
                                                config.num_eval_examples, seed=config.seed + 1)
-            self.eval_fitter = Fitter(self.model, config.task, self.meta_config.inner_optimizer,
+            optimizer = self.meta_config.inner_optimizer
+            if self.trainer.rates_layer is not None:  # Held-out fits step as training does.
+                optimizer = FitRecipe((FitPhase(optimizer, learned_rates=True),))
+            self.eval_fitter = Fitter(self.model, config.task, optimizer,
                                       steps_per_call=self.meta_config.inner_steps,
                                       jit_compile=config.jit_compile)
 
@@ -654,8 +717,23 @@ class MetaTrainRunner:
         return False
 
     def train_step(self, batch):
-        """One outer step; the metrics as floats (NonFiniteLossError if any is not finite)."""
+        """One outer step; the metrics as floats (NonFiniteLossError if any is not finite,
+        unless the step was skipped and fewer than max_skipped_steps were)."""
         metrics = {k: float(v) for k, v in self.trainer.train_step(batch).items()}
+        if metrics.pop("skipped", 0.0):
+            self.skipped_var.assign_add(1)
+            skipped = int(self.skipped_var.numpy())
+            print(f"\nStep {self.step + 1}: non-finite meta-gradient, skipped (weights "
+                  f"unchanged; {skipped} of at most {self.config.max_skipped_steps} skipped).")
+            if skipped > self.config.max_skipped_steps:
+                raise NonFiniteLossError(
+                    f"{skipped} non-finite steps (more than meta_train.max_skipped_steps="
+                    f"{self.config.max_skipped_steps}) at step {self.step + 1}; stopping. The "
+                    f"last good checkpoint ({self.manager.latest_checkpoint}) is intact; "
+                    "lower the learning rates.")
+            self.step += 1
+            self.step_var.assign(self.step)
+            return metrics
         if not all(math.isfinite(v) for v in metrics.values()):
             raise NonFiniteLossError(
                 f"Non-finite meta-training metrics {metrics} at step {self.step + 1}; stopping. "
@@ -733,6 +811,20 @@ class MetaTrainRunner:
         print(f"\nExported init to {init_dir}")
         return init_dir
 
+    def recipe_metadata(self):
+        """The training recipe beyond the classic hyperparameters (JSON-ready)."""
+        config = self.config
+        extra = {"outer_schedule": {"warmup_steps": config.outer_warmup_steps,
+                                    "decay": config.outer_decay,
+                                    "final_fraction": config.outer_final_fraction},
+                 "clip_global_norm": config.clip_global_norm,
+                 "max_skipped_steps": config.max_skipped_steps,
+                 "skipped_steps": int(self.skipped_var.numpy())}
+        layer = self.trainer.rates_layer
+        if layer is not None:
+            extra["inner_rates"] = dict(layer.spec, learned=layer.summary_stats())
+        return extra
+
     def init_metadata(self):
         """The exported init's `InitMetadata`."""
         config = self.config
@@ -752,7 +844,8 @@ class MetaTrainRunner:
                 inner_learning_rate=config.inner_learning_rate, outer_optimizer="adam",
                 outer_learning_rate=config.outer_learning_rate,
                 meta_batch_size=config.meta_batch_size, seed=config.seed,
-                remat=bool(config.remat), share_first_forward=bool(config.share_first_forward)),
+                remat=bool(config.remat), share_first_forward=bool(config.share_first_forward),
+                extra=self.recipe_metadata()),
             steps=int(self.step), wall_time_seconds=round(float(self.seconds_var.numpy()), 1),
             num_replicas=self.replicas,
             command=" ".join([os.path.basename(sys.executable)] + sys.argv),
@@ -784,7 +877,14 @@ def meta_train(model_dir,
                signal_class=None,
                strategy=None,
                show_progress=True,
-               stop_after_steps=None):
+               stop_after_steps=None,
+               inner_rates=None,
+               inner_rate_bounds=(0.0, 1.0),
+               outer_warmup_steps=0,
+               outer_decay="constant",
+               outer_final_fraction=0.1,
+               clip_global_norm=None,
+               max_skipped_steps=0):
     """Meta-trains an init and exports it to `model_dir/init/` (a `MetaTrainRunner` run).
 
     Args:
@@ -821,6 +921,18 @@ def meta_train(model_dir,
         show_progress: print a progress bar with ETA.
         stop_after_steps: stop (with a checkpoint) after this many steps in this run,
             as if preempted; for tests and time-sliced jobs.
+        inner_rates: Meta-SGD: learn the inner learning rates with the init, per
+            "parameter", "tensor" or "layer" (starting at inner_learning_rate; MAML or
+            first-order MAML with inner SGD). They are saved in the init's weights and
+            used by fit and evaluate.
+        inner_rate_bounds: [low, high] the learned rates are clipped to.
+        outer_warmup_steps: linear warm-up of the outer learning rate from 0.
+        outer_decay: "constant" or "cosine" (to outer_final_fraction * the rate at
+            num_steps).
+        outer_final_fraction: see outer_decay.
+        clip_global_norm: clip the outer gradients' global norm (None: no clipping).
+        max_skipped_steps: one replica: skip up to this many steps whose meta-gradient
+            is not finite (weights unchanged) before stopping; 0 stops at the first.
 
     Returns:
         dict with "init_dir" (None if stopped early), "step", "log" (path) and the last metrics.

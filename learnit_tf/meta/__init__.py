@@ -1,12 +1,12 @@
-"""Meta-learning (MAML, first-order MAML, Reptile) and test-time fitting.
+"""Meta-learning (MAML, first-order MAML, Reptile, Meta-SGD rates) and test-time fitting.
 
 Pure functions of weights and batches; no I/O.
 """
 
 from learnit_tf.meta.algorithms import ALGORITHMS, MetaConfig, meta_gradients
-from learnit_tf.meta.fit import FitResult, Fitter, fit
+from learnit_tf.meta.fit import FitPhase, FitRecipe, FitResult, Fitter, fit
 from learnit_tf.meta.inner import InnerOptimizer, adapt
-from learnit_tf.meta.trainer import MetaTrainer
+from learnit_tf.meta.trainer import MetaTrainer, outer_schedule
 
-__all__ = ["ALGORITHMS", "MetaConfig", "meta_gradients", "FitResult", "Fitter", "fit",
-           "InnerOptimizer", "adapt", "MetaTrainer"]
+__all__ = ["ALGORITHMS", "MetaConfig", "meta_gradients", "FitPhase", "FitRecipe", "FitResult",
+           "Fitter", "fit", "InnerOptimizer", "adapt", "MetaTrainer", "outer_schedule"]

@@ -21,6 +21,11 @@ Two options trade nothing in results (tests check each against the plain path):
   meta-batch's examples one after another, so that memory stays bounded when K
   grows, for about one extra forward/backward per step.
 
+Meta-SGD (Li et al. 2017): with learned inner learning rates (`rates`, held by the
+model: `learnit_tf.models.inner_rates`) the inner SGD steps with them and they get
+a meta-gradient too: exact through the unrolled loop for MAML, with the inner
+gradients held constant for first-order MAML (then d adapted/d rate = -sum_k g_k).
+
 `vectorize` replaces the unrolled loop over the meta-batch by one `tf.vectorized_map`
 (pfor) over its examples: the graph no longer grows with the meta-batch (the loop-
 invariant first forward pass is computed once by pfor itself). Same results to
@@ -28,6 +33,7 @@ round-off (tests/test_distribute.py); whether it is faster is measured in
 benchmarks/meta_batch.py (benchmarks/README.md), which set its default.
 """
 
+import contextlib
 import dataclasses
 
 import tensorflow as tf
@@ -87,10 +93,26 @@ def _example(meta_batch, i):
     return tf.nest.map_structure(lambda t: t[i], meta_batch)
 
 
-def _adapt_example(config, task, fmodel, weights, example, differentiable, first_step=None):
+def _adapt_example(config, task, fmodel, weights, example, differentiable, first_step=None,
+                   rates=None, first_order=False):
     loss_fn = lambda ws, step: task.inner_loss(fmodel, ws, example, step)  # noqa: E731
     return adapt(loss_fn, weights, config.inner_steps, config.inner_optimizer, differentiable,
-                 remat=config.remat, first_step=first_step)
+                 remat=config.remat, first_step=first_step, rates=rates,
+                 first_order=first_order)
+
+
+def check_learned_rates(config):
+    """Raises ValueError if `config` cannot learn inner rates (Meta-SGD)."""
+    if config.algorithm == "reptile":
+        raise ValueError("Learned inner learning rates (Meta-SGD) need a meta-gradient: use "
+                         "algorithm 'maml' or 'fomaml' (Reptile's update has none for them), "
+                         "or a model without inner_rates.")
+    if config.inner_optimizer.name != "sgd":
+        raise ValueError("Learned inner learning rates (Meta-SGD) step with SGD; inner "
+                         f"optimizer is {config.inner_optimizer.name!r}.")
+    if config.vectorize and config.algorithm != "maml":
+        raise ValueError("vectorize with learned inner learning rates is implemented for "
+                         "'maml' only.")
 
 
 def _outer_loss(config, task, fmodel, weights, example):
@@ -119,7 +141,7 @@ def _shared_first_steps(config, task, fmodel, weights, examples):
     return first_steps
 
 
-def meta_gradients(config, task, fmodel, weights, meta_batch):
+def meta_gradients(config, task, fmodel, weights, meta_batch, rates=None, rate_index=None):
     """Outer gradients for one meta-batch.
 
     Args:
@@ -128,13 +150,25 @@ def meta_gradients(config, task, fmodel, weights, meta_batch):
         fmodel: a `FunctionalModel`.
         weights: list of tensors, the current init θ.
         meta_batch: dict of tensors with a static leading meta-batch dimension.
+        rates: optional learned inner learning rates (Meta-SGD): a list of tensors,
+            meta-learned with θ (MAML: exact; first-order MAML: the trajectory's
+            inner gradients held constant).
+        rate_index: with `rates`, the rate of each weight tensor (`rates[rate_index[j]]`
+            is broadcast to `weights[j]`; default: one rate per weight).
 
     Returns:
-        (gradients: list like `weights`, metrics: dict with "loss" (mean outer loss
-        after adaptation) and "inner_loss_first" (mean step-0 inner loss)).
+        (gradients: list like `weights` (followed by one per rate with `rates`),
+        metrics: dict with "loss" (mean outer loss after adaptation) and
+        "inner_loss_first" (mean step-0 inner loss)).
     """
     weights = [tf.convert_to_tensor(w) for w in weights]
     n = meta_batch_size(meta_batch)
+    if rates is not None:
+        check_learned_rates(config)
+        return _meta_sgd_gradients(config, task, fmodel, weights, meta_batch,
+                                   [tf.convert_to_tensor(r) for r in rates],
+                                   list(range(len(weights))) if rate_index is None
+                                   else list(rate_index))
     if config.vectorize:
         return _vectorized_meta_gradients(config, task, fmodel, weights, meta_batch)
     examples = [_example(meta_batch, i) for i in range(n)]
@@ -231,3 +265,62 @@ def _vectorized_meta_gradients(config, task, fmodel, weights, meta_batch):
     metrics = {"loss": meta_loss, "inner_loss_first": tf.reduce_mean(tf.cast(first_losses,
                                                                              tf.float32))}
     return grads, metrics
+
+
+def _meta_sgd_gradients(config, task, fmodel, weights, meta_batch, rates, rate_index):
+    """`meta_gradients` with learned inner rates: gradients of weights then rates."""
+    n = meta_batch_size(meta_batch)
+    params = list(weights) + list(rates)
+    per_weight = lambda rs: [rs[i] for i in rate_index]  # noqa: E731
+    first_order = config.algorithm == "fomaml"
+    if config.vectorize:  # MAML (check_learned_rates).
+        def per_example(example):
+            adapted, losses = _adapt_example(config, task, fmodel, weights, example, True,
+                                             rates=per_weight(rates))
+            return task.outer_loss(fmodel, adapted, example), losses[0]
+
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            outer_losses, first_losses = tf.vectorized_map(per_example, meta_batch)
+            meta_loss = tf.reduce_mean(outer_losses)
+        grads = tape.gradient(meta_loss, params)
+        return grads, {"loss": meta_loss,
+                       "inner_loss_first": tf.reduce_mean(tf.cast(first_losses, tf.float32))}
+    examples = [_example(meta_batch, i) for i in range(n)]
+    sequential = config.remat or first_order
+    grads = [tf.zeros_like(p) for p in params]
+    outer_losses, first_losses = [], []
+    with contextlib.nullcontext() if sequential else tf.GradientTape() as batch_tape:
+        if batch_tape is not None:
+            batch_tape.watch(params)
+        shared = None if config.remat else _shared_first_steps(config, task, fmodel, weights,
+                                                                examples)
+        for i, example in enumerate(examples):
+            first_step = shared[i] if shared else None
+            if sequential:
+                # One example's graph at a time (remat: bounded memory; first order: its
+                # own small tape); a data dependency orders the examples, as in remat MAML.
+                start = params
+                if i and config.remat:
+                    dep = data_dependency(grads)
+                    start = [p + tf.cast(dep, p.dtype) for p in params]
+                with tf.GradientTape() as tape:
+                    tape.watch(start)
+                    ws, rs = start[:len(weights)], start[len(weights):]
+                    if first_step is not None:
+                        first_step = (tf.stop_gradient(first_step[0]),
+                                      [tf.stop_gradient(g) for g in first_step[1]])
+                    adapted, losses = _adapt_example(config, task, fmodel, ws, example, True,
+                                                     first_step, per_weight(rs), first_order)
+                    outer = _outer_loss(config, task, fmodel, adapted, example)
+                grads = [g + eg / n for g, eg in zip(grads, tape.gradient(outer, start))]
+            else:
+                adapted, losses = _adapt_example(config, task, fmodel, weights, example, True,
+                                                 first_step, per_weight(rates))
+                outer = _outer_loss(config, task, fmodel, adapted, example)
+            outer_losses.append(outer)
+            first_losses.append(losses[0])
+        meta_loss = tf.add_n(outer_losses) / n
+    if not sequential:
+        grads = batch_tape.gradient(meta_loss, params)
+    return grads, {"loss": meta_loss, "inner_loss_first": tf.add_n(first_losses) / n}

@@ -3,18 +3,132 @@
 `Fitter` compiles a chunk of optimizer steps into one `tf.function` call (a
 `tf.while_loop` that records the loss and the task's metrics before every step;
 XLA with an accelerator, graph mode on CPU: see `learnit_tf.meta.compile`), so
-fitting for thousands of steps costs one dispatch per chunk, not per step.
+fitting for thousands of steps costs one dispatch per chunk, not per step. Every
+weight, constant (e.g. a Fourier matrix) and learned rate is an argument of the
+compiled function, never a captured variable, so one `Fitter` serves every model of
+the same architecture: `fit` keeps the fitters it built and reuses them.
+
+What to fit with is an `InnerOptimizer` or a `FitRecipe`: phases of optimizers, e.g.
+an init's meta-learned inner steps (with its learned Meta-SGD rates) followed by Adam
+for the long run.
 """
 
+import collections
 import dataclasses
+import json
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
-from learnit_tf.models.functional import FunctionalModel
+from learnit_tf.models.functional import BoundFunctionalModel
+from learnit_tf.models.inner_rates import inner_rates_of
+
+
+@dataclasses.dataclass(frozen=True)
+class FitPhase:
+    """`steps` optimizer steps (None: until the end of the fit) with `optimizer`;
+    `learned_rates`: step with the model's meta-learned inner rates (SGD)."""
+
+    optimizer: InnerOptimizer
+    steps: Optional[int] = None
+    learned_rates: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.optimizer, InnerOptimizer):
+            raise ValueError(f"FitPhase.optimizer must be an InnerOptimizer, got "
+                             f"{self.optimizer!r}.")
+        if self.steps is not None and (isinstance(self.steps, bool) or int(self.steps) < 1):
+            raise ValueError(f"FitPhase.steps must be None or >= 1, got {self.steps!r}.")
+        if self.learned_rates and self.optimizer.name != "sgd":
+            raise ValueError("A phase with learned_rates steps with SGD, got "
+                             f"{self.optimizer.name!r}.")
+
+    def describe(self):
+        rate = "learned rates" if self.learned_rates else f"{self.optimizer.learning_rate:g}"
+        return f"{self.optimizer.name}({rate})" + ("" if self.steps is None else
+                                                  f"x{self.steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitRecipe:
+    """Test-time optimization in phases (the last one runs to the end).
+
+    Example:
+
+    >>> recipe = FitRecipe((FitPhase(InnerOptimizer("sgd", 1e-2), steps=2, learned_rates=True),
+    ...                     FitPhase(InnerOptimizer("adam", 1e-4))))
+    >>> recipe.name
+    'sgd(learned rates)x2 then adam(0.0001)'
+    >>> FitRecipe.from_dict(recipe.to_dict()) == recipe
+    True
+    """
+
+    phases: tuple
+
+    def __post_init__(self):
+        phases = tuple(self.phases)
+        if not phases or not all(isinstance(p, FitPhase) for p in phases):
+            raise ValueError(f"A FitRecipe needs one or more FitPhase, got {self.phases!r}.")
+        if any(p.steps is None for p in phases[:-1]):
+            raise ValueError("Only the last phase of a FitRecipe may run to the end "
+                             "(steps=None).")
+        object.__setattr__(self, "phases", phases)
+
+    @classmethod
+    def of(cls, optimizer):
+        """`optimizer` as a recipe (a FitRecipe is returned as it is)."""
+        if isinstance(optimizer, FitRecipe):
+            return optimizer
+        return cls((FitPhase(optimizer),))
+
+    @property
+    def name(self):
+        """A readable description (report rows)."""
+        return " then ".join(p.describe() for p in self.phases)
+
+    @property
+    def learning_rate(self):
+        """The last phase's optimizer learning rate (report rows; with learned rates, the
+        rate they started from in meta-training)."""
+        return self.phases[-1].optimizer.learning_rate
+
+    def describe(self):
+        return self.name
+
+    def record(self):
+        """JSON-ready record for metadata and reports."""
+        return {"optimizer": self.name, "fit_recipe": self.to_dict()}
+
+    def boundaries(self, steps):
+        """[(start, end, phase index)] covering steps 0..steps."""
+        out, start = [], 0
+        for i, phase in enumerate(self.phases):
+            end = steps if phase.steps is None else min(steps, start + int(phase.steps))
+            if end > start:
+                out.append((start, end, i))
+            start = end
+        if start < steps:  # The last phase has a step count: it continues to the end.
+            out.append((start, steps, len(self.phases) - 1))
+        return out
+
+    def to_dict(self):
+        return {"phases": [{"optimizer": dataclasses.asdict(p.optimizer), "steps": p.steps,
+                            "learned_rates": p.learned_rates} for p in self.phases]}
+
+    @classmethod
+    def from_dict(cls, data, source="fit_recipe"):
+        try:
+            return cls(tuple(FitPhase(InnerOptimizer(**p["optimizer"]), p.get("steps"),
+                                      bool(p.get("learned_rates", False)))
+                             for p in data["phases"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{source}: not a fit recipe ({type(e).__name__}: {e}); expected "
+                             '{"phases": [{"optimizer": {"name": ..., "learning_rate": ...}, '
+                             '"steps": N or null, "learned_rates": bool}, ...]}.') from None
 
 
 @dataclasses.dataclass
@@ -45,11 +159,12 @@ class Fitter:
     """Fits examples of one task from given weights with a functional optimizer.
 
     Args:
-        model: a built Keras coordinate network (its architecture; weights are
-            passed explicitly to `fit`).
+        model: a built Keras coordinate network (its architecture; by default its
+            weights, constants and learned rates are what `fit` starts from).
         task: a `learnit_tf.tasks.Task`.
         optimizer: an `InnerOptimizer` (paper: SGD 1e-2 from the meta init, Adam 1e-4
-            from a standard init).
+            from a standard init) or a `FitRecipe` (phases; a phase with
+            `learned_rates` needs a model built with `inner_rates`).
         steps_per_call: steps compiled into one call.
         jit_compile: compile with XLA (True), graph mode (False) or "auto" (XLA only
             with an accelerator; see `learnit_tf.meta.compile`).
@@ -57,32 +172,56 @@ class Fitter:
 
     def __init__(self, model, task, optimizer=InnerOptimizer("sgd", 1e-2), steps_per_call=100,
                  jit_compile="auto"):
-        self.fmodel = FunctionalModel(model)
+        if not model.built:
+            raise ValueError(f"Model {model.name!r} must be built before fitting.")
+        self.model = model
         self.task = task
+        self.recipe = FitRecipe.of(optimizer)
         self.optimizer = optimizer
+        if (any(p.learned_rates for p in self.recipe.phases)
+                and inner_rates_of(model) is None):
+            raise ValueError(f"The fit recipe {self.recipe.name!r} steps with learned inner "
+                             f"rates, but model {model.name!r} has none (it was not built "
+                             "with inner_rates).")
         self.steps_per_call = int(steps_per_call)
+        self.trace_count = 0  # Python-side traces of the compiled chunk (tests count them).
         jit_compile = resolve_jit_compile(jit_compile)
-        self._chunk = tf.function(self._run_chunk, jit_compile=jit_compile,
-                                  reduce_retracing=True)
+        self._chunks = [tf.function(self._chunk_for(phase), jit_compile=jit_compile,
+                                    reduce_retracing=True) for phase in self.recipe.phases]
         self._metrics = tf.function(self._final_metrics, jit_compile=jit_compile,
                                     reduce_retracing=True)
 
-    def _final_metrics(self, weights, example):
-        return self.task.metrics(self.fmodel, weights, example)
+    @property
+    def fmodel(self):
+        """The model as a function of its weights (constants read from the model)."""
+        return BoundFunctionalModel(self.model)
 
-    def _run_chunk(self, weights, state, example, start, num_steps):
-        names = sorted(self.task.metrics(self.fmodel, weights, example).keys())
+    def _final_metrics(self, weights, non_trainable, example):
+        return self.task.metrics(BoundFunctionalModel(self.model, non_trainable), weights,
+                                 example)
+
+    def _chunk_for(self, phase):
+        def chunk(weights, state, example, start, num_steps, non_trainable, rates):
+            return self._run_chunk(phase, weights, state, example, start, num_steps,
+                                   non_trainable, rates)
+        return chunk
+
+    def _run_chunk(self, phase, weights, state, example, start, num_steps, non_trainable,
+                   rates):
+        self.trace_count += 1
+        fmodel = BoundFunctionalModel(self.model, non_trainable)
+        names = sorted(self.task.metrics(fmodel, weights, example).keys())
+        rates = list(rates) if phase.learned_rates else None
 
         def body(k, ws, st, losses, mets):
             with tf.GradientTape() as tape:
                 tape.watch(ws)
-                loss = self.task.inner_loss(self.fmodel, ws, example, start + k)
+                loss = self.task.inner_loss(fmodel, ws, example, start + k)
             grads = tape.gradient(loss, ws)
             # Reuse the training loss when it already is the metric's MSE (saves a forward).
-            m = self.task.metrics_from_inner_loss(loss) or self.task.metrics(
-                self.fmodel, ws, example)
+            m = self.task.metrics_from_inner_loss(loss) or self.task.metrics(fmodel, ws, example)
             mets = [ta.write(k, tf.cast(m[n], tf.float32)) for ta, n in zip(mets, names)]
-            ws, st = self.optimizer.apply(ws, grads, st)
+            ws, st = phase.optimizer.apply(ws, grads, st, rates)
             return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32)), mets
 
         _, weights, state, losses, mets = tf.while_loop(
@@ -92,7 +231,17 @@ class Fitter:
              [tf.TensorArray(tf.float32, size=num_steps) for _ in names]))
         return weights, state, losses.stack(), {n: ta.stack() for n, ta in zip(names, mets)}
 
-    def fit(self, example, steps, weights=None, progress=None, snapshot_steps=()):
+    def _model_state(self, model):
+        """(non-trainable tensors, per-weight learned rates or []) of `model`."""
+        non_trainable = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
+        layer = inner_rates_of(model)
+        rates = [] if layer is None else [tf.convert_to_tensor(r) for r in layer.per_weight()]
+        if any(p.learned_rates for p in self.recipe.phases) and not rates:
+            raise ValueError(f"The fit recipe {self.recipe.name!r} steps with learned inner "
+                             f"rates, but model {model.name!r} has none.")
+        return non_trainable, rates
+
+    def fit(self, example, steps, weights=None, progress=None, snapshot_steps=(), model=None):
         """Fits `example` for `steps` steps.
 
         Args:
@@ -102,6 +251,8 @@ class Fitter:
             progress: optional callable(step_done, total_steps) for progress display.
             snapshot_steps: steps at which to keep a copy of the weights (e.g. for
                 reconstruction grids); exact, since chunks end at those steps.
+            model: take the starting weights, constants and learned rates from this
+                model (same architecture as the Fitter's) instead of the Fitter's own.
 
         Returns:
             A `FitResult` with curves of length `steps + 1`.
@@ -112,27 +263,32 @@ class Fitter:
         self.task.validate_example(example)
         example = tf.nest.map_structure(tf.convert_to_tensor, example)
         start_time = time.perf_counter()
+        model = self.model if model is None else model
+        non_trainable, rates = self._model_state(model)
         weights = [tf.convert_to_tensor(w) for w in (
-            weights if weights is not None else self.fmodel.initial_weights())]
-        state = self.optimizer.init_state(weights)
+            weights if weights is not None else model.trainable_variables)]
         losses, curves = [], {}
         snapshot_steps = sorted({int(k) for k in snapshot_steps if 0 <= int(k) <= steps})
         snapshots = {0: weights} if 0 in snapshot_steps else {}
-        done = 0
-        while done < steps:
-            n = min([self.steps_per_call, steps - done] +
-                    [k - done for k in snapshot_steps if k > done])
-            weights, state, chunk_losses, chunk_metrics = self._chunk(
-                weights, state, example, tf.constant(done, tf.int32), tf.constant(n, tf.int32))
-            losses.append(chunk_losses.numpy())
-            for name, values in chunk_metrics.items():
-                curves.setdefault(name, []).append(values.numpy())
-            done += n
-            if done in snapshot_steps:
-                snapshots[done] = weights
-            if progress is not None:
-                progress(done, steps)
-        final = {k: float(v) for k, v in self._metrics(weights, example).items()}
+        for phase_start, phase_end, index in self.recipe.boundaries(steps):
+            # A new phase starts its optimizer afresh (e.g. Adam after the inner steps).
+            state = self.recipe.phases[index].optimizer.init_state(weights)
+            done = phase_start
+            while done < phase_end:
+                n = min([self.steps_per_call, phase_end - done] +
+                        [k - done for k in snapshot_steps if k > done])
+                weights, state, chunk_losses, chunk_metrics = self._chunks[index](
+                    weights, state, example, tf.constant(done, tf.int32),
+                    tf.constant(n, tf.int32), non_trainable, rates)
+                losses.append(chunk_losses.numpy())
+                for name, values in chunk_metrics.items():
+                    curves.setdefault(name, []).append(values.numpy())
+                done += n
+                if done in snapshot_steps:
+                    snapshots[done] = weights
+                if progress is not None:
+                    progress(done, steps)
+        final = {k: float(v) for k, v in self._metrics(weights, non_trainable, example).items()}
         metrics = {name: np.concatenate(curves.get(name, []) + [np.array([value], np.float32)])
                    for name, value in final.items()}
         all_losses = np.concatenate(losses + [np.array([final.get("loss", np.nan)], np.float32)])
@@ -140,9 +296,30 @@ class Fitter:
                          seconds=time.perf_counter() - start_time, snapshots=snapshots)
 
 
+_FITTERS = collections.OrderedDict()  # Fitters built by `fit`, most recently used last.
+_MAX_FITTERS = 8
+
+
+def _fitter_key(model, task, optimizer, jit_compile):
+    """What a compiled fit step depends on: architecture, task, recipe, compilation."""
+    # Name and seed change no compiled computation (weights and constants are arguments).
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "seed")}
+    try:
+        task_config = json.dumps(task.get_config(), sort_keys=True, default=repr)
+    except (AttributeError, TypeError, NotImplementedError):
+        return None  # A task without a config cannot be matched: no reuse.
+    return (type(model).__name__, json.dumps(config, sort_keys=True, default=repr),
+            type(task).__name__, task_config, repr(FitRecipe.of(optimizer)),
+            resolve_jit_compile(jit_compile))
+
+
 def fit(model, task, example, steps, optimizer=InnerOptimizer("sgd", 1e-2), weights=None,
         jit_compile="auto"):
     """Fits one example from `model`'s weights (or `weights`). See `Fitter.fit`.
+
+    The compiled step is reused across calls with the same architecture, task and
+    optimizer (the last 8 such fitters are kept), so fitting a folder of signals one
+    call at a time traces once.
 
     Example:
 
@@ -153,4 +330,14 @@ def fit(model, task, example, steps, optimizer=InnerOptimizer("sgd", 1e-2), weig
     >>> result.psnr.shape
     (3,)
     """
-    return Fitter(model, task, optimizer, jit_compile=jit_compile).fit(example, steps, weights)
+    key = _fitter_key(model, task, optimizer, jit_compile)
+    fitter = _FITTERS.get(key) if key is not None else None
+    if fitter is None:
+        fitter = Fitter(model, task, optimizer, jit_compile=jit_compile)
+        if key is not None:
+            _FITTERS[key] = fitter
+            while len(_FITTERS) > _MAX_FITTERS:
+                _FITTERS.popitem(last=False)
+    else:
+        _FITTERS.move_to_end(key)
+    return fitter.fit(example, steps, weights, model=model)

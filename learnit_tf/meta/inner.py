@@ -41,6 +41,14 @@ class InnerOptimizer:
         if not self.learning_rate > 0:
             raise ValueError(f"Inner learning_rate must be > 0, got {self.learning_rate}.")
 
+    def describe(self):
+        """E.g. "sgd 0.01" (progress lines and plot titles)."""
+        return f"{self.name} {self.learning_rate:g}"
+
+    def record(self):
+        """JSON-ready record for metadata and reports."""
+        return {"optimizer": self.name, "learning_rate": self.learning_rate}
+
     def init_state(self, weights):
         """Optimizer state for `weights` (a tuple of tensors; empty for SGD)."""
         if self.name == "sgd":
@@ -48,9 +56,19 @@ class InnerOptimizer:
         zeros = [tf.zeros_like(w) for w in weights]
         return (tf.constant(0.0), zeros, [tf.zeros_like(w) for w in weights])
 
-    def apply(self, weights, grads, state):
-        """One step: returns (new_weights, new_state)."""
+    def apply(self, weights, grads, state, rates=None):
+        """One step: returns (new_weights, new_state).
+
+        `rates`: optional step size per weight tensor (a tensor broadcastable to it:
+        Meta-SGD's learned rates, see `learnit_tf.models.inner_rates`), used instead
+        of `learning_rate`; SGD only.
+        """
         lr = self.learning_rate
+        if rates is not None:
+            if self.name != "sgd":
+                raise ValueError("Learned inner learning rates (Meta-SGD) step with SGD; "
+                                 f"the inner optimizer is {self.name!r}.")
+            return [w - tf.cast(r, w.dtype) * g for w, r, g in zip(weights, rates, grads)], state
         if self.name == "sgd":
             return [w - lr * g for w, g in zip(weights, grads)], state
         t, m, v = state
@@ -123,24 +141,30 @@ def _grads(loss_fn, weights, step):
     return loss, tape.gradient(loss, weights)
 
 
-def _rematerialized_step(loss_fn, optimizer, k, weights, state):
-    """One differentiable optimizer step whose activations are recomputed on the way back."""
+def _rematerialized_step(loss_fn, optimizer, k, weights, state, rates=None):
+    """One differentiable optimizer step whose activations are recomputed on the way back.
+
+    Learned `rates` are inputs of the rematerialized function, so they get gradients.
+    """
     n = len(weights)
+    m = 0 if rates is None else len(rates)
     flat_state = tf.nest.flatten(state)
 
     def step(*flat):
         ws = list(flat[:n])
-        st = tf.nest.pack_sequence_as(state, list(flat[n:]))
+        rs = list(flat[n:n + m]) if m else None
+        st = tf.nest.pack_sequence_as(state, list(flat[n + m:]))
         loss, grads = _grads(loss_fn, ws, tf.constant(k, tf.int32))
-        new_ws, new_st = optimizer.apply(ws, grads, st)
-        return [loss] + list(new_ws) + tf.nest.flatten(new_st)
+        new_ws, new_st = optimizer.apply(ws, grads, st, rs)
+        # Rates pass through unchanged (an output per input keeps the wrapper simple).
+        return [loss] + list(new_ws) + (rs or []) + tf.nest.flatten(new_st)
 
-    out = rematerialized(step)(*weights, *flat_state)
-    return out[0], list(out[1:1 + n]), tf.nest.pack_sequence_as(state, out[1 + n:])
+    out = rematerialized(step)(*weights, *(rates or []), *flat_state)
+    return out[0], list(out[1:1 + n]), tf.nest.pack_sequence_as(state, out[1 + n + m:])
 
 
 def adapt(loss_fn, weights, steps, optimizer, differentiable=False, remat=False,
-          first_step=None):
+          first_step=None, rates=None, first_order=False):
     """Runs `steps` optimizer steps on `loss_fn(weights, step)`.
 
     Args:
@@ -152,6 +176,10 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False, remat=False,
         remat: with `differentiable`, rematerialize every step (see module docstring).
         first_step: optional (loss, gradients) of `loss_fn` at `weights` for step 0,
             already computed by the caller (a forward pass shared by a meta-batch).
+        rates: optional learned step size per weight tensor (Meta-SGD; SGD only).
+        first_order: with `differentiable`, stop the gradients of the inner gradients:
+            the adapted weights then depend on `weights` as the identity and on `rates`
+            through -sum_k g_k (first-order MAML with learned rates).
 
     Returns:
         (adapted weights, float32 tensor (steps,) of the loss before each step).
@@ -164,18 +192,20 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False, remat=False,
         raise ValueError("first_step was given for an adaptation of 0 steps.")
     state = optimizer.init_state(weights)
     start, first_losses = 0, []
+    stop = tf.stop_gradient if first_order else (lambda t: t)
     if first_step is not None:
         loss0, grads0 = first_step
-        weights, state = optimizer.apply(weights, list(grads0), state)
+        weights, state = optimizer.apply(weights, [stop(g) for g in grads0], state, rates)
         start, first_losses = 1, [tf.cast(loss0, tf.float32)]
     if differentiable:
         losses = list(first_losses)
         for k in range(start, steps):
             if remat:
-                loss, weights, state = _rematerialized_step(loss_fn, optimizer, k, weights, state)
+                loss, weights, state = _rematerialized_step(loss_fn, optimizer, k, weights, state,
+                                                            rates)
             else:
                 loss, grads = _grads(loss_fn, weights, tf.constant(k, tf.int32))
-                weights, state = optimizer.apply(weights, grads, state)
+                weights, state = optimizer.apply(weights, [stop(g) for g in grads], state, rates)
             losses.append(tf.cast(loss, tf.float32))
         return weights, tf.stack(losses) if losses else tf.zeros((0,))
     if steps == 0:
@@ -184,10 +214,13 @@ def adapt(loss_fn, weights, steps, optimizer, differentiable=False, remat=False,
         weights = [tf.stop_gradient(w) for w in weights]
         state = tf.nest.map_structure(tf.stop_gradient, state)
 
+    if rates is not None:
+        rates = [tf.stop_gradient(r) for r in rates]
+
     def body(k, ws, st, losses):
         loss, grads = _grads(loss_fn, ws, k)
         grads = [tf.stop_gradient(g) for g in grads]
-        ws, st = optimizer.apply(ws, grads, st)
+        ws, st = optimizer.apply(ws, grads, st, rates)
         return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32))
 
     losses = tf.TensorArray(tf.float32, size=steps)

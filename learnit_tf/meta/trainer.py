@@ -12,24 +12,11 @@ import keras
 import tensorflow as tf
 
 from learnit_tf.meta.compile import resolve_jit_compile
-from learnit_tf.meta.algorithms import MetaConfig, meta_gradients
-from learnit_tf.models.functional import FunctionalModel
+from learnit_tf.meta.algorithms import MetaConfig, check_learned_rates, meta_gradients
+from learnit_tf.models.functional import BoundFunctionalModel, FunctionalModel
+from learnit_tf.models.inner_rates import inner_rates_of
 
 
-class _BoundFunctionalModel(FunctionalModel):
-    """A `FunctionalModel` whose non-trainable weights are given tensors, not variables."""
-
-    def __init__(self, model, non_trainable):
-        super().__init__(model)
-        self._non_trainable = list(non_trainable)
-
-    def __call__(self, weights, inputs):
-        if len(weights) != self.num_weights:
-            raise ValueError(
-                f"Expected {self.num_weights} weight tensors for model {self.model.name!r}, "
-                f"got {len(weights)}.")
-        outputs, _ = self.model.stateless_call(list(weights), self._non_trainable, inputs)
-        return outputs
 
 
 class MetaTrainer:
@@ -39,11 +26,22 @@ class MetaTrainer:
         model: a built Keras coordinate network; its variables are the init θ.
         task: a `learnit_tf.tasks.Task`.
         config: a `MetaConfig` (algorithm, inner steps, inner optimizer).
-        outer_learning_rate: Adam learning rate of the outer loop (paper images: 1e-5).
+        outer_learning_rate: Adam learning rate of the outer loop (paper images: 1e-5),
+            a float or a `keras.optimizers.schedules.LearningRateSchedule` (warm-up and
+            decay: `learnit_tf.meta.outer_schedule`).
         jit_compile: True (XLA), False (graph mode) or "auto" (default: XLA with an
             accelerator, graph mode on CPU, where it is faster; see `learnit_tf.meta.compile`).
         strategy: optional `tf.distribute.Strategy`; the model must have been built
             under its scope.
+        clip_global_norm: optional clip of the outer gradients' global norm (Keras
+            `global_clipnorm`).
+        skip_nonfinite: one replica: a step whose meta-gradient or loss is not finite
+            changes nothing (weights, rates and Adam state stay) and reports
+            metrics["skipped"] = 1; the caller decides when to stop.
+
+    A model built with `inner_rates` (Meta-SGD) has its inner learning rates learned
+    beside its weights: the inner SGD steps with them, the outer Adam updates them and
+    they are clipped to their bounds after every step.
 
     Example:
 
@@ -57,15 +55,25 @@ class MetaTrainer:
     """
 
     def __init__(self, model, task, config=MetaConfig(), outer_learning_rate=1e-5,
-                 jit_compile="auto", strategy=None):
+                 jit_compile="auto", strategy=None, clip_global_norm=None,
+                 skip_nonfinite=False):
         self.model = model
         self.task = task
         self.config = config
         self.fmodel = FunctionalModel(model)
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.rates_layer = inner_rates_of(model)
+        if self.rates_layer is not None:
+            check_learned_rates(config)
+        self.skip_nonfinite = bool(skip_nonfinite)
+        if self.skip_nonfinite and self.strategy.num_replicas_in_sync > 1:
+            raise ValueError("skip_nonfinite is implemented for one replica; with "
+                             f"{self.strategy.num_replicas_in_sync} replicas a non-finite "
+                             "step stops the run instead.")
         with self.strategy.scope():
-            self.optimizer = keras.optimizers.Adam(learning_rate=outer_learning_rate)
-            self.optimizer.build(model.trainable_variables)
+            self.optimizer = keras.optimizers.Adam(learning_rate=outer_learning_rate,
+                                                   global_clipnorm=clip_global_norm)
+            self.optimizer.build(self.params)
         self.jit_compile = resolve_jit_compile(jit_compile)
         self._step = tf.function(self._replica_step_and_apply, jit_compile=self.jit_compile,
                                  reduce_retracing=True)
@@ -74,33 +82,67 @@ class MetaTrainer:
 
     @property
     def variables(self):
+        """The init's trainable weights."""
         return self.model.trainable_variables
 
+    @property
+    def params(self):
+        """What the outer optimizer updates: the weights, then any learned inner rates."""
+        rates = self.rates_layer.rates if self.rates_layer is not None else []
+        return list(self.model.trainable_variables) + list(rates)
+
+    def _rate_arguments(self):
+        if self.rates_layer is None:
+            return None, None
+        return ([tf.convert_to_tensor(r) for r in self.rates_layer.rates],
+                self.rates_layer.per_weight(list(range(len(self.rates_layer.rates)))))
+
     def meta_gradients(self, meta_batch):
-        """(gradients, metrics) at the current init, without applying them."""
+        """(gradients, metrics) at the current init, without applying them (one
+        gradient per entry of `params`)."""
         weights = [tf.convert_to_tensor(v) for v in self.variables]
-        return meta_gradients(self.config, self.task, self.fmodel, weights, meta_batch)
+        rates, index = self._rate_arguments()
+        return meta_gradients(self.config, self.task, self.fmodel, weights, meta_batch,
+                              rates, index)
+
+    def _apply(self, grads):
+        self.optimizer.apply(grads, self.params)
+        if self.rates_layer is not None:
+            self.rates_layer.clip()
 
     def _replica_step_and_apply(self, meta_batch):
         grads, metrics = self.meta_gradients(meta_batch)
-        self.optimizer.apply(grads, self.variables)
+        if not self.skip_nonfinite:
+            self._apply(grads)
+            return metrics
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t))
+                                for t in list(grads) + list(metrics.values())])
+
+        def apply():
+            self._apply(grads)
+            return tf.constant(0.0)
+
+        metrics = dict(metrics)
+        metrics["skipped"] = tf.cond(finite, apply, lambda: tf.constant(1.0))
         return metrics
 
-    def _replica_grads(self, weights, non_trainable, meta_batch):
+    def _replica_grads(self, weights, non_trainable, meta_batch, rates=None):
         """(gradients, metrics) of one replica's share, as means over that share.
 
-        Weights come in as tensors read in replica context rather than captured
-        variables: an XLA cluster runs on one device, and a captured mirrored
+        Weights (and rates) come in as tensors read in replica context rather than
+        captured variables: an XLA cluster runs on one device, and a captured mirrored
         variable would be read from another replica's device.
         """
-        fmodel = _BoundFunctionalModel(self.model, non_trainable)
-        return meta_gradients(self.config, self.task, fmodel, weights, meta_batch)
+        fmodel = BoundFunctionalModel(self.model, non_trainable)
+        index = None if rates is None else self.rates_layer.per_weight(list(range(len(rates))))
+        return meta_gradients(self.config, self.task, fmodel, weights, meta_batch, rates, index)
 
     def _replica_update(self, meta_batch):
         """One replica's part of a distributed step (runs in replica context)."""
         weights = [tf.convert_to_tensor(v) for v in self.variables]
         non_trainable = [tf.convert_to_tensor(v) for v in self.model.non_trainable_variables]
-        grads, metrics = self._replica_grads_fn(weights, non_trainable, meta_batch)
+        rates, _ = self._rate_arguments()
+        grads, metrics = self._replica_grads_fn(weights, non_trainable, meta_batch, rates)
         replicas = self.strategy.num_replicas_in_sync
         # Keras 3's TensorFlow optimizers SUM-all-reduce the gradients given to `apply`
         # in replica context (the contract `model.fit` relies on when it scales
@@ -113,12 +155,14 @@ class MetaTrainer:
         # tests/test_distribute.py checks the result, Adam moments included, against
         # one device.
         scale = tf.constant(1.0 / replicas, grads[0].dtype)
-        self.optimizer.apply([g * scale for g in grads], self.variables)
+        self.optimizer.apply([g * scale for g in grads], self.params)
         ctx = tf.distribute.get_replica_context()
         return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, metrics)
 
     def _distributed_apply(self, per_replica_batch):
         metrics = self.strategy.run(self._replica_update, args=(per_replica_batch,))
+        if self.rates_layer is not None:  # Cross-replica context: one clip for all copies.
+            self.rates_layer.clip()
         # All-reduced metrics are identical on every replica: report the first.
         return {k: self.strategy.experimental_local_results(v)[0] for k, v in metrics.items()}
 
@@ -139,3 +183,33 @@ class MetaTrainer:
             self._replica_grads_fn = tf.function(self._replica_grads, jit_compile=self.jit_compile)
             self._distributed_step = tf.function(self._distributed_apply)
         return self._distributed_step(meta_batch)
+
+
+def outer_schedule(learning_rate, num_steps, warmup_steps=0, decay="constant",
+                   final_fraction=0.1):
+    """The outer learning rate: a float, or a Keras schedule with linear warm-up from 0
+    over `warmup_steps` and then either constant or cosine decay to
+    `final_fraction * learning_rate` at `num_steps`.
+
+    Example:
+
+    >>> schedule = outer_schedule(1e-4, 1000, warmup_steps=100, decay="cosine")
+    >>> [round(float(schedule(s)) / 1e-4, 3) for s in (0, 50, 100, 1000)]
+    [0.0, 0.5, 1.0, 0.1]
+    """
+    if decay not in ("constant", "cosine"):
+        raise ValueError(f"decay must be 'constant' or 'cosine', got {decay!r}.")
+    warmup_steps, num_steps = int(warmup_steps), int(num_steps)
+    if warmup_steps < 0 or warmup_steps >= max(num_steps, 1):
+        raise ValueError(f"warmup_steps must be in [0, num_steps={num_steps}), got "
+                         f"{warmup_steps}.")
+    if not 0.0 <= float(final_fraction) <= 1.0:
+        raise ValueError(f"final_fraction must be in [0, 1], got {final_fraction}.")
+    if warmup_steps == 0 and decay == "constant":
+        return float(learning_rate)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else float(learning_rate),
+        decay_steps=max(num_steps - warmup_steps, 1),
+        alpha=1.0 if decay == "constant" else float(final_fraction),
+        warmup_target=float(learning_rate) if warmup_steps else None,
+        warmup_steps=warmup_steps)

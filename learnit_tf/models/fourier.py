@@ -8,11 +8,12 @@ notebook), 4 ReLU layers of width 256, a linear output of 1 and a sigmoid.
 import keras
 from keras import ops
 
+from learnit_tf.models.inner_rates import InnerRatesMixin
 from learnit_tf.models.presets import PresetMixin
 
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
-class FourierFeatureMLP(PresetMixin, keras.Model):
+class FourierFeatureMLP(PresetMixin, InnerRatesMixin, keras.Model):
     """ReLU MLP on fixed Gaussian Fourier features.
 
     The matrix B is a non-trainable weight: it is saved with the model and passed
@@ -26,6 +27,7 @@ class FourierFeatureMLP(PresetMixin, keras.Model):
         hidden_layers: number of ReLU layers (paper: 4).
         output_activation: None, "sigmoid", "relu" or any Keras activation name.
         in_features: coordinate dimension.
+        inner_rates: optional meta-learned inner learning rates (see `Siren`).
         seed: integer seed for B and the dense initializers.
 
     Example:
@@ -37,7 +39,8 @@ class FourierFeatureMLP(PresetMixin, keras.Model):
     """
 
     def __init__(self, out_features=1, num_features=256, scale=30.0, width=256,
-                 hidden_layers=4, output_activation=None, in_features=2, seed=None, **kwargs):
+                 hidden_layers=4, output_activation=None, in_features=2, seed=None,
+                 inner_rates=None, **kwargs):
         super().__init__(**kwargs)
         self.out_features = int(out_features)
         self.num_features = int(num_features)
@@ -65,6 +68,7 @@ class FourierFeatureMLP(PresetMixin, keras.Model):
         for layer in self.dense_layers:
             layer.build(shape)
             shape = (None, layer.units)
+        self._build_inner_rates(inner_rates)
         self.built = True
 
     def call(self, coords):
@@ -80,5 +84,5 @@ class FourierFeatureMLP(PresetMixin, keras.Model):
             "scale": self.scale, "width": self.width, "hidden_layers": self.hidden_layers,
             "output_activation": self.output_activation, "in_features": self.in_features,
             "seed": self.seed, "name": self.name,
-            "dtype": self.dtype_policy.name,
+            "dtype": self.dtype_policy.name, **self._inner_rates_config(),
         }

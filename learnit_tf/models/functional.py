@@ -53,3 +53,27 @@ class FunctionalModel:
         """Write weight tensors into the model's variables (outside inner loops only)."""
         for var, value in zip(self.model.trainable_variables, weights):
             var.assign(value)
+
+
+class BoundFunctionalModel(FunctionalModel):
+    """A `FunctionalModel` whose non-trainable weights are given tensors, not variables.
+
+    Compiled functions that take the constants as arguments capture no model state,
+    so they can serve every model of the same architecture (and, under a
+    distribution strategy, read them in replica context). `non_trainable=None` reads
+    the model's own variables.
+    """
+
+    def __init__(self, model, non_trainable=None):
+        super().__init__(model)
+        self._non_trainable = None if non_trainable is None else list(non_trainable)
+
+    def __call__(self, weights, inputs):
+        if self._non_trainable is None:
+            return super().__call__(weights, inputs)
+        if len(weights) != self.num_weights:
+            raise ValueError(
+                f"Expected {self.num_weights} weight tensors for model {self.model.name!r}, "
+                f"got {len(weights)}.")
+        outputs, _ = self.model.stateless_call(list(weights), self._non_trainable, inputs)
+        return outputs

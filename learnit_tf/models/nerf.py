@@ -10,11 +10,12 @@ import numpy as np
 import keras
 from keras import ops
 
+from learnit_tf.models.inner_rates import InnerRatesMixin
 from learnit_tf.models.presets import PresetMixin
 
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
-class NerfMLP(PresetMixin, keras.Model):
+class NerfMLP(PresetMixin, InnerRatesMixin, keras.Model):
     """Positional-encoding ReLU MLP returning raw (r, g, b, σ) per 3D point.
 
     Args:
@@ -25,6 +26,7 @@ class NerfMLP(PresetMixin, keras.Model):
         max_log2_frequency: paper: 8.
         out_features: paper: 4.
         in_features: paper: 3.
+        inner_rates: optional meta-learned inner learning rates (see `Siren`).
         seed: integer seed for the dense initializers.
 
     Example:
@@ -35,7 +37,7 @@ class NerfMLP(PresetMixin, keras.Model):
     """
 
     def __init__(self, width=256, hidden_layers=5, num_frequencies=20, max_log2_frequency=8.0,
-                 out_features=4, in_features=3, seed=None, **kwargs):
+                 out_features=4, in_features=3, seed=None, inner_rates=None, **kwargs):
         super().__init__(**kwargs)
         self.width = int(width)
         self.hidden_layers = int(hidden_layers)
@@ -60,6 +62,7 @@ class NerfMLP(PresetMixin, keras.Model):
         for layer in self.dense_layers:
             layer.build(shape)
             shape = (None, layer.units)
+        self._build_inner_rates(inner_rates)
         self.built = True
 
     def encode(self, points):
@@ -81,5 +84,5 @@ class NerfMLP(PresetMixin, keras.Model):
             "num_frequencies": self.num_frequencies,
             "max_log2_frequency": self.max_log2_frequency, "out_features": self.out_features,
             "in_features": self.in_features, "seed": self.seed, "name": self.name,
-            "dtype": self.dtype_policy.name,
+            "dtype": self.dtype_policy.name, **self._inner_rates_config(),
         }

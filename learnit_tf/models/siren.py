@@ -20,6 +20,7 @@ import math
 import keras
 from keras import ops
 
+from learnit_tf.models.inner_rates import InnerRatesMixin
 from learnit_tf.models.presets import PresetMixin
 
 
@@ -45,7 +46,7 @@ class SirenInitializer(keras.initializers.Initializer):
 
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
-class Siren(PresetMixin, keras.Model):
+class Siren(PresetMixin, InnerRatesMixin, keras.Model):
     """Sinusoidal representation network (Sitzmann et al. 2020) as used by learnit.
 
     Args:
@@ -56,6 +57,9 @@ class Siren(PresetMixin, keras.Model):
         output_offset: constant added to the linear output (paper: 0.5).
         in_features: coordinate dimension (2 for images).
         seed: integer seed for the weight initializer, for reproducible standard inits.
+        inner_rates: optional meta-learned inner learning rates (Meta-SGD) held by the
+            model: a granularity ("parameter", "tensor", "layer") or a spec dict
+            (`learnit_tf.models.inner_rates.normalize_spec`).
 
     Example:
 
@@ -66,7 +70,8 @@ class Siren(PresetMixin, keras.Model):
     """
 
     def __init__(self, out_features=3, width=256, depth=5, w0=200.0,
-                 output_offset=0.5, in_features=2, seed=None, mixed_precision=False, **kwargs):
+                 output_offset=0.5, in_features=2, seed=None, mixed_precision=False,
+                 inner_rates=None, **kwargs):
         super().__init__(**kwargs)
         if depth < 2:
             raise ValueError(f"Siren depth must be >= 2 (got depth={depth}).")
@@ -93,6 +98,7 @@ class Siren(PresetMixin, keras.Model):
                 bias_initializer="zeros",
                 dtype="mixed_bfloat16" if self.mixed_precision and hidden else self.dtype_policy,
                 name=f"dense_{i}"))
+        self._inner_rates_spec = inner_rates
         self.build((None, self.in_features))
 
     def build(self, input_shape):
@@ -100,6 +106,7 @@ class Siren(PresetMixin, keras.Model):
         for layer in self.dense_layers:
             layer.build(shape)
             shape = (None, layer.units)
+        self._build_inner_rates(self._inner_rates_spec)
         self.built = True
 
     def call(self, coords):
@@ -114,6 +121,7 @@ class Siren(PresetMixin, keras.Model):
             "w0": self.w0, "output_offset": self.output_offset,
             "in_features": self.in_features, "seed": self.seed, "name": self.name,
             "dtype": self.dtype_policy.name, "mixed_precision": self.mixed_precision,
+            **self._inner_rates_config(),
         }
 
 

@@ -1,0 +1,150 @@
+"""Test-time fitting: recipes in phases, learned rates, one compiled step for many fits."""
+
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer, fit
+from learnit_tf.models import FourierFeatureMLP, Siren
+from learnit_tf.kinds.ct import CtTask
+from learnit_tf.kinds.image import ImageTask
+from learnit_tf.testing import TestCase
+
+fit_module = sys.modules["learnit_tf.meta.fit"]  # `learnit_tf.meta.fit` names the function.
+SGD, ADAM = InnerOptimizer("sgd", 1e-2), InnerOptimizer("adam", 1e-3)
+
+
+def _image(seed, resolution=8):
+    return {"image": tf.random.stateless_uniform((resolution, resolution, 3), (seed, 0))}
+
+
+class FitRecipeTest(TestCase):
+
+    def test_phases_equal_fits_run_one_after_another(self):
+        model, task, example = Siren(width=16, depth=3, seed=0), ImageTask(8), _image(1)
+        recipe = FitRecipe((FitPhase(SGD, steps=3), FitPhase(ADAM)))
+        result = Fitter(model, task, recipe, steps_per_call=2).fit(example, 7)
+        first = Fitter(model, task, SGD).fit(example, 3)
+        second = Fitter(model, task, ADAM).fit(example, 4, weights=first.weights)
+        self.assertWeightsClose(result.weights, second.weights, atol=1e-6, rtol=1e-5)
+        np.testing.assert_allclose(result.psnr, np.concatenate([first.psnr[:3], second.psnr]),
+                                   rtol=1e-5)
+        # Phases split where they say, whatever the fit length.
+        self.assertEqual(recipe.boundaries(2), [(0, 2, 0)])
+        self.assertEqual(FitRecipe((FitPhase(SGD, steps=2),)).boundaries(5),
+                         [(0, 2, 0), (2, 5, 0)])
+
+    def test_learned_rates_step_each_weight_with_its_rate(self):
+        model = Siren(width=16, depth=3, seed=0, inner_rates="tensor")
+        rates = [0.001 * (i + 1) for i in range(len(model.inner_learning_rates.rates))]
+        for rate, value in zip(model.inner_learning_rates.rates, rates):
+            rate.assign(value)
+        task, example = ImageTask(8), _image(2)
+        recipe = FitRecipe((FitPhase(SGD, steps=1, learned_rates=True),))
+        result = Fitter(model, task, recipe).fit(example, 1)
+        weights = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            loss = task.inner_loss(Fitter(model, task).fmodel, weights, example, 0)
+        grads = tape.gradient(loss, weights)
+        expected = [w - r * g for w, r, g in zip(weights, rates, grads)]
+        self.assertWeightsClose(result.weights, expected, atol=1e-7, rtol=1e-6)
+
+    def test_learned_rates_need_a_model_with_rates(self):
+        with self.assertRaisesRegex(ValueError, "has none"):
+            Fitter(Siren(width=8, depth=2, seed=0), ImageTask(8),
+                   FitRecipe((FitPhase(SGD, learned_rates=True),)))
+        with self.assertRaisesRegex(ValueError, "Only the last phase"):
+            FitRecipe((FitPhase(SGD), FitPhase(ADAM)))
+        with self.assertRaisesRegex(ValueError, "fit recipe"):
+            FitRecipe.from_dict({"phases": [{"optimizer": {"name": "rmsprop"}}]})
+
+
+class FitReuseTest(TestCase):
+
+    def test_fit_traces_once_for_many_signals_and_models(self):
+        fit_module._FITTERS.clear()
+        task = ImageTask(8)
+        model = Siren(width=16, depth=3, seed=0)
+        for seed in range(4):
+            fit(model, task, _image(seed), steps=3)
+        fitters = list(fit_module._FITTERS.values())
+        self.assertLen(fitters, 1)
+        self.assertEqual(fitters[0].trace_count, 1)
+        # Another model of the same architecture (other weights) reuses it, correctly.
+        other = Siren(width=16, depth=3, seed=7)
+        reused = fit(other, task, _image(9), steps=3)
+        self.assertEqual(fitters[0].trace_count, 1)
+        fresh = Fitter(other, task, SGD).fit(_image(9), 3)
+        self.assertWeightsClose(reused.weights, fresh.weights, atol=0, rtol=0)
+        # A different optimizer is a different compiled step.
+        fit(model, task, _image(0), steps=2, optimizer=ADAM)
+        self.assertLen(fit_module._FITTERS, 2)
+
+    def test_reused_fit_reads_each_models_constants(self):
+        # Fourier matrices are non-trainable weights: a fitter built for one model must
+        # not fit another with the first one's matrix (a silent wrong result).
+        fit_module._FITTERS.clear()
+        task = CtTask(8, num_angles=4)
+        example = {"image": tf.random.stateless_uniform((8, 8, 1), (3, 4)),
+                   "seed": tf.constant([0, 1])}
+        make = lambda seed: FourierFeatureMLP(num_features=8, scale=3.0, width=16,  # noqa: E731
+                                              hidden_layers=2, seed=seed)
+        first, second = make(0), make(1)
+        fit(first, task, example, steps=2, optimizer=ADAM)
+        reused = fit(second, task, example, steps=2, optimizer=ADAM)
+        fresh = Fitter(second, task, ADAM).fit(example, 2)
+        np.testing.assert_array_equal(reused.psnr, fresh.psnr)
+        self.assertEqual(list(fit_module._FITTERS.values())[0].trace_count, 1)
+
+
+class RecipeMetadataTest(TestCase):
+
+    def test_recorded_recipe_is_the_default_and_survives_the_metadata_schema(self):
+        from learnit_tf import cli, evaluation
+        from learnit_tf.metadata import InitMetadata, MetadataError
+        recipe = FitRecipe((FitPhase(SGD, steps=2, learned_rates=True), FitPhase(ADAM)))
+        meta = InitMetadata(hyperparameters=InitMetadata().hyperparameters,
+                            fit_recipe=recipe.to_dict())
+        data = meta.to_dict()
+        self.assertEqual(evaluation.meta_optimizer_from_metadata(data), recipe)
+        self.assertEqual(cli.fit_optimizer(data), recipe)
+        # An explicit learning rate overrides the recipe with a plain optimizer.
+        self.assertEqual(cli.fit_optimizer(data, "adam", 1e-3), ADAM)
+        with self.assertRaisesRegex(MetadataError, "fit_recipe"):
+            InitMetadata.from_dict(dict(data, fit_recipe=[1, 2]), source="m.json")
+
+    def test_learned_rates_without_recipe_fit_as_trained(self):
+        from learnit_tf import evaluation
+        data = {"schema_version": 2, "hyperparameters": {
+            "inner_optimizer": "sgd", "inner_learning_rate": 0.01,
+            "inner_rates": {"granularity": "tensor"}}}
+        self.assertEqual(evaluation.meta_optimizer_from_metadata(data),
+                         FitRecipe((FitPhase(SGD, learned_rates=True),)))
+        # A user's own rate means plain SGD at that rate.
+        self.assertEqual(evaluation.meta_optimizer_from_metadata(data, 0.1),
+                         InnerOptimizer("sgd", 0.1))
+
+    def test_steps_and_seconds_to_targets(self):
+        from learnit_tf import evaluation
+        results = {"meta": {"psnr": np.array([[10., 26., 31.], [10., 24., 29.]]),
+                            "seconds_per_step": 0.5},
+                   "standard": {"psnr": np.array([[10., 11., 12.]]), "seconds_per_step": None}}
+        out = evaluation.steps_to_targets(results, (25.0, 30.0))
+        self.assertEqual(out["meta"], {"steps": {"25": 1, "30": 2},
+                                       "seconds": {"25": 0.5, "30": 1.0}})
+        self.assertEqual(out["standard"]["steps"], {"25": None, "30": None})
+
+    def test_select_fit_recipe_keeps_the_inner_steps_and_picks_the_best_score(self):
+        from learnit_tf import evaluation
+        model, task = Siren(width=16, depth=3, seed=0), ImageTask(8)
+        metadata = {"schema_version": 2, "hyperparameters": {
+            "inner_steps": 2, "inner_optimizer": "sgd", "inner_learning_rate": 0.01}}
+        examples = [_image(s) for s in range(2)]
+        best, rows = evaluation.select_fit_recipe(model, metadata, task, examples, steps=20,
+                                                  learning_rates=(1e-6, 1e-3))
+        self.assertLen(rows, 3)
+        self.assertEqual(max(rows, key=lambda r: r["score"])["recipe"], best.name)
+        # Adam 1e-3 beats SGD 1e-2 and Adam 1e-6 over 20 steps on these signals.
+        self.assertEqual(best, FitRecipe((FitPhase(SGD, steps=2), FitPhase(ADAM))))

@@ -1,0 +1,175 @@
+"""Meta-SGD: learned inner learning rates — exact meta-gradients, saving, training."""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from learnit_tf import init_io
+from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer, adapt, meta_gradients
+from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren
+from learnit_tf.models.inner_rates import InnerLearningRates, normalize_spec
+from learnit_tf.kinds.image import ImageTask
+from learnit_tf.testing import TestCase
+
+
+def _problem(granularity, dtype="float64", batch=2, resolution=4):
+    model = Siren(out_features=3, width=6, depth=3, w0=3.0, seed=1, dtype=dtype,
+                  inner_rates={"granularity": granularity, "initial": 0.3})
+    layer = model.inner_learning_rates
+    # Distinct rates, so a wrongly routed rate would show in the gradient.
+    rng = np.random.RandomState(5)
+    for rate in layer.rates:
+        rate.assign(0.2 + 0.2 * rng.rand(*rate.shape))
+    task = ImageTask(resolution, dtype=dtype)
+    images = tf.constant(np.random.RandomState(3).rand(batch, resolution, resolution, 3), dtype)
+    return model, task, {"image": images}
+
+
+def _meta_loss(config, task, fmodel, weights, rates, index, meta_batch):
+    """Outer loss after adaptation with per-weight rates, no tape around it."""
+    losses = []
+    for i in range(int(meta_batch["image"].shape[0])):
+        example = {"image": meta_batch["image"][i]}
+        adapted, _ = adapt(lambda w, s, ex=example: task.inner_loss(fmodel, w, ex, s), weights,
+                           config.inner_steps, config.inner_optimizer,
+                           rates=[rates[j] for j in index])
+        losses.append(task.outer_loss(fmodel, adapted, example))
+    return float(tf.add_n(losses) / len(losses))
+
+
+class MetaSgdGradientTest(TestCase, parameterized.TestCase):
+
+    @parameterized.parameters(("parameter", False), ("tensor", False), ("layer", False),
+                              ("parameter", True))
+    def test_rate_and_weight_gradients_match_finite_differences(self, granularity, remat):
+        model, task, meta_batch = _problem(granularity)
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        layer = model.inner_learning_rates
+        rates = [tf.convert_to_tensor(r) for r in layer.rates]
+        index = layer.per_weight(list(range(len(rates))))
+        config = MetaConfig("maml", 2, InnerOptimizer("sgd", 0.3), remat=remat)
+        grads, _ = meta_gradients(config, task, fmodel, weights, meta_batch, rates, index)
+        self.assertLen(grads, len(weights) + len(rates))
+        rng = np.random.RandomState(0)
+        eps = 1e-6
+        for trial in range(2):
+            dw = [tf.constant(rng.randn(*w.shape), tf.float64) for w in weights]
+            dr = [tf.constant(rng.randn(*r.shape), tf.float64) for r in rates]
+            for name, (d_w, d_r) in {"rates": ([0 * d for d in dw], dr),
+                                     "both": (dw, dr)}.items():
+                def loss_at(sign):
+                    return _meta_loss(config, task, fmodel,
+                                      [w + sign * eps * d for w, d in zip(weights, d_w)],
+                                      [r + sign * eps * d for r, d in zip(rates, d_r)],
+                                      index, meta_batch)
+                numeric = (loss_at(1) - loss_at(-1)) / (2 * eps)
+                analytic = float(sum(tf.reduce_sum(g * d)
+                                     for g, d in zip(grads, list(d_w) + list(d_r))))
+                self.assertAllClose(analytic, numeric, rtol=1e-5, atol=1e-9,
+                                    msg=f"{granularity} {name} trial {trial}")
+
+    def test_first_order_rate_gradient_is_minus_sum_of_inner_gradients(self):
+        model, task, meta_batch = _problem("parameter")
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        rates = [tf.convert_to_tensor(r) for r in model.inner_learning_rates.rates]
+        config = MetaConfig("fomaml", 2, InnerOptimizer("sgd", 0.3))
+        grads, _ = meta_gradients(config, task, fmodel, weights, meta_batch, rates)
+        expected_w = [tf.zeros_like(w) for w in weights]
+        expected_r = [tf.zeros_like(r) for r in rates]
+        for i in range(2):
+            example = {"image": meta_batch["image"][i]}
+            ws, inner_grads = list(weights), []
+            for k in range(2):
+                with tf.GradientTape() as tape:
+                    tape.watch(ws)
+                    loss = task.inner_loss(fmodel, ws, example, tf.constant(k))
+                g = tape.gradient(loss, ws)
+                inner_grads.append(g)
+                ws = [w - r * gi for w, r, gi in zip(ws, rates, g)]
+            with tf.GradientTape() as tape:
+                tape.watch(ws)
+                outer = task.outer_loss(fmodel, ws, example)
+            g_out = tape.gradient(outer, ws)
+            expected_w = [e + g / 2 for e, g in zip(expected_w, g_out)]
+            expected_r = [e - (g0 + g1) * go / 2 for e, g0, g1, go in
+                          zip(expected_r, inner_grads[0], inner_grads[1], g_out)]
+        self.assertWeightsClose(grads[:len(weights)], expected_w, atol=1e-12, rtol=1e-9)
+        self.assertWeightsClose(grads[len(weights):], expected_r, atol=1e-12, rtol=1e-9)
+
+    def test_vectorized_matches_unrolled(self):
+        model, task, meta_batch = _problem("tensor")
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        rates = [tf.convert_to_tensor(r) for r in model.inner_learning_rates.rates]
+        plain, _ = meta_gradients(MetaConfig("maml", 2, InnerOptimizer("sgd", 0.3)), task,
+                                  fmodel, weights, meta_batch, rates)
+        vectorized, _ = meta_gradients(MetaConfig("maml", 2, InnerOptimizer("sgd", 0.3),
+                                                  vectorize=True),
+                                       task, fmodel, weights, meta_batch, rates)
+        self.assertWeightsClose(vectorized, plain, atol=1e-10, rtol=1e-8)
+
+    def test_reptile_and_adam_are_refused(self):
+        model, task, meta_batch = _problem("tensor", dtype="float32")
+        with self.assertRaisesRegex(ValueError, "Reptile"):
+            MetaTrainer(model, task, MetaConfig("reptile", 2))
+        with self.assertRaisesRegex(ValueError, "SGD"):
+            MetaTrainer(model, task, MetaConfig("maml", 2, InnerOptimizer("adam", 1e-3)))
+
+
+class InnerRatesStorageTest(TestCase):
+
+    def test_rates_round_trip_through_an_init_directory(self):
+        model = FourierFeatureMLP(num_features=4, width=8, hidden_layers=2, seed=0,
+                                  inner_rates={"granularity": "layer", "initial": 0.05,
+                                               "bounds": [0.001, 0.5]})
+        for i, rate in enumerate(model.inner_learning_rates.rates):
+            rate.assign(0.01 * (i + 1))
+        directory = init_io.save_init(model, os.path.join(tempfile.mkdtemp(), "init"))
+        loaded = init_io.load_init(directory)
+        self.assertEqual(loaded.inner_learning_rates.spec,
+                         {"granularity": "layer", "initial": 0.05, "bounds": [0.001, 0.5]})
+        self.assertAllClose([float(r) for r in loaded.inner_learning_rates.rates],
+                            [0.01, 0.02, 0.03])
+        # Kernel and bias of one layer share its rate.
+        per_weight = [float(r) for r in loaded.inner_learning_rates.per_weight()]
+        self.assertAllClose(per_weight, [0.01, 0.01, 0.02, 0.02, 0.03, 0.03])
+        # The rates are state, not trainable weights: the functional weights are unchanged.
+        self.assertLen(loaded.trainable_variables, 6)
+
+    def test_bad_specs_name_the_problem(self):
+        with self.assertRaisesRegex(ValueError, "granularity must be one of"):
+            normalize_spec({"granularity": "neuron"})
+        with self.assertRaisesRegex(ValueError, "bounds"):
+            normalize_spec({"granularity": "tensor", "initial": 2.0, "bounds": [0, 1]})
+        with self.assertRaisesRegex(ValueError, "unknown keys"):
+            normalize_spec({"granularity": "tensor", "lr": 1})
+        with self.assertRaisesRegex(ValueError, "one entry per weight"):
+            InnerLearningRates([(2,)], [0, 1], "layer")
+
+
+class MetaSgdTrainingTest(TestCase):
+
+    def test_rates_are_learned_clipped_and_skip_keeps_state(self):
+        model = Siren(width=16, depth=3, seed=0,
+                      inner_rates={"granularity": "tensor", "initial": 1e-2,
+                                   "bounds": [1e-3, 1.2e-2]})
+        trainer = MetaTrainer(model, ImageTask(8), MetaConfig("maml", 2),
+                              outer_learning_rate=1e-3, skip_nonfinite=True)
+        images = tf.random.stateless_uniform((2, 8, 8, 3), (1, 2))
+        for _ in range(5):
+            metrics = trainer.train_step({"image": images})
+        self.assertEqual(float(metrics["skipped"]), 0.0)
+        rates = np.array([float(r) for r in model.inner_learning_rates.rates])
+        self.assertFalse(np.allclose(rates, 1e-2), rates)  # They moved...
+        self.assertTrue(np.all((rates >= 1e-3) & (rates <= 1.2e-2 + 1e-9)), rates)  # ...in bounds.
+        before = [v.numpy().copy() for v in trainer.params + trainer.optimizer.variables]
+        metrics = trainer.train_step({"image": images * np.nan})
+        self.assertEqual(float(metrics["skipped"]), 1.0)
+        after = [v.numpy() for v in trainer.params + trainer.optimizer.variables]
+        for b, a in zip(before, after):
+            np.testing.assert_array_equal(a, b)
