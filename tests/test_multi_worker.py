@@ -214,7 +214,7 @@ def test_launched_reptile_workers_match_one_process(tmp_path, launch, one_proces
     num_steps = 3
     model_dir, log = tmp_path / "multi", tmp_path / "multi.out"
     launcher = launch(log, "--num_workers=2", "--",
-                       *_flags(model_dir, data_dir, "reptile", num_steps))
+                      *_flags(model_dir, data_dir, "reptile", num_steps))
     one_process_dir = one_process_run("reptile", num_steps)  # Meanwhile, in this process.
     output = _wait(launcher, log)
     assert launcher.returncode == 0, output[-5000:]
@@ -293,10 +293,9 @@ def test_maml_workers_survive_a_killed_and_a_preempted_worker(tmp_path, launch,
     assert _event_file_pids(chain_dir) == set(chief_pids)
 
 
-# Stands in for meta_train: reports its task, then on SIGTERM "checkpoints" and exits 0.
+# Stands in for meta_train: says it is ready, then on SIGTERM "checkpoints" and exits 0.
 _STAND_IN_WORKER = textwrap.dedent("""
-    import json, os, signal, sys, time
-    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    import signal, sys, time
     def stop(signum, frame):
         print(f"{signal.Signals(signum).name}: checkpoint saved", flush=True)
         sys.exit(0)
