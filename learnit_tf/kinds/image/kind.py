@@ -1,6 +1,6 @@
 """Registers the image kind."""
 
-from learnit_tf.kinds.image import catalog, folder, sdf_2d, task, text_images
+from learnit_tf.kinds.image import catalog, emoji, folder, sdf_2d, task, text_images
 from learnit_tf.kinds.registry import SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
@@ -10,6 +10,7 @@ KIND = register_kind(SignalKind(
     datasets={
         "text_images_examples": text_images.text_images_examples,
         "sdf_2d_examples": sdf_2d.sdf_2d_examples,
+        "emoji_images_examples": emoji.emoji_images_examples,
         "celeb_a_examples": catalog.celeb_a_examples,
         "imagenette_examples": catalog.imagenette_examples,
         "image_folder_examples": folder.image_folder_examples,
