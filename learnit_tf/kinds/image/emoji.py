@@ -61,7 +61,7 @@ EMOJI_LICENSE = "Expat (MIT)"
 EMOJI_UPSTREAM = "emojify.js 1.1.0, (c) 2014 Hassan Khan"
 EMOJI_HOMEPAGE = "https://github.com/emojione/emojify.js"
 EMOJI_SOURCE_DIR = "/usr/share/javascript/emojify.js/images/emoji"
-#: `source_fingerprint` of EMOJI_SOURCE_DIR as installed by libjs-emojify 1.1.0+dfsg-2.
+#: `EmojiSource.fingerprint` of EMOJI_SOURCE_DIR as installed by libjs-emojify 1.1.0+dfsg-2.
 EMOJI_FINGERPRINT = "4e58526a7ddcb4a640bed30d2b244d9263c3f81c1de63768625ec50422b9c435"
 #: File counts of that release: every PNG, and distinct images (aliases removed).
 EMOJI_NUM_FILES = 881
@@ -133,17 +133,29 @@ def split_of(name):
     return "validation" if fraction < TEST_FRACTION + VALIDATION_FRACTION else "train"
 
 
-def source_metadata(source):
-    """JSON-able record of where an `EmojiSource`'s images come from (for init metadata)."""
+def source_metadata(source=None):
+    """JSON-able record of where the images come from (e.g. for an init's metadata).
+
+    Args:
+        source: an `EmojiSource` (default: `scan_emoji_source()`, the package's folder).
+
+    The package fields (name, version, licence, upstream) are None for another folder
+    whose files are not the release's: they would not describe its images.
+    """
+    source = scan_emoji_source() if source is None else source
     release = source.fingerprint == EMOJI_FINGERPRINT
+    package = release or _same_folder(source.directory, EMOJI_SOURCE_DIR)
+    if release:  # Known exactly: the files are that release's.
+        version = EMOJI_PACKAGE_VERSION
+    else:  # The package's folder with other files (another release): ask dpkg.
+        version = installed_package_version() if package else None
     return {
-        "package": EMOJI_PACKAGE,
-        # Known exactly when the files are that release's; else what dpkg reports.
-        "package_version": EMOJI_PACKAGE_VERSION if release else installed_package_version(),
+        "package": EMOJI_PACKAGE if package else None,
+        "package_version": version,
         "files_match_release": release,
-        "license": EMOJI_LICENSE,
-        "upstream": EMOJI_UPSTREAM,
-        "homepage": EMOJI_HOMEPAGE,
+        "license": EMOJI_LICENSE if package else None,
+        "upstream": EMOJI_UPSTREAM if package else None,
+        "homepage": EMOJI_HOMEPAGE if package else None,
         "source_dir": source.directory,
         "num_files": len(source.files),
         "num_images": len(source.images),
@@ -193,11 +205,8 @@ class EmojiImages(tfds.core.GeneratorBasedBuilder):
         cfg = self.builder_config
         r = cfg.resolution
         return self.dataset_info_from_configs(
-            description=(f"Emoji artwork from the Debian package {EMOJI_PACKAGE} "
-                         f"{EMOJI_PACKAGE_VERSION} (licence {EMOJI_LICENSE}; upstream "
-                         f"{EMOJI_UPSTREAM}), read from {cfg.source_dir or EMOJI_SOURCE_DIR}; "
-                         f"{r}×{r} RGB, "
-                         "alpha composited on white, split by file-name hash 80/10/10."),
+            description=(f"{_provenance(cfg.source_dir)}; {r}×{r} RGB, alpha composited "
+                         "on white, aliases dropped, split by file-name hash 80/10/10."),
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=(r, r, 3)),
                 "name": tfds.features.Text(),  # The source file's base name.
@@ -229,6 +238,14 @@ class EmojiImages(tfds.core.GeneratorBasedBuilder):
         for name, path in items:
             rgb = load_image(path, resolution)
             yield name, {"image": np.round(rgb * 255.0).astype(np.uint8), "name": name}
+
+
+def _provenance(source_dir):
+    package = (f"the Debian package {EMOJI_PACKAGE} {EMOJI_PACKAGE_VERSION} (licence "
+               f"{EMOJI_LICENSE}; upstream {EMOJI_UPSTREAM})")
+    if source_dir is None:
+        return f"Emoji artwork from {package}, read from {EMOJI_SOURCE_DIR}"
+    return f"PNG images read from {source_dir} in place of {package}"
 
 
 def _same_folder(a, b):

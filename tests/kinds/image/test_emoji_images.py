@@ -187,11 +187,13 @@ def test_metadata_and_description_name_the_package(fake):
     source, data_dir = fake
     builder = emoji_images_builder("cpu64", data_dir, str(source))
     metadata = builder.info.metadata
-    assert metadata["package"] == "libjs-emojify" and metadata["license"] == "Expat (MIT)"
     assert metadata["source_dir"] == str(source)
     assert metadata["fingerprint"] == scan_emoji_source(str(source)).fingerprint
-    assert metadata["files_match_release"] is False  # Fake files, not the release's.
-    assert "libjs-emojify 1.1.0+dfsg-2" in builder.info.description
+    # Fake files elsewhere are not the package's: no package, version or licence claimed.
+    assert metadata["files_match_release"] is False
+    assert [metadata[k] for k in ("package", "package_version", "license")] == [None] * 3
+    assert builder.info.description.startswith(f"PNG images read from {source} in place of "
+                                               "the Debian package libjs-emojify 1.1.0+dfsg-2")
     assert "Expat" in builder.info.description and "Hassan Khan" in builder.info.citation
     # The package's configs keep their names; another folder gets its own directory.
     assert builder.builder_config.name.startswith("cpu64_")
@@ -237,6 +239,13 @@ def test_changed_package_files_are_refused_not_reused(fake, monkeypatch, tmp_pat
     data_dir = str(tmp_path / "tfds")
     first = emoji_images_builder("small", data_dir)
     assert first.builder_config.name == "small"
+    assert first.info.description.startswith(
+        f"Emoji artwork from the Debian package libjs-emojify 1.1.0+dfsg-2 (licence Expat (MIT); "
+        f"upstream emojify.js 1.1.0, (c) 2014 Hassan Khan), read from {package}")
+    # The package's folder: the package is named (its files are not the release's).
+    assert first.info.metadata["package"] == "libjs-emojify"
+    assert first.info.metadata["license"] == "Expat (MIT)"
+    assert first.info.metadata["files_match_release"] is False
     Image.new("RGBA", (64, 64), (9, 9, 9, 255)).save(package / "filler0.png")
     with pytest.raises(ValueError, match=r"generated from other files.*delete that directory"):
         emoji_images_examples("train", "small", data_dir)
@@ -339,6 +348,7 @@ def test_real_package_files_and_split_sizes(tmp_path):
     assert small.info.metadata["package_version"] == "1.1.0+dfsg-2"
     assert small.info.metadata["files_match_release"] is True
     assert small.info.metadata["source_dir"] == emoji.EMOJI_SOURCE_DIR
+    assert emoji.source_metadata() == dict(small.info.metadata)
 
 
 @REAL_PACKAGE
