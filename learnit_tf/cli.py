@@ -118,7 +118,8 @@ def reader_options(kind, reader, flag_values):
 
 
 def fit_optimizer(metadata, name=None, learning_rate=None):
-    """The test-time `InnerOptimizer`: by default the one the init was meta-trained for.
+    """The test-time optimizer: by default the init's fit recipe, else the inner
+    optimizer it was meta-trained for (with its learned rates, if any).
 
     Args:
         metadata: the init's metadata.
@@ -127,8 +128,13 @@ def fit_optimizer(metadata, name=None, learning_rate=None):
             `name` is not the init's inner optimizer).
     """
     from learnit_tf.meta import InnerOptimizer  # pylint: disable=import-outside-toplevel
+    from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
     hyper = (metadata or {}).get("hyperparameters") or {}
     default_name = hyper.get("inner_optimizer", "sgd")
+    if name is None and learning_rate is None and (
+            (metadata or {}).get("fit_recipe") or "inner_learning_rate" in hyper):
+        # Its fit recipe, or its inner optimizer (with its learned rates, if any).
+        return evaluation.meta_optimizer_from_metadata(metadata)
     name = name or default_name
     if learning_rate is not None:
         if not learning_rate > 0:

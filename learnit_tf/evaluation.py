@@ -31,7 +31,7 @@ import numpy as np
 from learnit_tf import init_io, kinds
 from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import add_example_seeds, take_examples
-from learnit_tf.meta import Fitter, InnerOptimizer
+from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer
 from learnit_tf.headline import headline_from_metadata, steps_headline  # noqa: F401
 from learnit_tf.metadata import DatasetSpec, TaskSpec, as_init_metadata
 
@@ -68,11 +68,24 @@ def held_out_examples(metadata, count, split="test", data_dir=None, seed=12345):
 
 
 def meta_optimizer_from_metadata(metadata, learning_rate=None):
-    """The paper's test-time optimizer for a meta init: the inner optimizer it was trained for."""
-    hp = as_init_metadata(metadata).hyperparameters
+    """How to fit from a meta init by default.
+
+    Its recorded `fit_recipe` if any; else the inner optimizer it was meta-trained
+    with (the paper's protocol), stepping with its learned inner rates if it has them
+    (Meta-SGD). `learning_rate` overrides: plain SGD/Adam (the inner optimizer) at that
+    rate, no recipe and no learned rates.
+    """
+    meta = as_init_metadata(metadata)
+    hp = meta.hyperparameters
+    if learning_rate is None and meta.fit_recipe is not None:
+        return FitRecipe.from_dict(meta.fit_recipe, source="metadata fit_recipe")
+    learned_rates = learning_rate is None and "inner_rates" in hp.extra
     if learning_rate is None:
         learning_rate = 1e-2 if hp.inner_learning_rate is None else hp.inner_learning_rate
-    return InnerOptimizer(hp.inner_optimizer or "sgd", learning_rate)
+    optimizer = InnerOptimizer(hp.inner_optimizer or "sgd", learning_rate)
+    if learned_rates:
+        return FitRecipe((FitPhase(optimizer, learned_rates=True),))
+    return optimizer
 
 
 def kind_of_metadata(metadata):
@@ -118,17 +131,42 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
     for label, (model, optimizer, init_steps) in inits.items():
         init_steps = steps if init_steps is None else init_steps
         fitter = Fitter(model, task, optimizer, steps_per_call=min(500, max(1, init_steps)))
-        curves, snaps = [], []
+        curves, snaps, seconds = [], [], []
         for i, example in enumerate(examples):
             result = fitter.fit(example, init_steps,
                                 snapshot_steps=snapshot_steps if i < snapshot_examples else ())
             curves.append(result.metrics["psnr"])
+            seconds.append(result.seconds)
             if i < snapshot_examples:
                 snaps.append(result.snapshots)
             if progress is not None:
                 progress(label, i, result)
         out[label] = {"psnr": np.stack(curves), "snapshots": snaps, "model": model,
-                      "fitter": fitter}
+                      "fitter": fitter, "seconds_per_step": _seconds_per_step(seconds,
+                                                                               init_steps)}
+    return out
+
+
+def _seconds_per_step(seconds, steps):
+    """Wall time per fit step; the first fit (which traces and compiles) is left out
+    when there are others."""
+    if not steps or not seconds:
+        return None
+    timed = seconds[1:] or seconds
+    return float(np.median(timed)) / steps
+
+
+def steps_to_targets(results, targets):
+    """{init: {"steps": {target: first step reaching it or None}, "seconds": {...}}} of
+    the mean PSNR curves (seconds: steps × that init's wall time per step, same run)."""
+    out = {}
+    for label, res in results.items():
+        curve = res["psnr"].mean(0)
+        per_step = res.get("seconds_per_step")
+        steps = {f"{t:g}": steps_to_reach(curve, t) for t in targets}
+        out[label] = {"steps": steps, "seconds": {
+            k: (None if v is None or per_step is None else round(v * per_step, 3))
+            for k, v in steps.items()}}
     return out
 
 
@@ -195,6 +233,8 @@ def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer,
     rows, summary = summarize(results, match_step=match_step)
     summary["meta_optimizer"] = {"name": meta_optimizer.name,
                                  "learning_rate": meta_optimizer.learning_rate}
+    if isinstance(meta_optimizer, FitRecipe):
+        summary["meta_optimizer"]["fit_recipe"] = meta_optimizer.to_dict()
     summary["standard_optimizer"] = {"name": standard_optimizer.name,
                                      "learning_rate": standard_optimizer.learning_rate}
     return results, rows, summary
@@ -517,8 +557,68 @@ class StepsOptions:
         "help": "Evaluate on a folder of your own files of the init's kind instead."})
     snapshot_examples: int = dataclasses.field(default=3, metadata={
         "help": "Held-out signals whose reconstructions are drawn."})
+    psnr_targets: str = dataclasses.field(default="25,30,35", metadata={
+        "help": "Comma-separated PSNRs (dB) whose steps and seconds to reach are reported."})
+    select_fit_recipe: bool = dataclasses.field(default=False, metadata={
+        "help": "Choose the meta init's fit recipe on the validation split first (its "
+                "inner steps, then Adam at the best of --recipe_learning_rates) and "
+                "evaluate with it."})
+    recipe_learning_rates: str = dataclasses.field(default="1e-5,3e-5,1e-4,3e-4,1e-3", metadata={
+        "help": "Adam learning rates tried by --select_fit_recipe."})
+    recipe_steps: int = dataclasses.field(default=300, metadata={
+        "help": "Steps of each --select_fit_recipe trial fit."})
+    recipe_examples: int = dataclasses.field(default=4, metadata={
+        "help": "Validation signals of each --select_fit_recipe trial."})
     progress: bool = dataclasses.field(default=True, metadata={
         "help": "Show a progress bar with ETA."})
+
+
+def _numbers(text, name):
+    try:
+        values = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--{name} must be comma-separated numbers, got {text!r}.") from None
+    if not values or not all(np.isfinite(values)):
+        raise ValueError(f"--{name} must be comma-separated finite numbers, got {text!r}.")
+    return values
+
+
+def recipe_score(psnr_curve):
+    """How well a fit recipe serves the whole curve: the mean PSNR over the report steps
+    1, 2, 3, 5, 10, … up to the last (every decade counts, not only the end)."""
+    psnr_curve = np.asarray(psnr_curve)
+    last = len(psnr_curve) - 1
+    steps = sorted({s for s in REPORT_STEPS if 0 < s <= last} | {last})
+    return float(np.mean(psnr_curve[steps]))
+
+
+def select_fit_recipe(model, metadata, task, examples, steps, learning_rates):
+    """The fit recipe that serves a meta init best on `examples` (validation signals).
+
+    Candidates: the init's own inner optimizer for every step (the paper's protocol),
+    and its meta-trained inner steps (with their learned rates, if any) followed by Adam
+    at each of `learning_rates`, so the first inner steps, which meta-training shaped,
+    stay as trained. Scored by `recipe_score` of the mean PSNR curve.
+
+    Returns:
+        (best FitRecipe, rows [{"recipe", "score", "psnr_final"}] for every candidate).
+    """
+    inner = FitRecipe.of(meta_optimizer_from_metadata(metadata))
+    first = inner.phases[0]
+    k = as_init_metadata(metadata).hyperparameters.inner_steps or 2
+    candidates = [inner] + [
+        FitRecipe((FitPhase(first.optimizer, steps=int(k), learned_rates=first.learned_rates),
+                   FitPhase(InnerOptimizer("adam", float(lr))))) for lr in learning_rates]
+    rows, best = [], None
+    for recipe in candidates:
+        fitter = Fitter(model, task, recipe, steps_per_call=max(1, min(500, steps)))
+        curve = np.mean([fitter.fit(ex, steps).metrics["psnr"] for ex in examples], axis=0)
+        row = {"recipe": recipe.name, "score": round(recipe_score(curve), 4),
+               "psnr_final": round(float(curve[-1]), 4), "fit_recipe": recipe.to_dict()}
+        rows.append(row)
+        if best is None or row["score"] > best[1]["score"]:
+            best = (recipe, row)
+    return best[0], rows
 
 
 class StepsProtocol(Protocol):
@@ -562,6 +662,25 @@ class StepsProtocol(Protocol):
         return (meta_optimizer_from_metadata(metadata, o.meta_learning_rate),
                 InnerOptimizer(o.standard_optimizer, o.standard_learning_rate))
 
+    def choose_fit_recipe(self, model, metadata, task):
+        """`select_fit_recipe` on the init's validation split (or the folder's): the
+        recipe and its trial rows."""
+        o = self.options
+        if o.meta_learning_rate is not None:
+            raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
+                             "also pass --meta_learning_rate.")
+        if o.directory:
+            examples = self.folder_examples(metadata, o.directory, "validation",
+                                            o.recipe_examples, task)
+        else:
+            examples = held_out_examples(metadata, o.recipe_examples, "validation",
+                                         o.data_dir)
+        if not examples:
+            raise ValueError("--select_fit_recipe needs validation signals; the validation "
+                             "split holds none.")
+        return select_fit_recipe(model, metadata, task, examples, o.recipe_steps,
+                                 _numbers(o.recipe_learning_rates, "recipe_learning_rates"))
+
     def snapshot_steps(self):
         """Steps whose fitted weights are kept for reconstruction figures."""
         o = self.options
@@ -573,13 +692,21 @@ class StepsProtocol(Protocol):
         task = task_from_metadata(metadata)
         if examples is None:
             examples = self.held_out(metadata, task)
+        targets = _numbers(o.psnr_targets, "psnr_targets")
         meta_opt, standard_opt = self.optimizers(metadata)
+        selection = None
+        if o.select_fit_recipe:
+            meta_opt, selection = self.choose_fit_recipe(model, metadata, task)
         progress = _StepsProgress(len(examples) * (o.meta_steps + o.standard_steps), o.progress)
         results, curve_rows, summary = evaluate_against_standard(
             model, examples, task, meta_opt, o.meta_steps, o.standard_steps, standard_opt,
             o.standard_seed, snapshot_steps=self.snapshot_steps(),
             snapshot_examples=o.snapshot_examples if self.draws_reconstructions() else 0,
             progress=progress, match_step=o.match_step)
+        summary["steps_to_psnr"] = steps_to_targets(results, targets)
+        if selection is not None:
+            summary["fit_recipe"] = meta_opt.to_dict()
+            summary["fit_recipe_selection"] = selection
         optimizers = {META: meta_opt, STANDARD: standard_opt}
         rows = [report_row(r["init"], optimizers[r["init"]], r["step"],
                            results[r["init"]]["psnr"][:, r["step"]]) for r in curve_rows]
@@ -607,6 +734,11 @@ class StepsProtocol(Protocol):
         headline = steps_headline(report.summary, match_step)
         if headline:
             headline["psnr_at"] = f"{match_step} steps"
+            reach = report.summary.get("steps_to_psnr")
+            if reach:  # Steps (and seconds) each init needs to reach 25/30/35 dB.
+                headline["steps_to_psnr"] = reach
+            if "fit_recipe" in report.summary:
+                headline["fit_recipe"] = FitRecipe.from_dict(report.summary["fit_recipe"]).name
         return headline
 
 

@@ -232,6 +232,7 @@ class RunConfig:
     outer_warmup_steps: int = 0
     outer_decay: str = "constant"
     outer_final_fraction: float = 0.1
+    outer_decay_steps: Optional[int] = None
     clip_global_norm: Optional[float] = None
     max_skipped_steps: int = 0
 
@@ -250,6 +251,8 @@ class RunConfig:
             object.__setattr__(self, name, _integer(name, getattr(self, name), minimum))
         object.__setattr__(self, "stop_after_steps",
                            _integer("stop_after_steps", self.stop_after_steps, 1, optional=True))
+        object.__setattr__(self, "outer_decay_steps",
+                           _integer("outer_decay_steps", self.outer_decay_steps, 1, optional=True))
         for name in ("inner_learning_rate", "outer_learning_rate"):
             object.__setattr__(self, name, _positive_number(name, getattr(self, name)))
         if self.clip_global_norm is not None:
@@ -292,8 +295,13 @@ class RunConfig:
         return normalize_spec(spec, name="meta_train.inner_rates")
 
     @property
+    def schedule_steps(self):
+        """The step the outer schedule ends at (outer_decay_steps, default num_steps)."""
+        return self.num_steps if self.outer_decay_steps is None else self.outer_decay_steps
+
+    @property
     def outer_learning_rate_schedule(self):
-        return outer_schedule(self.outer_learning_rate, self.num_steps,
+        return outer_schedule(self.outer_learning_rate, self.schedule_steps,
                               warmup_steps=self.outer_warmup_steps, decay=self.outer_decay,
                               final_fraction=self.outer_final_fraction)
 
@@ -816,7 +824,8 @@ class MetaTrainRunner:
         config = self.config
         extra = {"outer_schedule": {"warmup_steps": config.outer_warmup_steps,
                                     "decay": config.outer_decay,
-                                    "final_fraction": config.outer_final_fraction},
+                                    "final_fraction": config.outer_final_fraction,
+                                    "decay_steps": config.schedule_steps},
                  "clip_global_norm": config.clip_global_norm,
                  "max_skipped_steps": config.max_skipped_steps,
                  "skipped_steps": int(self.skipped_var.numpy())}
@@ -883,6 +892,7 @@ def meta_train(model_dir,
                outer_warmup_steps=0,
                outer_decay="constant",
                outer_final_fraction=0.1,
+               outer_decay_steps=None,
                clip_global_norm=None,
                max_skipped_steps=0):
     """Meta-trains an init and exports it to `model_dir/init/` (a `MetaTrainRunner` run).
@@ -930,6 +940,8 @@ def meta_train(model_dir,
         outer_decay: "constant" or "cosine" (to outer_final_fraction * the rate at
             num_steps).
         outer_final_fraction: see outer_decay.
+        outer_decay_steps: the step the schedule ends at (default num_steps); e.g. a run
+            stopped early and exported (num_steps=its step) keeps the schedule it ran with.
         clip_global_norm: clip the outer gradients' global norm (None: no clipping).
         max_skipped_steps: one replica: skip up to this many steps whose meta-gradient
             is not finite (weights unchanged) before stopping; 0 stops at the first.

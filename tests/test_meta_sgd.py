@@ -173,3 +173,40 @@ class MetaSgdTrainingTest(TestCase):
         after = [v.numpy() for v in trainer.params + trainer.optimizer.variables]
         for b, a in zip(before, after):
             np.testing.assert_array_equal(a, b)
+
+
+def _tiny_images(split="train"):
+    del split
+    images = tf.random.stateless_uniform((6, 8, 8, 3), (4, 2))
+    return tf.data.Dataset.from_tensor_slices({"image": images})
+
+
+class MetaSgdRunTest(TestCase):
+
+    def test_meta_train_learns_rates_exports_them_and_a_stopped_run_keeps_its_schedule(self):
+        from learnit_tf.train import meta_train
+        model_dir = os.path.join(tempfile.mkdtemp(), "run")
+        kwargs = dict(model_fn=lambda seed, inner_rates=None: Siren(
+                          width=8, depth=2, seed=seed, inner_rates=inner_rates),
+                      task=ImageTask(8), dataset_fn=_tiny_images, algorithm="maml",
+                      inner_steps=1, meta_batch_size=2, outer_learning_rate=1e-3,
+                      checkpoint_every=2, eval_every=0, jit_compile=False,
+                      show_progress=False, inner_rates="tensor", inner_rate_bounds=(0.0, 0.5),
+                      outer_warmup_steps=1, outer_decay="cosine", clip_global_norm=1.0,
+                      max_skipped_steps=2)
+        # Stop after 2 of 6 steps, then export at step 2 while keeping the 6-step schedule.
+        self.assertIsNone(meta_train(model_dir, num_steps=6, stop_after_steps=2,
+                                     **kwargs)["init_dir"])
+        init_dir = meta_train(model_dir, num_steps=2, outer_decay_steps=6, **kwargs)["init_dir"]
+        model = init_io.load_init(init_dir)
+        rates = [float(r) for r in model.inner_learning_rates.rates]
+        self.assertLen(rates, 4)
+        self.assertFalse(np.allclose(rates, 1e-2), rates)  # Learned, from the inner lr.
+        hyper = init_io.read_init_metadata(init_dir).hyperparameters
+        self.assertEqual(hyper.extra["outer_schedule"],
+                         {"warmup_steps": 1, "decay": "cosine", "final_fraction": 0.1,
+                          "decay_steps": 6})
+        self.assertEqual(hyper.extra["inner_rates"]["granularity"], "tensor")
+        self.assertEqual(hyper.extra["clip_global_norm"], 1.0)
+        self.assertEqual(hyper.extra["skipped_steps"], 0)
+        self.assertEqual(init_io.read_init_metadata(init_dir).steps, 2)

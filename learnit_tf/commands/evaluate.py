@@ -109,6 +109,8 @@ def main(argv):
             raise app.UsageError("--write_metadata needs a local init directory, not a zoo name.")
         metadata = dict(metadata)
         metadata["evaluation"] = report.to_json()
+        if "fit_recipe" in report.summary:  # --select_fit_recipe: fit and evaluate use it.
+            metadata["fit_recipe"] = report.summary["fit_recipe"]
         init_io.write_json_atomic(os.path.join(init_dir, init_io.METADATA_FILE), metadata)
 
     print(f"\n{'init':<10}{'optimizer':>10}{'lr':>9}{'steps':>7}{'obs.':>10}{'PSNR (dB)':>17}")

@@ -19,8 +19,9 @@ The init's signal kind (from the task class in its metadata) picks the reader of
   scoring PSNR on the rest).
 
 `--init` is a zoo name[@version] or a directory given as a path (./NAME for a folder
-here: a bare name is always the zoo's). The optimizer defaults to the one the init was
-meta-trained for (its inner optimizer and learning rate).
+here: a bare name is always the zoo's). The optimizer defaults to the init's fit recipe
+(recorded in its metadata), else to the one it was meta-trained for (its inner optimizer
+and learning rate, stepping with its learned Meta-SGD rates if it has them).
 
 Writes OUTPUT_DIR/reconstruction.png (observations and the fit at the first and last
 step), reconstruction.npy, curve.csv (step, loss, metrics), psnr_curve.png and the fitted
@@ -43,7 +44,8 @@ flags.DEFINE_string("input", None, "The signal to fit: an image file (image init
                     "sinogram .npy (CT inits) or a posed-views folder (NeRF inits).")
 flags.DEFINE_string("output_dir", None, "Where the outputs go (created).")
 flags.DEFINE_integer("steps", 100, "Optimization steps (>= 0).")
-flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Default: the init's inner optimizer.")
+flags.DEFINE_enum("optimizer", None, ["sgd", "adam"],
+                  "Default: the init's fit recipe, else its inner optimizer.")
 flags.DEFINE_float("learning_rate", None, "> 0. Default: the init's inner learning rate "
                    "(required with an --optimizer other than the init's).")
 flags.DEFINE_bool("mixed_precision", False,
@@ -116,7 +118,7 @@ def run_fit(model, fit_input, optimizer):
     from learnit_tf.meta import Fitter  # pylint: disable=import-outside-toplevel
     steps = FLAGS.steps
     print(f"Fitting {fit_input.description or FLAGS.input} from {FLAGS.init} with "
-          f"{optimizer.name} {optimizer.learning_rate:g} for {steps} steps.")
+          f"{optimizer.describe()} for {steps} steps.")
     progress = cli.StepProgress(steps)
     fitter = Fitter(model, fit_input.task, optimizer, steps_per_call=max(1, min(steps, 50)))
     result = fitter.fit(fit_input.example, steps, snapshot_steps=(0, steps),
@@ -128,7 +130,7 @@ def run_fit(model, fit_input, optimizer):
         where = f" (the loss is first non-finite at step {first})" if first is not None else ""
         raise FitError(f"The fit diverged: {len(bad)} weight tensors are NaN/infinite after "
                        f"{steps} steps{where}. Nothing was written; lower --learning_rate "
-                       f"(was {optimizer.learning_rate:g}).")
+                       f"(was {optimizer.describe()}).")
     return fitter, result
 
 
@@ -155,8 +157,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
                   if "psnr" in name and np.all(np.isfinite(result.metrics[name]))}
         if curves:
             plots.plot_psnr_curves(curves, os.path.join(staging, "psnr_curve.png"),
-                                   title=f"fit from {FLAGS.init} ({optimizer.name} "
-                                         f"{optimizer.learning_rate:g})")
+                                   title=f"fit from {FLAGS.init} ({optimizer.describe()})")
         cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
         plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
                                                                      "reconstruction.png"))
@@ -165,8 +166,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
         fitter.fmodel.assign(result.weights)
         fitted_metadata = dict(metadata, fitted={
             "source_init": FLAGS.init, "input": os.path.abspath(FLAGS.input), "steps": steps,
-            "optimizer": optimizer.name, "learning_rate": optimizer.learning_rate,
-            "command": " ".join(["python"] + sys.argv)})
+            **optimizer.record(), "command": " ".join(["python"] + sys.argv)})
         init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
         written = sorted(os.listdir(staging))
         _publish(staging, out)

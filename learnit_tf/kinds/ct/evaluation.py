@@ -23,7 +23,7 @@ import numpy as np
 
 from learnit_tf import evaluation
 from learnit_tf.baselines import standard_init
-from learnit_tf.evaluation import write_csv_atomic
+from learnit_tf.evaluation import meta_optimizer_from_metadata, write_csv_atomic
 from learnit_tf.meta import Fitter, InnerOptimizer
 from learnit_tf.plots import pyplot, save_figure_atomic
 from learnit_tf.models import FunctionalModel
@@ -323,8 +323,12 @@ class CtProtocol(evaluation.Protocol):
         interpolation = o.interpolation or task_config.get("interpolation", "bilinear")
         # The authors' CT test-time optimizer: SGD at the inner learning rate (paper: 10).
         hyper = metadata.get("hyperparameters") or {}
-        meta_opt = InnerOptimizer("sgd", o.meta_learning_rate or
-                                  float(hyper.get("inner_learning_rate", 10.0)))
+        if o.meta_learning_rate is None and ("inner_learning_rate" in hyper
+                                             or metadata.get("fit_recipe")):
+            # Its fit recipe, or its inner SGD (with its learned Meta-SGD rates, if any).
+            meta_opt = meta_optimizer_from_metadata(metadata)
+        else:
+            meta_opt = InnerOptimizer("sgd", o.meta_learning_rate or 10.0)
         standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
         steps = {META: o.steps, STANDARD: o.steps if o.standard_steps is None
                  else o.standard_steps}

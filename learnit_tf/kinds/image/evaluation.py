@@ -45,7 +45,9 @@ class ImageProtocol(StepsProtocol):
     >>> [(r["init"], r["steps"]) for r in report.rows][:3]
     [('meta', 0), ('meta', 1), ('meta', 2)]
     >>> sorted(ImageProtocol.headline(report))
-    ['meta_psnr_at_2', 'psnr_at', 'standard_psnr_at_2', 'steps_to_match']
+    ['meta_psnr_at_2', 'psnr_at', 'standard_psnr_at_2', 'steps_to_match', 'steps_to_psnr']
+    >>> report.summary["steps_to_psnr"]["standard"]["steps"]  # 2 steps reach no target.
+    {'25': None, '30': None, '35': None}
     """
 
     name = "image_psnr_vs_steps"

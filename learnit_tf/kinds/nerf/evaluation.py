@@ -32,6 +32,7 @@ from learnit_tf.kinds.nerf.rendering import RayRenderer
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models import FunctionalModel
+from learnit_tf.models.inner_rates import inner_rates_of
 
 __all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density_alive_fraction",
            "draw_standard_init", "evaluate_inits", "format_table", "held_out_psnr",
@@ -511,6 +512,11 @@ class NerfProtocol(evaluation.Protocol):
             examples = self.folder_examples(metadata, o.directory, o.split, o.num_examples,
                                             None)
         hyper = metadata.get("hyperparameters") or {}
+        if inner_rates_of(model) is not None or metadata.get("fit_recipe"):
+            # Not silently ignored: NeRF's fitter steps with one optimizer.
+            raise ValueError("This NeRF init carries learned inner rates or a fit recipe; the "
+                             "NeRF protocol fits with one optimizer and does not apply them "
+                             "yet (learnit_tf.kinds.nerf.evaluation.TestTimeFitter).")
         meta_opt = InnerOptimizer(o.meta_optimizer, o.meta_learning_rate or
                                   float(hyper.get("inner_learning_rate", 0.5)))
         standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
