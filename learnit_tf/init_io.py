@@ -201,4 +201,11 @@ def load_init(directory):
         raise FileNotFoundError(f"{weights_path!r} not found in init directory {directory!r}.")
     model = model_from_config(config["class_name"], config["config"])
     model.load_weights(weights_path)
+    recipe = read_init_metadata(directory).fit_recipe
+    if recipe is not None:
+        # pylint: disable-next=import-outside-toplevel
+        from learnit_tf.meta.fit import FitRecipe
+        # `learnit_tf.meta.fit` then fits this model with it by default.
+        model.fit_recipe = FitRecipe.from_dict(
+            recipe, source=os.path.join(directory, METADATA_FILE) + " fit_recipe")
     return model

@@ -148,3 +148,23 @@ class RecipeMetadataTest(TestCase):
         self.assertEqual(max(rows, key=lambda r: r["score"])["recipe"], best.name)
         # Adam 1e-3 beats SGD 1e-2 and Adam 1e-6 over 20 steps on these signals.
         self.assertEqual(best, FitRecipe((FitPhase(SGD, steps=2), FitPhase(ADAM))))
+
+
+class DefaultOptimizerTest(TestCase):
+
+    def test_a_loaded_init_fits_with_its_recorded_recipe_by_default(self):
+        import os
+        import tempfile
+        from learnit_tf import init_io
+        from learnit_tf.meta.fit import default_optimizer
+        recipe = FitRecipe((FitPhase(SGD, steps=1, learned_rates=True), FitPhase(ADAM)))
+        model = Siren(width=8, depth=2, seed=0, inner_rates="layer")
+        directory = init_io.save_init(model, os.path.join(tempfile.mkdtemp(), "init"),
+                                      {"fit_recipe": recipe.to_dict()})
+        loaded = init_io.load_init(directory)
+        self.assertEqual(default_optimizer(loaded), recipe)
+        self.assertEqual(Fitter(loaded, ImageTask(8)).recipe, recipe)
+        # Without a recipe: learned rates if the model has them, else SGD 1e-2.
+        self.assertEqual(default_optimizer(model),
+                         FitRecipe((FitPhase(SGD, learned_rates=True),)))
+        self.assertEqual(default_optimizer(Siren(width=8, depth=2, seed=0)), SGD)

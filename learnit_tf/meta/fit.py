@@ -164,18 +164,20 @@ class Fitter:
         task: a `learnit_tf.tasks.Task`.
         optimizer: an `InnerOptimizer` (paper: SGD 1e-2 from the meta init, Adam 1e-4
             from a standard init) or a `FitRecipe` (phases; a phase with
-            `learned_rates` needs a model built with `inner_rates`).
+            `learned_rates` needs a model built with `inner_rates`); default
+            `default_optimizer(model)`.
         steps_per_call: steps compiled into one call.
         jit_compile: compile with XLA (True), graph mode (False) or "auto" (XLA only
             with an accelerator; see `learnit_tf.meta.compile`).
     """
 
-    def __init__(self, model, task, optimizer=InnerOptimizer("sgd", 1e-2), steps_per_call=100,
-                 jit_compile="auto"):
+    def __init__(self, model, task, optimizer=None, steps_per_call=100, jit_compile="auto"):
         if not model.built:
             raise ValueError(f"Model {model.name!r} must be built before fitting.")
         self.model = model
         self.task = task
+        if optimizer is None:
+            optimizer = default_optimizer(model)
         self.recipe = FitRecipe.of(optimizer)
         self.optimizer = optimizer
         if (any(p.learned_rates for p in self.recipe.phases)
@@ -313,9 +315,24 @@ def _fitter_key(model, task, optimizer, jit_compile):
             resolve_jit_compile(jit_compile))
 
 
-def fit(model, task, example, steps, optimizer=InnerOptimizer("sgd", 1e-2), weights=None,
-        jit_compile="auto"):
+def default_optimizer(model):
+    """How to fit from `model` when no optimizer is given: its init's fit recipe
+    (`model.fit_recipe`, set by `learnit_tf.zoo.load` / `init_io.load_init` from the
+    metadata), else SGD 1e-2 (the paper's inner optimizer for images) stepping with its
+    learned Meta-SGD rates if it has them."""
+    recipe = getattr(model, "fit_recipe", None)
+    if recipe is not None:
+        return recipe
+    if inner_rates_of(model) is not None:
+        return FitRecipe((FitPhase(InnerOptimizer("sgd", 1e-2), learned_rates=True),))
+    return InnerOptimizer("sgd", 1e-2)
+
+
+def fit(model, task, example, steps, optimizer=None, weights=None, jit_compile="auto"):
     """Fits one example from `model`'s weights (or `weights`). See `Fitter.fit`.
+
+    `optimizer`: an `InnerOptimizer` or `FitRecipe`; default `default_optimizer(model)`
+    (a zoo init's own fit recipe, or SGD 1e-2).
 
     The compiled step is reused across calls with the same architecture, task and
     optimizer (the last 8 such fitters are kept), so fitting a folder of signals one
@@ -330,6 +347,8 @@ def fit(model, task, example, steps, optimizer=InnerOptimizer("sgd", 1e-2), weig
     >>> result.psnr.shape
     (3,)
     """
+    if optimizer is None:
+        optimizer = default_optimizer(model)
     key = _fitter_key(model, task, optimizer, jit_compile)
     fitter = _FITTERS.get(key) if key is not None else None
     if fitter is None:
