@@ -592,7 +592,7 @@ def recipe_score(psnr_curve):
     return float(np.mean(psnr_curve[steps]))
 
 
-def select_fit_recipe(model, metadata, task, examples, steps, learning_rates):
+def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, progress=False):
     """The fit recipe that serves a meta init best on `examples` (validation signals).
 
     Candidates: the init's own inner optimizer for every step (the paper's protocol),
@@ -610,9 +610,15 @@ def select_fit_recipe(model, metadata, task, examples, steps, learning_rates):
         FitRecipe((FitPhase(first.optimizer, steps=int(k), learned_rates=first.learned_rates),
                    FitPhase(InnerOptimizer("adam", float(lr))))) for lr in learning_rates]
     rows, best = [], None
+    bar = keras.utils.Progbar(len(candidates) * len(examples), verbose=1 if progress else 0,
+                              unit_name="fit")
     for recipe in candidates:
         fitter = Fitter(model, task, recipe, steps_per_call=max(1, min(500, steps)))
-        curve = np.mean([fitter.fit(ex, steps).metrics["psnr"] for ex in examples], axis=0)
+        curves = []
+        for example in examples:
+            curves.append(fitter.fit(example, steps).metrics["psnr"])
+            bar.add(1, values=[("psnr_final", float(curves[-1][-1]))])
+        curve = np.mean(curves, axis=0)
         row = {"recipe": recipe.name, "score": round(recipe_score(curve), 4),
                "psnr_final": round(float(curve[-1]), 4), "fit_recipe": recipe.to_dict()}
         rows.append(row)
@@ -678,8 +684,11 @@ class StepsProtocol(Protocol):
         if not examples:
             raise ValueError("--select_fit_recipe needs validation signals; the validation "
                              "split holds none.")
+        print(f"Choosing the fit recipe on {len(examples)} validation signals "
+              f"({o.recipe_steps} steps per trial):")
         return select_fit_recipe(model, metadata, task, examples, o.recipe_steps,
-                                 _numbers(o.recipe_learning_rates, "recipe_learning_rates"))
+                                 _numbers(o.recipe_learning_rates, "recipe_learning_rates"),
+                                 progress=o.progress)
 
     def snapshot_steps(self):
         """Steps whose fitted weights are kept for reconstruction figures."""

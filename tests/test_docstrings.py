@@ -103,6 +103,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert result.psnr.shape == (3,), printed  # "PSNR after 0, 1, 2 steps"
     assert np.all(np.isfinite(result.psnr))
     assert np.array2string(result.psnr) in printed
+    # The second fit ran with the optimizer it was given, not the init's recipe.
+    assert namespace["adam"].psnr.shape == (3,) and namespace["adam"].psnr[2] != result.psnr[2]
     # The README says the model's own variables are left unchanged by fit.
     from learnit_tf import zoo
     fresh = zoo.load("text_siren")
