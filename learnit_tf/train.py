@@ -739,10 +739,7 @@ class MetaTrainRunner:
                     f"{self.config.max_skipped_steps}) at step {self.step + 1}; stopping. The "
                     f"last good checkpoint ({self.manager.latest_checkpoint}) is intact; "
                     "lower the learning rates.")
-            self.step += 1
-            self.step_var.assign(self.step)
-            return metrics
-        if not all(math.isfinite(v) for v in metrics.values()):
+        elif not all(math.isfinite(v) for v in metrics.values()):
             raise NonFiniteLossError(
                 f"Non-finite meta-training metrics {metrics} at step {self.step + 1}; stopping. "
                 f"The last good checkpoint ({self.manager.latest_checkpoint}) is intact; lower "

@@ -50,7 +50,7 @@ class MetaSgdGradientTest(TestCase, parameterized.TestCase):
         weights = fmodel.initial_weights()
         layer = model.inner_learning_rates
         rates = [tf.convert_to_tensor(r) for r in layer.rates]
-        index = layer.per_weight(list(range(len(rates))))
+        index = layer.rate_index
         config = MetaConfig("maml", 2, InnerOptimizer("sgd", 0.3), remat=remat)
         grads, _ = meta_gradients(config, task, fmodel, weights, meta_batch, rates, index)
         self.assertLen(grads, len(weights) + len(rates))

@@ -95,7 +95,7 @@ class MetaTrainer:
         if self.rates_layer is None:
             return None, None
         return ([tf.convert_to_tensor(r) for r in self.rates_layer.rates],
-                self.rates_layer.per_weight(list(range(len(self.rates_layer.rates)))))
+                self.rates_layer.rate_index)
 
     def meta_gradients(self, meta_batch):
         """(gradients, metrics) at the current init, without applying them (one
@@ -134,7 +134,7 @@ class MetaTrainer:
         variable would be read from another replica's device.
         """
         fmodel = BoundFunctionalModel(self.model, non_trainable)
-        index = None if rates is None else self.rates_layer.per_weight(list(range(len(rates))))
+        index = None if rates is None else self.rates_layer.rate_index
         return meta_gradients(self.config, self.task, fmodel, weights, meta_batch, rates, index)
 
     def _replica_update(self, meta_batch):

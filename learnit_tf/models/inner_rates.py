@@ -114,6 +114,11 @@ class InnerLearningRates(keras.layers.Layer):
                    name=name, dtype=dtype, **spec)
 
     @property
+    def rate_index(self):
+        """The index in `rates` of each weight tensor's rate."""
+        return list(self._index)
+
+    @property
     def spec(self):
         return {"granularity": self.granularity, "initial": self.initial,
                 "bounds": list(self.bounds)}
