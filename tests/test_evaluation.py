@@ -218,7 +218,7 @@ class ZooHeadlineTest(testing.TestCase):
                     "shepp_logan_ct": (16.710159301757812, 12.738420486450195, 111)}
         for name, (meta, standard, steps) in expected.items():
             recorded = self.index[name]["versions"]["1"]["headline"]
-            headline = zoo.headline_from_metadata(zoo.describe(name))
+            headline = zoo.headline_from_metadata(zoo.describe(f"{name}@1"))
             for h in (recorded, headline):
                 self.assertEqual((h["meta_psnr_at_2"], h["standard_psnr_at_2"],
                                   h["steps_to_match"]), (meta, standard, steps), name)

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from learnit_tf import cli, init_io
+from learnit_tf import cli, init_io, zoo
 from learnit_tf.kinds.ct.task import evenly_spaced_angles, make_eval_example
 from learnit_tf.kinds.image import ImageTask, load_image
 from learnit_tf.testing import TestCase
@@ -228,7 +228,7 @@ class ResolveInitTest(TestCase):
         model, metadata, directory = cli.resolve_init("text_siren", log=notes.append)
         self.assertIsNone(directory)
         self.assertEqual(metadata["dataset"]["function"], "text_images_examples")
-        zoo_model = init_io.load_init(os.path.join(REPO, "zoo", "text_siren", "1"))
+        zoo_model = zoo.load("text_siren")  # Its latest version, not ./text_siren (sdf).
         self.assertWeightsClose(self._weights(model), self._weights(zoo_model), atol=0)
         self.assertLen(notes, 1)
         self.assertIn("pass --init=./text_siren", notes[0])

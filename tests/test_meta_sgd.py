@@ -210,3 +210,35 @@ class MetaSgdRunTest(TestCase):
         self.assertEqual(hyper.extra["clip_global_norm"], 1.0)
         self.assertEqual(hyper.extra["skipped_steps"], 0)
         self.assertEqual(init_io.read_init_metadata(init_dir).steps, 2)
+
+
+class MetaSgdBeatsMamlTest(TestCase):
+    """Item 1 of issue 13: with the same budget (steps, meta-batches, outer optimizer),
+    learning the inner rates gives a better held-out 2-step PSNR than MAML's fixed rate."""
+
+    def test_same_budget_held_out_2_step_psnr(self):
+        from learnit_tf.kinds.image.text_images import render_text_image  # pylint: disable=import-outside-toplevel
+        from learnit_tf.meta.fit import Fitter, default_optimizer  # pylint: disable=import-outside-toplevel
+        resolution, num_steps = 16, 40
+        rng = np.random.RandomState(0)
+        train = np.stack([render_text_image(rng, resolution) for _ in range(2 * num_steps)])
+        rng = np.random.RandomState(1)  # Held out: images neither run trains on.
+        held_out = np.stack([render_text_image(rng, resolution) for _ in range(4)])
+        train, held_out = train.astype(np.float32) / 255, held_out.astype(np.float32) / 255
+        task = ImageTask(resolution)
+        psnrs = {}
+        for rates in (None, "parameter"):
+            spec = rates and {"granularity": rates, "initial": 1e-2, "bounds": [0.0, 0.5]}
+            model = Siren(width=32, depth=3, w0=30.0, seed=0, inner_rates=spec)
+            # MAML's inner SGD 1e-2 is also Meta-SGD's starting rate.
+            trainer = MetaTrainer(model, task, MetaConfig("maml", 2, InnerOptimizer("sgd", 1e-2)),
+                                  outer_learning_rate=3e-3, jit_compile=False)
+            for step in range(num_steps):
+                trainer.train_step({"image": tf.constant(train[2 * step:2 * step + 2])})
+            # Each fitted as a user would: MAML with SGD 1e-2, Meta-SGD with its rates.
+            fitter = Fitter(model, task, default_optimizer(model), jit_compile=False)
+            psnrs[rates] = np.array([float(np.mean(fitter.fit({"image": tf.constant(h)}, 2).psnr))
+                                     for h in held_out])
+        # Measured: MAML 13.8 dB, Meta-SGD 15.3 dB (mean), better on every image.
+        self.assertGreater(psnrs["parameter"].mean(), psnrs[None].mean() + 0.75, psnrs)
+        self.assertTrue(np.all(psnrs["parameter"] > psnrs[None]), psnrs)

@@ -279,7 +279,8 @@ def test_registered_in_the_image_kind():
     assert dataset_function("emoji_images_examples") is emoji_images_examples
 
 
-@pytest.mark.parametrize("gin_file", ["emoji_metasgd_cpu.gin", "text_metasgd_cpu.gin"])
+@pytest.mark.parametrize("gin_file", ["emoji_metasgd_cpu.gin", "text_metasgd_cpu.gin",
+                                      "sdf_metasgd_cpu.gin"])
 def test_metasgd_gin_files_parse(gin_file):
     try:
         gin_config.parse_config([str(REPO / "gin" / "image" / gin_file)])
@@ -290,6 +291,9 @@ def test_metasgd_gin_files_parse(gin_file):
         if gin_file.startswith("emoji"):
             assert gin.query_parameter("emoji_images_examples.config") == "cpu64"
             assert gin.query_parameter("meta_train.signal_class") == "emoji_images"
+        if gin_file.startswith("sdf"):
+            assert gin.query_parameter("sdf_2d_examples.config") == "cpu64"
+            assert gin.query_parameter("meta_train.signal_class") == "sdf_2d"
     finally:
         gin.clear_config()
 
