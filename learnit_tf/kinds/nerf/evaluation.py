@@ -30,6 +30,7 @@ from learnit_tf.kinds.nerf import sources
 from learnit_tf.kinds.nerf.density import density_alive_fraction, draw_standard_init
 from learnit_tf.kinds.nerf.rendering import RayRenderer
 from learnit_tf.meta.compile import resolve_jit_compile
+from learnit_tf.meta.fit import FitRecipe
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models import FunctionalModel
 from learnit_tf.models.inner_rates import inner_rates_of
@@ -42,11 +43,14 @@ __all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density
 
 @dataclasses.dataclass
 class InitSpec:
-    """A starting point of the protocol: a name, weights and the optimizer to fit with."""
+    """A starting point of the protocol: a name, weights and how to fit from them (an
+    `InnerOptimizer` or a `FitRecipe`; `rates`: the per-weight learned inner rates a
+    recipe phase with `learned_rates` steps with)."""
 
     name: str
     weights: list
-    optimizer: InnerOptimizer
+    optimizer: object
+    rates: Optional[list] = None
 
 
 class TestTimeFitter:
@@ -70,15 +74,17 @@ class TestTimeFitter:
         self._compiled = {}
         self.jit_compile = resolve_jit_compile(jit_compile)
 
-    def _chunk_fn(self, optimizer):
-        if optimizer not in self._compiled:
-            def run(weights, state, example, start, num_steps):
+    def _chunk_fn(self, phase):
+        if phase not in self._compiled:
+            def run(weights, state, example, start, num_steps, rates):
+                step_rates = list(rates) if phase.learned_rates else None
+
                 def body(k, ws, st, loss_sum):
                     with tf.GradientTape() as tape:
                         tape.watch(ws)
                         loss = self.task.inner_loss(self.fmodel, ws, example, start + k)
                     grads = tape.gradient(loss, ws)
-                    ws, st = optimizer.apply(ws, grads, st)
+                    ws, st = phase.optimizer.apply(ws, grads, st, step_rates)
                     return k + 1, ws, st, loss_sum + loss
 
                 _, weights, state, loss_sum = tf.while_loop(
@@ -86,19 +92,22 @@ class TestTimeFitter:
                     (tf.constant(0, tf.int32), list(weights), state, tf.constant(0.0)))
                 return weights, state, loss_sum / tf.cast(tf.maximum(num_steps, 1), tf.float32)
 
-            self._compiled[optimizer] = tf.function(run, jit_compile=self.jit_compile,
-                                                    reduce_retracing=True)
-        return self._compiled[optimizer]
+            self._compiled[phase] = tf.function(run, jit_compile=self.jit_compile,
+                                                reduce_retracing=True)
+        return self._compiled[phase]
 
-    def fit(self, example, weights, optimizer, checkpoints, callback=None):
+    def fit(self, example, weights, optimizer, checkpoints, callback=None, rates=None):
         """Fits from `weights`, calling `callback(step, weights)` at each checkpoint.
 
         Args:
             example: a task example (with "seed").
             weights: starting weight list.
-            optimizer: an `InnerOptimizer`.
+            optimizer: an `InnerOptimizer` or a `FitRecipe` (each phase starts its
+                optimizer afresh, as in `learnit_tf.meta.Fitter`).
             checkpoints: increasing step counts (0 allowed) at which to call `callback`.
             callback: callable(step, weights).
+            rates: per-weight learned inner rates (`InnerLearningRates.per_weight()`),
+                needed by a recipe phase with `learned_rates`.
 
         Returns:
             The weights after the last checkpoint.
@@ -106,16 +115,26 @@ class TestTimeFitter:
         checkpoints = sorted(int(c) for c in checkpoints)
         if not checkpoints or checkpoints[0] < 0:
             raise ValueError(f"checkpoints must be non-negative step counts, got {checkpoints}.")
+        recipe = FitRecipe.of(optimizer)
+        if any(p.learned_rates for p in recipe.phases) and rates is None:
+            raise ValueError(f"The fit recipe {recipe.name!r} steps with learned inner rates; "
+                             "pass rates= (the init's InnerLearningRates.per_weight()).")
+        rates = [] if rates is None else [tf.convert_to_tensor(r) for r in rates]
         example = {k: tf.convert_to_tensor(v) for k, v in example.items()}
         weights = [tf.convert_to_tensor(w) for w in weights]
-        state = optimizer.init_state(weights)
-        run = self._chunk_fn(optimizer)
+        segments = recipe.boundaries(checkpoints[-1])
+        segment, state = None, None
         done = 0
         for target in checkpoints:
             while done < target:
-                n = min(self.steps_per_call, target - done)
-                weights, state, _ = run(weights, state, example, tf.constant(done, tf.int32),
-                                        tf.constant(n, tf.int32))
+                current = next(s for s in segments if s[0] <= done < s[1])
+                if current != segment:  # A new phase starts its optimizer afresh.
+                    segment = current
+                    state = recipe.phases[segment[2]].optimizer.init_state(weights)
+                n = min(self.steps_per_call, target - done, segment[1] - done)
+                weights, state, _ = self._chunk_fn(recipe.phases[segment[2]])(
+                    weights, state, example, tf.constant(done, tf.int32),
+                    tf.constant(n, tf.int32), rates)
                 done += n
             if callback is not None:
                 callback(done, weights)
@@ -205,7 +224,8 @@ def evaluate_inits(fmodel, task, inits, examples, checkpoints, chunk=4096, steps
                 count += 1
                 progbar.update(count, values=[("psnr", result["psnr"])])
 
-            fitter.fit(example, spec.weights, spec.optimizer, checkpoints, record)
+            fitter.fit(example, spec.weights, spec.optimizer, checkpoints, record,
+                       rates=spec.rates)
     return rows, images
 
 
@@ -366,7 +386,9 @@ def single_view_table(model, metadata, dataset="procedural_objects", split="test
     standard, standard_seed = draw_standard_init(type(model).__name__, model.get_config(),
                                                  standard_seed, examples[0], task)
     fmodel = FunctionalModel(model)
-    inits = [InitSpec("meta", fmodel.initial_weights(), meta_optimizer),
+    rates_layer = inner_rates_of(model)
+    inits = [InitSpec("meta", fmodel.initial_weights(), meta_optimizer,
+                      None if rates_layer is None else rates_layer.per_weight()),
              InitSpec("standard", FunctionalModel(standard).initial_weights(),
                       standard_optimizer)]
     rows, images = evaluate_inits(fmodel, task, inits, examples, steps, chunk=chunk,
@@ -374,7 +396,8 @@ def single_view_table(model, metadata, dataset="procedural_objects", split="test
     summary = summarize(rows)
     for row in summary:
         opt = meta_optimizer if row["init"] == "meta" else standard_optimizer
-        row["optimizer"] = f"{opt.name} {opt.learning_rate:g}"
+        row["optimizer"] = (opt.describe() if isinstance(opt, FitRecipe)
+                            else f"{opt.name} {opt.learning_rate:g}")
         row["init_seed"] = "" if row["init"] == "meta" else standard_seed
     return SingleViewTable(rows=rows, summary=summary, images=images,
                            standard_seed=standard_seed)
@@ -512,13 +535,13 @@ class NerfProtocol(evaluation.Protocol):
             examples = self.folder_examples(metadata, o.directory, o.split, o.num_examples,
                                             None)
         hyper = metadata.get("hyperparameters") or {}
-        if inner_rates_of(model) is not None or metadata.get("fit_recipe"):
-            # Not silently ignored: NeRF's fitter steps with one optimizer.
-            raise ValueError("This NeRF init carries learned inner rates or a fit recipe; the "
-                             "NeRF protocol fits with one optimizer and does not apply them "
-                             "yet (learnit_tf.kinds.nerf.evaluation.TestTimeFitter).")
-        meta_opt = InnerOptimizer(o.meta_optimizer, o.meta_learning_rate or
-                                  float(hyper.get("inner_learning_rate", 0.5)))
+        if (o.meta_learning_rate is None and o.meta_optimizer == "sgd"
+                and (inner_rates_of(model) is not None or metadata.get("fit_recipe"))):
+            # The init's own recipe (or its learned Meta-SGD rates), as `fit` uses.
+            meta_opt = evaluation.meta_optimizer_from_metadata(metadata)
+        else:  # The paper's protocol, or what the flags ask for.
+            meta_opt = InnerOptimizer(o.meta_optimizer, o.meta_learning_rate or
+                                      float(hyper.get("inner_learning_rate", 0.5)))
         standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
         table = single_view_table(
             model, metadata, dataset, o.split, o.num_examples, o.steps, o.rays_per_step,
@@ -529,8 +552,9 @@ class NerfProtocol(evaluation.Protocol):
                            observations)
         settings = dict(dataclasses.asdict(o), steps=list(o.steps), dataset=dataset,
                         standard_seed_used=table.standard_seed,
-                        meta_optimizer={"name": meta_opt.name,
-                                        "learning_rate": meta_opt.learning_rate},
+                        meta_optimizer=(meta_opt.record() if isinstance(meta_opt, FitRecipe)
+                                        else {"name": meta_opt.name,
+                                              "learning_rate": meta_opt.learning_rate}),
                         standard_optimizer={"name": standard_opt.name,
                                             "learning_rate": standard_opt.learning_rate},
                         **{k: v for k, v in kwargs.items() if k not in ("config",)})

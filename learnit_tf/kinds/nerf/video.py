@@ -137,12 +137,15 @@ def _progress(label, verbose):
 
 
 def fit_example(fmodel, task, example, steps, optimizer, seed=0, verbose=0):
-    """The model's weights after `steps` test-time steps on `example` (0: unchanged)."""
+    """The model's weights after `steps` test-time steps on `example` (0: unchanged);
+    `optimizer`: an `InnerOptimizer` or a `FitRecipe` (with the model's learned rates)."""
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
 
     from learnit_tf.kinds.nerf.evaluation import TestTimeFitter
+    from learnit_tf.models.inner_rates import inner_rates_of
     weights = fmodel.initial_weights()
+    rates_layer = inner_rates_of(fmodel.model)  # A recipe phase may step with them.
     if steps <= 0:
         return weights
     example = dict(example)
@@ -150,7 +153,8 @@ def fit_example(fmodel, task, example, steps, optimizer, seed=0, verbose=0):
     progress = _progress(f"Fitting {steps} steps", verbose)
     fitter = TestTimeFitter(fmodel, task, steps_per_call=min(100, steps))
     return fitter.fit(example, weights, optimizer, [steps],
-                      callback=None if progress is None else lambda s, w: progress(s, steps))
+                      callback=None if progress is None else lambda s, w: progress(s, steps),
+                      rates=None if rates_layer is None else rates_layer.per_weight())
 
 
 def render_object_turntable(init_dir, out_dir, dataset="procedural_objects", split="test",

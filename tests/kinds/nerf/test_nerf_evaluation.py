@@ -15,10 +15,12 @@ import tensorflow_datasets as tfds
 
 from learnit_tf import evaluation, init_io, testing
 from learnit_tf.kinds.nerf import procedural
+from learnit_tf.kinds.nerf import evaluation as nerf_evaluation
 from learnit_tf.kinds.nerf.evaluation import NerfProtocol
 from learnit_tf.kinds.nerf.task import NerfTask
 from learnit_tf.meta import InnerOptimizer
-from learnit_tf.models import NerfMLP
+from learnit_tf.meta.fit import FitPhase, FitRecipe, Fitter
+from learnit_tf.models import FunctionalModel, NerfMLP
 
 tfds.disable_progress_bar()
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -87,6 +89,31 @@ class NerfProtocolTest(testing.TestCase):
         self.assertEqual(sorted(os.listdir(out)), ["per_example.csv", "report.csv",
                                                    "report.json", "single_view.png"])
 
+    def test_protocol_fits_a_meta_sgd_init_with_its_recipe(self):
+        model, _ = NerfFitRecipeTest._model_and_example()
+        task = NerfTask(num_samples=8, rays_per_step=16, metric_rays=64)
+        init_dir = init_io.save_init(model, os.path.join(self.get_temp_dir(), "init"), {
+            "task": {"class_name": "NerfTask", "config": task.get_config()},
+            "dataset": {"function": "procedural_objects_examples",
+                        "gin_bindings": {"config": "tiny"}},
+            "hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 0.5},
+            "fit_recipe": NerfFitRecipeTest.RECIPE.to_dict()})
+        protocol = NerfProtocol(num_examples=1, steps="0,3", rays_per_step=16, config=TINY,
+                                data_dir=self.data_dir, num_held_out_views=1,
+                                progress=False)
+        metadata = init_io.read_metadata(init_dir)
+        report = protocol.evaluate(init_io.load_init(init_dir), metadata, "tiny")
+        meta_rows = [r for r in report.rows if r["init"] == "meta"]
+        self.assertEqual({r["optimizer"] for r in meta_rows}, {NerfFitRecipeTest.RECIPE.name})
+        self.assertEqual(report.settings["meta_optimizer"]["fit_recipe"], NerfFitRecipeTest.RECIPE.to_dict())
+        # An explicit learning rate is the plain optimizer (the paper's protocol).
+        plain = NerfProtocol(num_examples=1, steps="0", rays_per_step=16, config=TINY,
+                             data_dir=self.data_dir, num_held_out_views=1,
+                             meta_learning_rate=0.5, progress=False)
+        report = plain.evaluate(init_io.load_init(init_dir), metadata, "tiny")
+        self.assertEqual(report.settings["meta_optimizer"], {"name": "sgd",
+                                                             "learning_rate": 0.5})
+
     def test_posed_views_folder(self):
         """--directory: a folder of the user's objects (ShapeNet layout), test/ split."""
         folder = os.path.join(self.get_temp_dir(), "objects")
@@ -150,6 +177,45 @@ class NerfProtocolTest(testing.TestCase):
         self.assertAlmostEqual(report["summary"]["headline"]["meta_psnr_at_0"],
                                float(rows[0]["psnr_mean"]), places=6)
 
+
+class NerfFitRecipeTest(testing.TestCase):
+    """A Meta-SGD NeRF init fits with its recipe and learned rates in the protocol."""
+
+    RECIPE = FitRecipe((FitPhase(InnerOptimizer("sgd", 0.5), steps=2, learned_rates=True),
+                        FitPhase(InnerOptimizer("adam", 1e-2))))
+
+    @staticmethod
+    def _model_and_example():
+        model = NerfMLP(width=16, hidden_layers=2, seed=0, inner_rates="tensor")
+        rng = np.random.RandomState(0)
+        for rate in model.inner_learning_rates.rates:  # Distinct, so routing shows.
+            rate.assign(rng.uniform(0.1, 1.0, rate.shape))
+        directions = rng.normal(size=(32, 3)) * [0.2, 0.2, 0.0] + [0.0, 0.0, -1.0]
+        example = {"rays_o": np.tile([[0.0, 0.0, 4.0]], (32, 1)).astype(np.float32),
+                   "rays_d": directions.astype(np.float32),
+                   "rgb": rng.uniform(size=(32, 3)).astype(np.float32),
+                   "seed": np.array([3, 0], np.int32)}
+        return model, example
+
+    def test_test_time_fitter_follows_the_recipe_like_fitter(self):
+        model, example = self._model_and_example()
+        task = NerfTask(num_samples=8, rays_per_step=8, metric_rays=16)
+        rates = model.inner_learning_rates.per_weight()
+        fitter = nerf_evaluation.TestTimeFitter(FunctionalModel(model), task, steps_per_call=3,
+                                jit_compile=False)
+        seen = {}
+        fitter.fit(example, FunctionalModel(model).initial_weights(), self.RECIPE, [0, 1, 5],
+                   lambda step, w: seen.setdefault(step, [x.numpy() for x in w]), rates=rates)
+        # The generic Fitter (same task steps, same phases) gives the same weights.
+        expected = Fitter(model, task, self.RECIPE, jit_compile=False).fit(example, 5).weights
+        self.assertAllClose(seen[5], [w.numpy() for w in expected], atol=1e-5)
+        # The learned rates are used: other rates give other weights after one step.
+        other = fitter.fit(example, FunctionalModel(model).initial_weights(), self.RECIPE,
+                           [1], rates=[2.0 * r for r in rates])
+        self.assertGreater(max(float(np.abs(a - b.numpy()).max())
+                               for a, b in zip(seen[1], other)), 1e-6)
+        with self.assertRaisesRegex(ValueError, "learned inner rates; pass rates="):
+            fitter.fit(example, FunctionalModel(model).initial_weights(), self.RECIPE, [1])
 
 @pytest.mark.slow
 class ShippedNerfInitTest(testing.TestCase):
