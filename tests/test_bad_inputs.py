@@ -36,9 +36,9 @@ from learnit_tf.data import files
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.metadata import MetadataError
 from learnit_tf.models import Siren
+from tiny_runs import IMAGES, never_build, tiny_kwargs
 
 FLAGS = flags.FLAGS
-IMAGES = np.random.RandomState(0).rand(12, 8, 8, 3).astype(np.float32)
 LEFTOVER_PATTERNS = ("*.part", "*.tmp", "*.tmp-*", "*.tmp.*", ".tmp-*", "*_temp", "*_temp/*")
 METADATA = {"signal_class": "text", "kind": "image", "algorithm": "maml",
             "task": {"class_name": "ImageTask", "config": {"resolution": 8}},
@@ -133,26 +133,8 @@ class Case:
 # ------------------------------------------------------------------------- setups
 
 
-def _tiny_kwargs(**overrides):
-    kwargs = dict(model_fn=lambda seed: Siren(out_features=3, width=8, depth=2, seed=seed),
-                  task=ImageTask(8), dataset_fn=_tiny_images, algorithm="reptile",
-                  inner_steps=1, meta_batch_size=2, num_steps=4, outer_learning_rate=1e-3,
-                  checkpoint_every=2, eval_every=0, jit_compile=False, show_progress=False)
-    kwargs.update(overrides)
-    return kwargs
-
-
-def _tiny_images(split):
-    del split
-    return tf.data.Dataset.from_tensor_slices({"image": IMAGES})
-
-
-def _never_build(seed):
-    raise AssertionError(f"model_fn was called (seed={seed}) before the arguments were checked")
-
-
 def _meta_train(ctx, **overrides):
-    return train.meta_train(ctx.model_dir, **_tiny_kwargs(**overrides))
+    return train.meta_train(ctx.model_dir, **tiny_kwargs(**overrides))
 
 
 def _set_index_record(index, filename, path):
@@ -421,12 +403,12 @@ CASES = [
          check=_check_pinned_copy_kept),
     # 4. One meta_train run per model_dir.
     Case("4-second-run-on-a-locked-model-dir", setup=_hold_model_dir_lock,
-         action=lambda ctx: _meta_train(ctx, model_fn=_never_build),
+         action=lambda ctx: _meta_train(ctx, model_fn=never_build),
          raises=train.ModelDirLockedError,
          match=lambda ctx: rf"in use by another meta_train run \(pid {os.getpid()} "),
     # 5. No exit 0 with a useless result.
     Case("5-num-steps-negative", action=lambda ctx: _meta_train(ctx, num_steps=-5,
-                                                                model_fn=_never_build),
+                                                                model_fn=never_build),
          raises=train.MetaTrainConfigError, match=r"num_steps must be an integer >= 1, got -5"),
     Case("5-fit-learning-rate-1e30-diverges", action=lambda ctx: ctx.fit(
         steps=3, learning_rate=1e30), check=_exits(1, r"The fit diverged")),
@@ -454,10 +436,10 @@ CASES = [
          may_write=("run", "run/*")),
     # 7. Errors naming the input instead of raw tracebacks.
     Case("7-num-steps-not-a-number", action=lambda ctx: _meta_train(ctx, num_steps="abc",
-                                                                    model_fn=_never_build),
+                                                                    model_fn=never_build),
          raises=train.MetaTrainConfigError, match=r"num_steps must be an integer >= 1, got 'abc'"),
     Case("7-checkpoint-every-zero", action=lambda ctx: _meta_train(ctx, checkpoint_every=0,
-                                                                   model_fn=_never_build),
+                                                                   model_fn=never_build),
          raises=train.MetaTrainConfigError, match=r"checkpoint_every must be an integer >= 1"),
     Case("7-output-dir-is-a-file", setup=lambda ctx: open(ctx.out, "w").close(),
          action=lambda ctx: ctx.fit(), check=_exits(2, r"out' exists and is not a directory")),
@@ -476,7 +458,7 @@ CASES = [
          match=r"Could not write checkpoint 4 .*No space left on device.*ckpt-2\) is intact",
          may_write=("run", "run/*")),
     Case("7-dataset-resolution-differs-from-the-task",
-         action=lambda ctx: _meta_train(ctx, task=ImageTask(16), model_fn=_never_build),
+         action=lambda ctx: _meta_train(ctx, task=ImageTask(16), model_fn=never_build),
          raises=train.MetaTrainConfigError, match=r"images are 8×8, the task expects 16×16"),
     # 8. Smaller ones.
     Case("8-file-symlink-out-of-an-init", setup=_weights_symlinked_outside,

@@ -14,39 +14,18 @@ import sys
 from pathlib import Path
 
 import gin
-import numpy as np
 import pytest
 import tensorflow as tf
 
 from learnit_tf import evaluation, init_io, testing
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.metadata import SCHEMA_VERSION
-from learnit_tf.models import Siren
+from tiny_runs import IMAGES, never_build, tiny_kwargs
 from learnit_tf.train import (LOCK_FILE, CheckpointWriteError, MetaTrainConfigError, ModelDirLock,
                               ModelDirLockedError, NonFiniteWeightsError, meta_train,
                               purge_events_after)
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGES = np.random.RandomState(0).rand(12, 8, 8, 3).astype(np.float32)
-
-
-def tiny_images(split):
-    del split
-    return tf.data.Dataset.from_tensor_slices({"image": IMAGES})
-
-
-def tiny_kwargs(**overrides):
-    kwargs = dict(model_fn=lambda seed: Siren(out_features=3, width=8, depth=2, seed=seed),
-                  task=ImageTask(8), dataset_fn=tiny_images, algorithm="reptile",
-                  inner_steps=1, meta_batch_size=2, num_steps=4, outer_learning_rate=1e-3,
-                  checkpoint_every=2, eval_every=0, jit_compile=False, show_progress=False)
-    kwargs.update(overrides)
-    return kwargs
-
-
-def _never_build(seed):
-    raise AssertionError(f"model_fn was called (seed={seed}) before the arguments were checked")
-
 
 # (argument overrides, message): each is refused before anything is built or written.
 BAD_ARGUMENTS = [
@@ -78,7 +57,7 @@ BAD_ARGUMENTS = [
 def test_bad_arguments_are_refused_before_building(tmp_path, overrides, message):
     model_dir = tmp_path / "run"
     with pytest.raises(MetaTrainConfigError, match=message):
-        meta_train(str(model_dir), **tiny_kwargs(model_fn=_never_build, **overrides))
+        meta_train(str(model_dir), **tiny_kwargs(model_fn=never_build, **overrides))
     assert not model_dir.exists()  # Nothing written.
 
 
@@ -86,9 +65,9 @@ def test_dataset_that_does_not_fit_the_task_is_named(tmp_path):
     model_dir = tmp_path / "run"
     with pytest.raises(MetaTrainConfigError, match=r"tiny_images\(split='train'\) does not "
                        r"match ImageTask: .*images are 8×8, the task expects 16×16"):
-        meta_train(str(model_dir), **tiny_kwargs(model_fn=_never_build, task=ImageTask(16)))
+        meta_train(str(model_dir), **tiny_kwargs(model_fn=never_build, task=ImageTask(16)))
     with pytest.raises(MetaTrainConfigError, match="images have 3 channels, the task expects 1"):
-        meta_train(str(model_dir), **tiny_kwargs(model_fn=_never_build,
+        meta_train(str(model_dir), **tiny_kwargs(model_fn=never_build,
                                                  task=ImageTask(8, channels=1)))
     assert not model_dir.exists()
 
@@ -175,7 +154,7 @@ def test_of_two_runs_taking_over_a_stale_lock_one_wins(tmp_path):
 DRIVER = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_train_runner import tiny_kwargs
+from tiny_runs import tiny_kwargs
 from learnit_tf.train import meta_train
 result = meta_train(sys.argv[1], **tiny_kwargs(num_steps=100000, checkpoint_every=3))
 sys.exit(0 if result["init_dir"] or result["step"] else 1)
