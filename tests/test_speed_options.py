@@ -198,7 +198,9 @@ class MixedPrecisionTest(TestCase):
             Siren(width=8, depth=3, dtype="float64", mixed_precision=True)
 
     def test_fit_from_shipped_init_holds_psnr(self):
-        model = zoo.load("text_siren")
+        # Version 1 (MAML): what the README's "within 0.2 dB" was measured on. Version 2
+        # (Meta-SGD) loses about 2 dB at step 2 in bfloat16 (README, known limitations).
+        model = zoo.load("text_siren@1")
         rng = np.random.RandomState(7)
         images = [render_text_image(rng, 64).astype(np.float32) / 255.0 for _ in range(3)]
         task = ImageTask(64)
