@@ -33,6 +33,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import inspect
 import io
 import json
 import math
@@ -843,7 +844,8 @@ class MetaTrainRunner:
             signal_class=config.signal_class or config.dataset_name, kind=kind,
             task=TaskSpec(task_name, config.task.get_config()),
             dataset=DatasetSpec(config.dataset_name, config.train_split, config.eval_split,
-                                _dataset_bindings(config.dataset_fn)),
+                                _dataset_bindings(config.dataset_fn),
+                                extra=_dataset_source(config.dataset_fn)),
             algorithm=config.algorithm,
             hyperparameters=Hyperparameters(
                 inner_steps=config.inner_steps, inner_optimizer=config.inner_optimizer,
@@ -986,6 +988,16 @@ def _dataset_bindings(dataset_fn):
         return {}
     return {k: v for k, v in bindings.items()
             if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def _dataset_source(dataset_fn):
+    """{"source": ...} when the dataset function says where its files come from (its
+    `source_metadata(**bindings)`, e.g. a Debian package's name, version and licence),
+    recorded with the init; else {}."""
+    describe = getattr(inspect.unwrap(dataset_fn), "source_metadata", None)
+    if describe is None:
+        return {}
+    return {"source": describe(**_dataset_bindings(dataset_fn))}
 
 
 def _write_gin_config(model_dir):

@@ -306,3 +306,11 @@ def emoji_images_examples(split, config="cpu64", data_dir=None, source_dir=None)
     """
     return image_examples_from_builder(emoji_images_builder(config, data_dir, source_dir),
                                        split)
+
+
+def _examples_source(source_dir=None, **unused_bindings):
+    """What `meta_train` records as the init's data source (`source_metadata`)."""
+    return source_metadata(None if source_dir is None else scan_emoji_source(source_dir))
+
+
+emoji_images_examples.source_metadata = _examples_source  # Read by learnit_tf.train.

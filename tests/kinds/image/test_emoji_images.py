@@ -319,6 +319,10 @@ def test_emoji_gin_file_trains_with_tiny_settings(fake, tmp_path):
     metadata = read_init_metadata(result["init_dir"])
     assert metadata.signal_class == "emoji_images"
     assert metadata.dataset.function == "emoji_images_examples"
+    # Where the images came from is recorded with the init (not the package: a folder).
+    recorded = metadata.dataset.extra["source"]
+    assert recorded == emoji.source_metadata(emoji.scan_emoji_source(str(source)))
+    assert recorded["source_dir"] == str(source) and recorded["package"] is None
 
 
 REAL_PACKAGE = pytest.mark.skipif(
