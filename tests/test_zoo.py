@@ -128,15 +128,25 @@ def check_entry_beats_standard(name, version=None, num_signals=3):
     # signals of the same split, it must hold to within MARGIN_TOLERANCE_DB, and every
     # entry must keep at least MIN_MARGIN_DB.
     recorded, recomputed = meta - standard, np.mean(meta_psnr) - np.mean(standard_psnr)
-    assert recomputed >= min(recorded, MIN_MARGIN_DB + MARGIN_TOLERANCE_DB) - \
-        MARGIN_TOLERANCE_DB, (
+    # A mean of 3 signals varies by its standard error: classes whose recorded spread is
+    # wide (emoji: 2.7 dB across images) get twice that, the others MARGIN_TOLERANCE_DB.
+    tolerance = max(MARGIN_TOLERANCE_DB,
+                    2.0 * _recorded_std(metadata, "meta", 2) / np.sqrt(num_signals))
+    assert recomputed >= min(recorded, MIN_MARGIN_DB + tolerance) - tolerance, (
         f"{name}: held-out PSNR@2 margin {recomputed:.2f} dB (meta {np.mean(meta_psnr):.2f}, "
         f"standard {np.mean(standard_psnr):.2f}) is below the recorded {recorded:.2f} dB "
-        f"minus {MARGIN_TOLERANCE_DB} dB.")
-    assert abs(np.mean(meta_psnr) - meta) <= MARGIN_TOLERANCE_DB, (
+        f"minus {tolerance:.2f} dB.")
+    assert abs(np.mean(meta_psnr) - meta) <= tolerance, (
         f"{name}: held-out meta PSNR@2 {np.mean(meta_psnr):.2f} dB vs recorded {meta:.2f}.")
     assert recorded >= MIN_MARGIN_DB, f"{name}: recorded margin {recorded:.2f} dB."
     return recorded, recomputed
+
+
+def _recorded_std(metadata, init, steps):
+    """The recorded across-signal PSNR std of `init` at `steps` (0 if not recorded)."""
+    rows = (metadata.get("evaluation") or {}).get("rows") or []
+    return next((float(r["psnr_std"]) for r in rows
+                 if r.get("init") == init and int(r.get("steps", -1)) == steps), 0.0)
 
 
 MIN_MARGIN_DB = 3.0  # Every shipped entry beats a standard init by this much at 2 steps.
