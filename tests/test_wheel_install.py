@@ -32,7 +32,12 @@ for row in zoo.list():
     model = zoo.load(name)
     metadata = zoo.describe(name)
     task = evaluation.task_from_metadata(metadata)
-    example = evaluation.held_out_examples(metadata, 1, split="test", data_dir=sys.argv[2])[0]
+    try:
+        example = evaluation.held_out_examples(metadata, 1, split="test",
+                                               data_dir=sys.argv[2])[0]
+    except FileNotFoundError as e:  # Its class's files are not on this machine (emoji).
+        out["entries"][name] = {"unavailable": str(e)}
+        continue
     result = Fitter(model, task, evaluation.meta_optimizer_from_metadata(metadata)).fit(example, 2)
     out["entries"][name] = [float(v) for v in result.psnr]
 print("RESULT " + json.dumps(out))
@@ -82,6 +87,9 @@ class WheelInstallTest(unittest.TestCase):
             names = set(json.load(f)["entries"])
         self.assertEqual(set(out["entries"]), names)
         for name, curve in out["entries"].items():
+            if isinstance(curve, dict):  # Loaded, but no held-out files here: says why.
+                self.assertIn("apt-get install", curve["unavailable"], name)
+                continue
             self.assertEqual(len(curve), 3, name)
             self.assertTrue(np.all(np.isfinite(curve)), (name, curve))
 
