@@ -396,8 +396,7 @@ def single_view_table(model, metadata, dataset="procedural_objects", split="test
     summary = summarize(rows)
     for row in summary:
         opt = meta_optimizer if row["init"] == "meta" else standard_optimizer
-        row["optimizer"] = (opt.describe() if isinstance(opt, FitRecipe)
-                            else f"{opt.name} {opt.learning_rate:g}")
+        row["optimizer"] = opt.describe()  # "sgd 0.5", or a recipe's name.
         row["init_seed"] = "" if row["init"] == "meta" else standard_seed
     return SingleViewTable(rows=rows, summary=summary, images=images,
                            standard_seed=standard_seed)
