@@ -33,6 +33,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import hashlib
 import inspect
 import io
 import json
@@ -54,13 +55,15 @@ import tensorflow as tf
 
 from learnit_tf import distribute, init_io, kinds
 from learnit_tf.data.pipeline import meta_batches, take_examples
-from learnit_tf.metadata import DatasetSpec, Hyperparameters, InitMetadata, TaskSpec
+from learnit_tf.metadata import (DatasetSpec, Hyperparameters, InitMetadata, TaskSpec,
+                                 as_init_metadata)
 from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer, MetaConfig, MetaTrainer
 from learnit_tf.meta.trainer import outer_schedule
-from learnit_tf.models.inner_rates import normalize_spec
+from learnit_tf.models.inner_rates import inner_rates_of, normalize_spec
 
 LOG_FILE = "train_log.csv"
+WARM_START_FILE = "warm_start.json"  # The parent init of a warm-started run.
 LOG_COLUMNS = ("step", "loss", "inner_loss_first", "seconds")
 LOCK_FILE = "meta_train.lock"
 TENSORBOARD_DIR = "tensorboard"
@@ -236,6 +239,7 @@ class RunConfig:
     outer_decay_steps: Optional[int] = None
     clip_global_norm: Optional[float] = None
     max_skipped_steps: int = 0
+    warm_start: Optional[str] = None
 
     def __post_init__(self):
         if not isinstance(self.model_dir, (str, os.PathLike)) or not str(self.model_dir):
@@ -268,6 +272,11 @@ class RunConfig:
             if not isinstance(getattr(self, name), str):
                 raise MetaTrainConfigError(f"meta_train.{name} must be a split name (string), "
                                            f"got {getattr(self, name)!r}.")
+        if self.warm_start is not None and (not isinstance(self.warm_start, (str, os.PathLike))
+                                            or not str(self.warm_start)):
+            raise MetaTrainConfigError(f"meta_train.warm_start must be a zoo name "
+                                       f"('name' or 'name@version') or an init directory, "
+                                       f"got {self.warm_start!r}.")
         if self.jit_compile not in (True, False, "auto"):
             raise MetaTrainConfigError(f"meta_train.jit_compile must be True, False or 'auto', "
                                        f"got {self.jit_compile!r}.")
@@ -653,12 +662,73 @@ class MetaTrainRunner:
             status.assert_existing_objects_matched()
             status.expect_partial()
             print(f"Resumed from {latest} at step {int(self.step_var.numpy())}.")
+            if config.warm_start is not None:  # The parent as recorded at step 0.
+                self.warm_start_record = _parse_json(
+                    os.path.join(self.out_dir, WARM_START_FILE))
+                if not self.warm_start_record:
+                    raise MetaTrainConfigError(
+                        f"meta_train.warm_start={config.warm_start!r} is set, but the run "
+                        f"in {config.model_dir} was not warm-started (no {WARM_START_FILE}); "
+                        "its checkpoint would win. Drop warm_start or use a new model_dir.")
+        elif config.warm_start is not None:
+            self.warm_start()
         self.start_step = self.step = int(self.step_var.numpy())
         if self.iterator is None and self.replicas == 1:
             self.iterator = iter(self.make_batches().skip(self.start_step))
         elif self.iterator is None:
             self.iterator = iter(distribute.distribute_meta_batches(
                 self.strategy, self.make_batches, config.meta_batch_size, skip=self.start_step))
+
+    def warm_start(self):
+        """Step 0 only: the model starts from an existing init's weights (and learned
+        inner rates) instead of model_fn's random ones, e.g. to train a published init
+        further with a new outer schedule. The init is verified (a zoo entry's digests)
+        and must have this run's architecture; a parent without learned rates gives a
+        Meta-SGD run rates starting at inner_learning_rate."""
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel  (zoo imports train's kin)
+
+        source = os.fspath(self.config.warm_start)
+        try:
+            if os.path.isdir(source):
+                parent = init_io.load_init(source)
+                parent_metadata = init_io.read_init_metadata(source)
+            else:  # A zoo entry: its latest version unless named; recorded as name@version.
+                entries = zoo.Zoo()
+                name, version = zoo.split_name(source)
+                version = entries.resolve_version(name, version)
+                source = f"{name}@{version}"
+                parent = entries.load(name, version)
+                parent_metadata = as_init_metadata(entries.describe(name, version), source)
+        except (ValueError, OSError, KeyError, zoo.ZooError) as e:
+            raise MetaTrainConfigError(f"meta_train.warm_start={source!r}: {e}") from e
+        self.warm_start_record = _warm_start_record(source, parent, parent_metadata)
+
+        def architecture(model):
+            return {k: v for k, v in model.get_config().items()
+                    if k not in ("name", "seed", "inner_rates")}
+
+        if (type(parent) is not type(self.model)
+                or architecture(parent) != architecture(self.model)):
+            raise MetaTrainConfigError(
+                f"meta_train.warm_start={source!r} is a {type(parent).__name__} "
+                f"{architecture(parent)}, but meta_train.model_fn builds a "
+                f"{type(self.model).__name__} {architecture(self.model)}; they must match.")
+        for target, value in zip(self.model.trainable_variables, parent.trainable_variables):
+            target.assign(value)
+        mine, theirs = self.trainer.rates_layer, inner_rates_of(parent)
+        if theirs is not None:
+            if mine is None or mine.granularity != theirs.granularity:
+                raise MetaTrainConfigError(
+                    f"meta_train.warm_start={source!r} carries learned inner rates per "
+                    f"{theirs.granularity!r}; set meta_train.inner_rates="
+                    f"{theirs.granularity!r} to keep training them (got "
+                    f"{None if mine is None else mine.granularity!r}).")
+            for target, value in zip(mine.rates, theirs.rates):
+                target.assign(value)
+            mine.clip()  # Into this run's bounds.
+        _write_text_atomic(os.path.join(self.out_dir, WARM_START_FILE),
+                           json.dumps(self.warm_start_record, indent=2))
+        print(f"Warm start from {source} ({self.warm_start_record.get('steps')} steps).")
 
     def check_init(self, example):
         """Refuses inits that cannot learn (e.g. a NeRF whose ReLU density is zero
@@ -830,6 +900,8 @@ class MetaTrainRunner:
         layer = self.trainer.rates_layer
         if layer is not None:
             extra["inner_rates"] = dict(layer.spec, learned=layer.summary_stats())
+        if config.warm_start is not None:
+            extra["warm_start"] = self.warm_start_record
         return extra
 
     def init_metadata(self):
@@ -893,7 +965,8 @@ def meta_train(model_dir,
                outer_final_fraction=0.1,
                outer_decay_steps=None,
                clip_global_norm=None,
-               max_skipped_steps=0):
+               max_skipped_steps=0,
+               warm_start=None):
     """Meta-trains an init and exports it to `model_dir/init/` (a `MetaTrainRunner` run).
 
     Args:
@@ -944,6 +1017,12 @@ def meta_train(model_dir,
         clip_global_norm: clip the outer gradients' global norm (None: no clipping).
         max_skipped_steps: one replica: skip up to this many steps whose meta-gradient
             is not finite (weights unchanged) before stopping; 0 stops at the first.
+        warm_start: start from an existing init instead of model_fn's random weights: a
+            zoo name ("text_siren@2"; verified) or an init directory, of the same
+            architecture. Its learned inner rates come too. Used at step 0 only (a resumed
+            run continues from its checkpoint); recorded in the metadata's
+            hyperparameters.warm_start with the parent's steps, wall time and command.
+            Choose another `seed` than the parent's to see the data in a new order.
 
     Returns:
         dict with "init_dir" (None if stopped early), "step", "log" (path) and the last metrics.
@@ -957,6 +1036,19 @@ def meta_train(model_dir,
     """
     config = RunConfig(**{name: value for name, value in locals().items()})
     return MetaTrainRunner(config).run()
+
+
+def _warm_start_record(source, parent, metadata):
+    """What the metadata records of a warm start's parent init (JSON-ready): where it
+    came from, the digest of its weights, and its own steps, wall time and command, so
+    the total training is known."""
+    digest = hashlib.sha256()
+    for variable in list(parent.trainable_variables) + list(
+            getattr(inner_rates_of(parent), "rates", [])):
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
+    return {"init": source, "weights_sha256": digest.hexdigest(),
+            "steps": metadata.steps, "wall_time_seconds": metadata.wall_time_seconds,
+            "command": metadata.command}
 
 
 def _export_init(model, init_dir, metadata):

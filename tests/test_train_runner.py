@@ -50,6 +50,7 @@ BAD_ARGUMENTS = [
     ({"jit_compile": "yes"}, r"meta_train.jit_compile must be True, False or 'auto'"),
     ({"train_split": None}, r"meta_train.train_split must be a split name"),
     ({"dataset_fn": "tiny_images"}, r"meta_train.dataset_fn must be callable"),
+    ({"warm_start": 3}, r"meta_train.warm_start must be a zoo name"),
 ]
 
 
