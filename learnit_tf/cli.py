@@ -127,23 +127,20 @@ def fit_optimizer(metadata, name=None, learning_rate=None):
         learning_rate: > 0 (default: the init's inner learning rate; required when
             `name` is not the init's inner optimizer).
     """
-    from learnit_tf.meta import InnerOptimizer  # pylint: disable=import-outside-toplevel
     from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
     hyper = (metadata or {}).get("hyperparameters") or {}
     default_name = hyper.get("inner_optimizer", "sgd")
-    if name is None and learning_rate is None and (
+    if learning_rate is not None and not learning_rate > 0:
+        raise ValueError(f"--learning_rate must be > 0, got {learning_rate}.")
+    if learning_rate is None and name is None and not (
             (metadata or {}).get("fit_recipe") or "inner_learning_rate" in hyper):
-        # Its fit recipe, or its inner optimizer (with its learned rates, if any).
-        return evaluation.meta_optimizer_from_metadata(metadata)
-    name = name or default_name
-    if learning_rate is not None:
-        if not learning_rate > 0:
-            raise ValueError(f"--learning_rate must be > 0, got {learning_rate}.")
-        return InnerOptimizer(name, float(learning_rate))
-    if name != default_name or "inner_learning_rate" not in hyper:
+        raise ValueError("The init records neither a fit recipe nor an inner learning rate; "
+                         "pass --learning_rate (and --optimizer).")
+    if learning_rate is None and name is not None and (
+            name != default_name or "inner_learning_rate" not in hyper):
         raise ValueError(f"--optimizer={name} needs --learning_rate: the init was meta-trained "
                          f"for {default_name} and records no learning rate for {name}.")
-    return InnerOptimizer(name, float(hyper["inner_learning_rate"]))
+    return evaluation.meta_optimizer_from_metadata(metadata, learning_rate, optimizer=name)
 
 
 class StepProgress:

@@ -25,7 +25,7 @@ import tensorflow as tf
 from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models.functional import BoundFunctionalModel
-from learnit_tf.models.inner_rates import inner_rates_of
+from learnit_tf.models.inner_rates import inner_rates_of, per_weight_rates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,8 +236,7 @@ class Fitter:
     def _model_state(self, model):
         """(non-trainable tensors, per-weight learned rates or []) of `model`."""
         non_trainable = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
-        layer = inner_rates_of(model)
-        rates = [] if layer is None else [tf.convert_to_tensor(r) for r in layer.per_weight()]
+        rates = [tf.convert_to_tensor(r) for r in per_weight_rates(model) or []]
         if any(p.learned_rates for p in self.recipe.phases) and not rates:
             raise ValueError(f"The fit recipe {self.recipe.name!r} steps with learned inner "
                              f"rates, but model {model.name!r} has none.")

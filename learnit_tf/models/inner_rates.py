@@ -173,3 +173,10 @@ class InnerRatesMixin:
 def inner_rates_of(model):
     """The model's `InnerLearningRates` layer, or None."""
     return getattr(model, "inner_learning_rates", None)
+
+
+def per_weight_rates(model):
+    """The model's learned inner rate of each trainable weight tensor (broadcastable to
+    it, in `trainable_variables` order), or None if it learned none."""
+    layer = inner_rates_of(model)
+    return None if layer is None else layer.per_weight()

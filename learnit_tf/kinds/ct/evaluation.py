@@ -321,14 +321,10 @@ class CtProtocol(evaluation.Protocol):
             examples = self.held_out(metadata)
         task_config = (metadata.get("task") or {}).get("config") or {}
         interpolation = o.interpolation or task_config.get("interpolation", "bilinear")
-        # The authors' CT test-time optimizer: SGD at the inner learning rate (paper: 10).
-        hyper = metadata.get("hyperparameters") or {}
-        if o.meta_learning_rate is None and ("inner_learning_rate" in hyper
-                                             or metadata.get("fit_recipe")):
-            # Its fit recipe, or its inner SGD (with its learned Meta-SGD rates, if any).
-            meta_opt = meta_optimizer_from_metadata(metadata)
-        else:
-            meta_opt = InnerOptimizer("sgd", o.meta_learning_rate or 10.0)
+        # Its fit recipe, else the authors' CT test-time optimizer: its inner SGD at the
+        # inner learning rate (paper: 10), with its learned Meta-SGD rates if any.
+        meta_opt = meta_optimizer_from_metadata(metadata, o.meta_learning_rate,
+                                                default_learning_rate=10.0)
         standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
         steps = {META: o.steps, STANDARD: o.steps if o.standard_steps is None
                  else o.standard_steps}

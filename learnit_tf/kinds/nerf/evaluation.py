@@ -33,7 +33,7 @@ from learnit_tf.meta.compile import resolve_jit_compile
 from learnit_tf.meta.fit import FitRecipe
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models import FunctionalModel
-from learnit_tf.models.inner_rates import inner_rates_of
+from learnit_tf.models.inner_rates import per_weight_rates
 
 __all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density_alive_fraction",
            "draw_standard_init", "evaluate_inits", "format_table", "held_out_psnr",
@@ -386,9 +386,8 @@ def single_view_table(model, metadata, dataset="procedural_objects", split="test
     standard, standard_seed = draw_standard_init(type(model).__name__, model.get_config(),
                                                  standard_seed, examples[0], task)
     fmodel = FunctionalModel(model)
-    rates_layer = inner_rates_of(model)
     inits = [InitSpec("meta", fmodel.initial_weights(), meta_optimizer,
-                      None if rates_layer is None else rates_layer.per_weight()),
+                      per_weight_rates(model)),
              InitSpec("standard", FunctionalModel(standard).initial_weights(),
                       standard_optimizer)]
     rows, images = evaluate_inits(fmodel, task, inits, examples, steps, chunk=chunk,
@@ -472,8 +471,9 @@ class NerfOptions:
         "help": "Rays per rendering call."})
     seed: int = dataclasses.field(default=0, metadata={
         "help": "Seed of the test-time ray batches (and of the choice of test objects)."})
-    meta_optimizer: str = dataclasses.field(default="sgd", metadata={
-        "help": "Optimizer from the meta init (sgd or adam; the paper: sgd)."})
+    meta_optimizer: Optional[str] = dataclasses.field(default=None, metadata={
+        "help": "Optimizer from the meta init (sgd or adam; default: the init's fit recipe "
+                "or inner optimizer; the paper: sgd). Given, it is used plainly."})
     meta_learning_rate: Optional[float] = dataclasses.field(default=None, metadata={
         "help": "Learning rate from the meta init (default: the init's inner learning rate)."})
     standard_optimizer: str = dataclasses.field(default="adam", metadata={
@@ -533,14 +533,11 @@ class NerfProtocol(evaluation.Protocol):
             dataset = "posed-views folder"
             examples = self.folder_examples(metadata, o.directory, o.split, o.num_examples,
                                             None)
-        hyper = metadata.get("hyperparameters") or {}
-        if (o.meta_learning_rate is None and o.meta_optimizer == "sgd"
-                and (inner_rates_of(model) is not None or metadata.get("fit_recipe"))):
-            # The init's own recipe (or its learned Meta-SGD rates), as `fit` uses.
-            meta_opt = evaluation.meta_optimizer_from_metadata(metadata)
-        else:  # The paper's protocol, or what the flags ask for.
-            meta_opt = InnerOptimizer(o.meta_optimizer, o.meta_learning_rate or
-                                      float(hyper.get("inner_learning_rate", 0.5)))
+        # The init's own recipe (or its inner SGD, with its learned rates if any; the
+        # paper: SGD 0.5), or the plain optimizer the flags ask for.
+        meta_opt = evaluation.meta_optimizer_from_metadata(
+            metadata, o.meta_learning_rate, optimizer=o.meta_optimizer,
+            default_learning_rate=0.5)
         standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
         table = single_view_table(
             model, metadata, dataset, o.split, o.num_examples, o.steps, o.rays_per_step,

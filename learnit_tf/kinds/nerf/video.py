@@ -143,9 +143,8 @@ def fit_example(fmodel, task, example, steps, optimizer, seed=0, verbose=0):
     import tensorflow as tf
 
     from learnit_tf.kinds.nerf.evaluation import TestTimeFitter
-    from learnit_tf.models.inner_rates import inner_rates_of
+    from learnit_tf.models.inner_rates import per_weight_rates
     weights = fmodel.initial_weights()
-    rates_layer = inner_rates_of(fmodel.model)  # A recipe phase may step with them.
     if steps <= 0:
         return weights
     example = dict(example)
@@ -154,7 +153,7 @@ def fit_example(fmodel, task, example, steps, optimizer, seed=0, verbose=0):
     fitter = TestTimeFitter(fmodel, task, steps_per_call=min(100, steps))
     return fitter.fit(example, weights, optimizer, [steps],
                       callback=None if progress is None else lambda s, w: progress(s, steps),
-                      rates=None if rates_layer is None else rates_layer.per_weight())
+                      rates=per_weight_rates(fmodel.model))  # A recipe phase may use them.
 
 
 def render_object_turntable(init_dir, out_dir, dataset="procedural_objects", split="test",
