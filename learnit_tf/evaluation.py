@@ -607,7 +607,8 @@ def recipe_score(psnr_curve):
     return float(np.mean(psnr_curve[steps]))
 
 
-def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, progress=False):
+def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, progress=False,
+                      default_learning_rate=1e-2):
     """The fit recipe that serves a meta init best on `examples` (validation signals).
 
     Candidates: the init's own inner optimizer for every step (the paper's protocol),
@@ -615,10 +616,14 @@ def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, pr
     at each of `learning_rates`, so the first inner steps, which meta-training shaped,
     stay as trained. Scored by `recipe_score` of the mean PSNR curve.
 
+    `default_learning_rate`: the inner rate where the metadata records none (see
+    `meta_optimizer_from_metadata`).
+
     Returns:
         (best FitRecipe, rows [{"recipe", "score", "psnr_final"}] for every candidate).
     """
-    inner = FitRecipe.of(meta_optimizer_from_metadata(metadata))
+    inner = FitRecipe.of(meta_optimizer_from_metadata(
+        metadata, default_learning_rate=default_learning_rate))
     first = inner.phases[0]
     k = as_init_metadata(metadata).hyperparameters.inner_steps or 2
     candidates = [inner] + [

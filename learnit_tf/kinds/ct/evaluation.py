@@ -24,7 +24,7 @@ import numpy as np
 from learnit_tf import evaluation
 from learnit_tf.baselines import standard_init
 from learnit_tf.evaluation import meta_optimizer_from_metadata, write_csv_atomic
-from learnit_tf.meta import Fitter, InnerOptimizer
+from learnit_tf.meta import FitRecipe, Fitter, InnerOptimizer
 from learnit_tf.plots import pyplot, save_figure_atomic
 from learnit_tf.models import FunctionalModel
 from learnit_tf.kinds.ct.task import CtTask, make_eval_example
@@ -270,6 +270,19 @@ class CtOptions:
         "help": "TFDS data_dir (default: TFDS's)."})
     directory: Optional[str] = dataclasses.field(default=None, metadata={
         "help": "Evaluate on a folder of your own files of the init's kind instead."})
+    select_fit_recipe: bool = dataclasses.field(default=False, metadata={
+        "help": "Choose the meta init's fit recipe on the validation split first (its "
+                "inner SGD throughout, or its inner steps then Adam at each of "
+                "--recipe_learning_rates), fitting --recipe_views views, and evaluate "
+                "with it."})
+    recipe_learning_rates: str = dataclasses.field(default="1e-4,3e-4,1e-3", metadata={
+        "help": "Adam learning rates tried by --select_fit_recipe."})
+    recipe_steps: Optional[int] = dataclasses.field(default=None, metadata={
+        "help": "Steps of each --select_fit_recipe trial fit (default: --steps)."})
+    recipe_examples: int = dataclasses.field(default=4, metadata={
+        "help": "Validation phantoms of each --select_fit_recipe trial."})
+    recipe_views: int = dataclasses.field(default=4, metadata={
+        "help": "Views of the --select_fit_recipe trial fits."})
     progress: bool = dataclasses.field(default=True, metadata={
         "help": "Show a progress bar with ETA."})
 
@@ -299,19 +312,41 @@ class CtProtocol(evaluation.Protocol):
     def folder_options(self, task):
         return {"resolution": int(task.resolution)}
 
-    def held_out(self, metadata):
+    def held_out(self, metadata, split=None, num_examples=None):
         """The first `num_examples` phantoms of the split (in the dataset's order)."""
         o = self.options
+        split = o.split if split is None else split
+        num_examples = o.num_examples if num_examples is None else num_examples
         if o.directory:
-            return self.folder_examples(metadata, o.directory, o.split, o.num_examples,
+            return self.folder_examples(metadata, o.directory, split, num_examples,
                                         evaluation.task_from_metadata(metadata))
         overrides = {"config": o.config} if o.config else {}
-        ds = evaluation.dataset_fn_from_metadata(metadata, o.data_dir, **overrides)(o.split)
-        examples = list(ds.take(o.num_examples).as_numpy_iterator())
-        if len(examples) < o.num_examples:
-            raise ValueError(f"num_examples={o.num_examples} but split {o.split!r} holds "
+        ds = evaluation.dataset_fn_from_metadata(metadata, o.data_dir, **overrides)(split)
+        examples = list(ds.take(num_examples).as_numpy_iterator())
+        if len(examples) < num_examples:
+            raise ValueError(f"num_examples={num_examples} but split {split!r} holds "
                              f"{len(examples)} phantoms.")
         return examples
+
+    def choose_fit_recipe(self, model, metadata, interpolation):
+        """`evaluation.select_fit_recipe` on validation phantoms seen from
+        `recipe_views` views: the recipe and its trial rows."""
+        o = self.options
+        if o.meta_learning_rate is not None:
+            raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
+                             "also pass --meta_learning_rate.")
+        images = _as_images(self.held_out(metadata, "validation", o.recipe_examples))
+        examples = [make_eval_example(image, num_views=o.recipe_views,
+                                      interpolation=interpolation) for image in images]
+        task = CtTask(images[0].shape[0], interpolation=interpolation)
+        steps = o.steps if o.recipe_steps is None else o.recipe_steps
+        print(f"Choosing the fit recipe on {len(examples)} validation phantoms, "
+              f"{o.recipe_views} views, {steps} steps per trial:")
+        return evaluation.select_fit_recipe(
+            model, metadata, task, examples, steps,
+            evaluation._numbers(o.recipe_learning_rates,  # pylint: disable=protected-access
+                                "recipe_learning_rates"),
+            progress=o.progress, default_learning_rate=10.0)
 
     def evaluate(self, model, metadata, init_name="", examples=None):
         o = self.options
@@ -325,6 +360,9 @@ class CtProtocol(evaluation.Protocol):
         # inner learning rate (paper: 10), with its learned Meta-SGD rates if any.
         meta_opt = meta_optimizer_from_metadata(metadata, o.meta_learning_rate,
                                                 default_learning_rate=10.0)
+        selection = None
+        if o.select_fit_recipe:
+            meta_opt, selection = self.choose_fit_recipe(model, metadata, interpolation)
         standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
         steps = {META: o.steps, STANDARD: o.steps if o.standard_steps is None
                  else o.standard_steps}
@@ -342,13 +380,17 @@ class CtProtocol(evaluation.Protocol):
         settings = dict(dataclasses.asdict(o), views=list(o.views), steps=steps,
                         num_examples=len(table.psnrs[(META, table.rows[0]["views"])]),
                         interpolation=interpolation,
-                        meta_optimizer={"name": meta_opt.name,
-                                        "learning_rate": meta_opt.learning_rate},
+                        meta_optimizer=(meta_opt.record() if isinstance(meta_opt, FitRecipe)
+                                        else {"name": meta_opt.name,
+                                              "learning_rate": meta_opt.learning_rate}),
                         standard_optimizer={"name": standard_opt.name,
                                             "learning_rate": standard_opt.learning_rate})
+        summary = {"claim_meta_n_vs_standard_2n": claim_rows(table.rows)}
+        if selection is not None:  # evaluate.py --write_metadata records it with the init.
+            summary["fit_recipe"] = meta_opt.to_dict()
+            summary["fit_recipe_selection"] = selection
         report = evaluation.Report(
-            protocol=self.name, init=init_name, rows=rows,
-            summary={"claim_meta_n_vs_standard_2n": claim_rows(table.rows)}, settings=settings,
+            protocol=self.name, init=init_name, rows=rows, summary=summary, settings=settings,
             tables={"per_example.csv": (("init", "views", "example", "psnr"), per_example)},
             figures={"psnr_vs_views.png": lambda path: plot_psnr_vs_views(table.rows, path)})
         if table.images:

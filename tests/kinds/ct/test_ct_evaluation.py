@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -86,6 +87,36 @@ class CtProtocolTest(testing.TestCase):
         self.assertEqual(tuple(np.asarray(examples[0]["image"]).shape), (16, 16, 1))
         report = protocol.evaluate(_tiny_model(), _metadata(16), "tiny")
         self.assertEqual([r["count"] for r in report.rows], [1, 1])
+
+    def test_select_fit_recipe_on_validation_phantoms(self):
+        """The recipe is chosen on the validation split (never the test phantoms), at
+        --recipe_views views, is the best-scoring candidate, and is what the table uses."""
+        folder = os.path.join(self.get_temp_dir(), "slices")
+        for seed, split in enumerate(("train", "validation", "validation", "test")):
+            os.makedirs(os.path.join(folder, split), exist_ok=True)
+            image = (random_phantom(seed, 16) * 255).astype(np.uint8)
+            Image.fromarray(image).save(os.path.join(folder, split, f"slice{seed}.png"))
+        metadata = dict(_metadata(16), hyperparameters={
+            "inner_optimizer": "sgd", "inner_learning_rate": 1.0, "inner_steps": 2})
+        protocol = CtProtocol(directory=folder, num_examples=1, views=(2,), steps=6,
+                              select_fit_recipe=True, recipe_learning_rates="1e-3,1e-2",
+                              recipe_examples=2, recipe_views=3, progress=False)
+        seen = []
+        original = protocol.held_out
+        protocol.held_out = lambda *a, **k: seen.append(a[1:] or k) or original(*a, **k)
+        with mock.patch.object(evaluation, "select_fit_recipe",
+                               wraps=evaluation.select_fit_recipe) as select:
+            report = protocol.evaluate(_tiny_model(), metadata, "tiny")
+        self.assertIn(("validation", 2), seen)
+        trial_examples = select.call_args.args[3]
+        self.assertEqual([ex["sinogram"].shape for ex in trial_examples], [(3, 16)] * 2)
+        selection = report.summary["fit_recipe_selection"]
+        self.assertEqual([row["recipe"] for row in selection],
+                         ["sgd(1)", "sgd(1)x2 then adam(0.001)", "sgd(1)x2 then adam(0.01)"])
+        best = max(selection, key=lambda row: row["score"])
+        self.assertEqual(report.summary["fit_recipe"], best["fit_recipe"])
+        self.assertEqual(report.row("meta", observations=2)["optimizer"], best["recipe"])
+        self.assertEqual(report.settings["meta_optimizer"]["fit_recipe"], best["fit_recipe"])
 
 
 def run_evaluate(script, *args):
