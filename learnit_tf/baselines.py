@@ -60,7 +60,9 @@ def standard_init(model, seed=0):
     """A fresh, standard random init of `model`'s architecture.
 
     Non-trainable weights (e.g. the Fourier matrix B of `FourierFeatureMLP`) are part of
-    the architecture, not of the init, so they are copied from `model`.
+    the architecture, not of the init, so they are copied from `model`. Learned inner
+    rates (Meta-SGD) are part of the meta init, not of the architecture: the standard
+    init has none.
 
     Args:
         model: a built coordinate network (or an init config dict, see `_architecture`).
@@ -75,9 +77,14 @@ def standard_init(model, seed=0):
         raise ValueError(f"Model class {type(model).__name__} has no 'seed' in its config; "
                          "standard_init needs a seedable architecture.")
     config["seed"] = int(seed)
+    config.pop("inner_rates", None)
     fresh = type(model).from_config(config)
-    for dst, src in zip(fresh.non_trainable_variables, model.non_trainable_variables):
-        dst.assign(src)
+    sources = {v.path: v for v in model.non_trainable_variables}
+    for dst in fresh.non_trainable_variables:
+        if dst.path not in sources:
+            raise ValueError(f"standard_init: {type(model).__name__} has no non-trainable "
+                             f"weight {dst.path!r} to copy into the fresh init.")
+        dst.assign(sources[dst.path])
     return fresh
 
 

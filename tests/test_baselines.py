@@ -59,6 +59,18 @@ class BaselinesTest(TestCase):
         self.assertFalse(np.array_equal(fresh.trainable_variables[0].numpy(),
                                         model.trainable_variables[0].numpy()))
 
+    def test_standard_init_of_a_meta_sgd_init_has_no_learned_rates(self):
+        """The rates are meta-learned, not architecture: the standard init must not carry
+        them, while it still shares the Fourier matrix."""
+        from learnit_tf.models.inner_rates import inner_rates_of  # pylint: disable=import-outside-toplevel
+        model = FourierFeatureMLP(num_features=8, width=8, hidden_layers=1, seed=0,
+                                  inner_rates="tensor")
+        fresh = baselines.standard_init(model, seed=1)
+        self.assertIsNotNone(inner_rates_of(model))
+        self.assertIsNone(inner_rates_of(fresh))
+        self.assertNotIn("inner_rates", fresh.get_config())
+        self.assertAllEqual(fresh.b_matrix.numpy(), model.b_matrix.numpy())
+
     def test_shuffled_init_is_a_per_layer_permutation(self):
         shuffled = baselines.shuffled_init(self.meta, seed=1)
         for i, (s, m) in enumerate(zip(shuffled.get_weights(), self.meta.get_weights())):
