@@ -6,14 +6,19 @@ writing anything, and resume from its own checkpoint rather than warm-starting a
 Tiny in-memory runs (tests/tiny_runs.py), graph mode.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from learnit_tf import init_io, zoo
+from learnit_tf import init_io, kinds, zoo
 from learnit_tf.models import Siren
 from learnit_tf.models.inner_rates import inner_rates_of
 from learnit_tf.train import MetaTrainConfigError, MetaTrainRunner, RunConfig, meta_train
 from tiny_runs import tiny_kwargs
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _siren(width=8):
@@ -132,3 +137,44 @@ def test_a_zoo_entry_is_verified_and_recorded_with_its_version(tmp_path):
     shipped = zoo.load("text_siren", latest)
     np.testing.assert_array_equal(_values(runner.model.trainable_variables)[-1],
                                   _values(shipped.trainable_variables)[-1])
+
+
+LONG_GIN_FILES = sorted(str(p.relative_to(REPO)) for p in (REPO / "gin").rglob("*_long.gin"))
+
+
+@pytest.mark.parametrize("gin_file", LONG_GIN_FILES)
+def test_long_gin_files_continue_a_shipped_init_of_their_architecture(gin_file):
+    """Each *_long.gin warm-starts from a shipped entry whose network, task and data it
+    repeats (a mismatch would only surface when the run starts, hours in the queue)."""
+    import gin  # pylint: disable=import-outside-toplevel
+    from learnit_tf import gin_config  # pylint: disable=import-outside-toplevel
+    try:
+        gin_config.parse_config([str(REPO / gin_file)])
+        parent = gin.query_parameter("meta_train.warm_start")
+        assert gin.query_parameter("meta_train.seed") != 0, "the parent's data order again"
+        name, version = zoo.split_name(parent)
+        assert version, f"{gin_file}: pin the parent's version ({parent!r})"
+        directory = zoo.Zoo().download(name, version)
+        config = init_io.read_config(directory)
+        metadata = init_io.read_init_metadata(directory)
+        model_class, checked = config["class_name"], 0
+        for key, value in config["config"].items():
+            try:
+                bound = gin.query_parameter(f"{model_class}.{key}")
+            except ValueError:
+                continue  # Unbound: the class default (the run's own check covers it).
+            assert bound == value, (f"{gin_file}: {model_class}.{key} = {bound!r}, the "
+                                    f"parent has {value!r}")
+            checked += 1
+        assert checked >= 4, f"{gin_file}: only {checked} network bindings compared"
+        task = metadata.task  # The task the gin file builds, against the parent's.
+        task_class = kinds.kind_of_task(task.class_name).task_class(task.class_name)
+        built = task_class(**gin.get_bindings(task.class_name)).get_config()
+        assert json.loads(json.dumps(built)) == task.config, gin_file
+        dataset_fn = gin.query_parameter("meta_train.dataset_fn")
+        assert dataset_fn.selector.endswith(metadata.dataset.function), gin_file
+        assert gin.query_parameter("meta_train.algorithm") == metadata.algorithm
+        assert (gin.query_parameter("meta_train.inner_steps")
+                == metadata.hyperparameters.inner_steps)
+    finally:
+        gin.clear_config()
