@@ -110,6 +110,12 @@ class MamlGradientTest(TestCase):
             MetaConfig("maml", 0)
         with self.assertRaisesRegex(ValueError, "Inner optimizer"):
             InnerOptimizer("rmsprop")
+        # A name where the optimizer goes (and its rate landing on the next field) is named,
+        # not an AttributeError deep in the trainer.
+        with self.assertRaisesRegex(TypeError, r"inner_optimizer must be an InnerOptimizer.*'sgd'"):
+            MetaConfig("maml", 2, "sgd", 1e-2)
+        with self.assertRaisesRegex(TypeError, r"share_first_forward must be True or False"):
+            MetaConfig("maml", 2, InnerOptimizer("sgd", 1e-2), 1e-2)
 
 
 class CompiledStepTest(TestCase):

@@ -71,6 +71,13 @@ class MetaConfig:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}.")
         if int(self.inner_steps) < 1:
             raise ValueError(f"inner_steps must be >= 1, got {self.inner_steps}.")
+        if not isinstance(self.inner_optimizer, InnerOptimizer):
+            raise TypeError(f"MetaConfig.inner_optimizer must be an InnerOptimizer (e.g. "
+                            f"InnerOptimizer('sgd', 1e-2)), got {self.inner_optimizer!r}.")
+        for name in ("share_first_forward", "remat", "vectorize"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"MetaConfig.{name} must be True or False, got "
+                                f"{getattr(self, name)!r}.")
         if self.remat and self.algorithm != "maml":
             raise ValueError(
                 f"remat applies to algorithm 'maml' only ({self.algorithm!r} does not keep "
