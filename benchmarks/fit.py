@@ -89,7 +89,8 @@ def _image_timers(mode):
 def _task_timers(name, mode):
     """Timers of fit and meta-train steps for a zoo init's own task."""
     from learnit_tf import evaluation, init_io, zoo  # pylint: disable=import-outside-toplevel
-    from learnit_tf.meta import Fitter, MetaConfig, MetaTrainer  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import (  # pylint: disable=import-outside-toplevel
+        Fitter, InnerOptimizer, MetaConfig, MetaTrainer)
 
     jit = mode == "xla"
     init_dir = zoo.download(name)
@@ -101,8 +102,12 @@ def _task_timers(name, mode):
     fitter = Fitter(zoo.load(name), task, evaluation.meta_optimizer_from_metadata(metadata),
                     jit_compile=jit)
     fitter.fit(examples[0], FLAGS.fit_steps)
+    # The meta step steps with the inner optimizer it was trained with (a fit recipe is
+    # test-time only).
     config = MetaConfig(metadata.get("algorithm", hp.get("algorithm", "maml")),
-                        int(hp["inner_steps"]), evaluation.meta_optimizer_from_metadata(metadata))
+                        int(hp["inner_steps"]),
+                        InnerOptimizer(hp.get("inner_optimizer", "sgd"),
+                                       float(hp["inner_learning_rate"])))
     trainer = MetaTrainer(zoo.load(name), task, config, float(hp["outer_learning_rate"]),
                           jit_compile=jit)
     batch = _stack(examples[:batch_size])
