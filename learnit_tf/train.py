@@ -716,6 +716,19 @@ class MetaTrainRunner:
         for target, value in zip(self.model.trainable_variables, parent.trainable_variables):
             target.assign(value)
         mine, theirs = self.trainer.rates_layer, inner_rates_of(parent)
+        # Fixed non-trainable weights (a Fourier-feature matrix B drawn from the seed) belong
+        # to the parent's function: its weights mean nothing with another B.
+        # (Matched by order: variable paths carry per-process unique model names.)
+        rate_ids = {id(v) for layer in (mine, theirs) if layer is not None for v in layer.rates}
+        targets = [v for v in self.model.non_trainable_variables if id(v) not in rate_ids]
+        values = [v for v in parent.non_trainable_variables if id(v) not in rate_ids]
+        if [tuple(v.shape) for v in targets] != [tuple(v.shape) for v in values]:
+            raise MetaTrainConfigError(
+                f"meta_train.warm_start={source!r}: its fixed weights "
+                f"{[tuple(v.shape) for v in values]} do not match this architecture's "
+                f"{[tuple(v.shape) for v in targets]}.")
+        for target, value in zip(targets, values):
+            target.assign(value)
         if theirs is not None:
             if mine is None or mine.granularity != theirs.granularity:
                 raise MetaTrainConfigError(
@@ -1040,11 +1053,11 @@ def meta_train(model_dir,
 
 def _warm_start_record(source, parent, metadata):
     """What the metadata records of a warm start's parent init (JSON-ready): where it
-    came from, the digest of its weights, and its own steps, wall time and command, so
-    the total training is known."""
+    came from, the digest of its weights (trainable, then non-trainable: fixed features
+    and learned rates), and its own steps, wall time and command, so the total training
+    is known."""
     digest = hashlib.sha256()
-    for variable in list(parent.trainable_variables) + list(
-            getattr(inner_rates_of(parent), "rates", [])):
+    for variable in list(parent.trainable_variables) + list(parent.non_trainable_variables):
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
     return {"init": source, "weights_sha256": digest.hexdigest(),
             "steps": metadata.steps, "wall_time_seconds": metadata.wall_time_seconds,

@@ -69,6 +69,27 @@ def test_starts_from_the_parents_weights_and_rates(tmp_path, parent_init):
                            _values(parent.trainable_variables)[0])
 
 
+def test_fixed_fourier_features_come_with_the_weights(tmp_path):
+    """A Fourier-feature MLP's B matrix is drawn from the seed and not trained: a child with
+    another seed must take the parent's B, or the copied weights compute another function."""
+    from learnit_tf.models import FourierFeatureMLP  # pylint: disable=import-outside-toplevel
+
+    def fourier(seed, inner_rates=None):
+        return FourierFeatureMLP(out_features=3, num_features=8, scale=10.0, width=8,
+                                 hidden_layers=1, seed=seed, inner_rates=inner_rates)
+
+    parent = meta_train(str(tmp_path / "parent"),
+                        **_metasgd_kwargs(model_fn=fourier, num_steps=2))["init_dir"]
+    runner = _started_model(tmp_path / "child",
+                            **_metasgd_kwargs(model_fn=fourier, seed=1, warm_start=parent))
+    loaded = init_io.load_init(parent)
+    np.testing.assert_array_equal(np.asarray(runner.model.b_matrix), np.asarray(loaded.b_matrix))
+    assert not np.array_equal(np.asarray(fourier(1).b_matrix), np.asarray(loaded.b_matrix))
+    coords = np.random.RandomState(0).rand(5, 2).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(runner.model(coords)), np.asarray(loaded(coords)),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_records_the_parent_and_trains_on(tmp_path, parent_init):
     parent = init_io.load_init(parent_init)
     parent_meta = init_io.read_init_metadata(parent_init)

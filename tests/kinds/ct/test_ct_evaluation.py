@@ -128,10 +128,11 @@ def run_evaluate(script, *args):
 class EvaluateCtScriptTest(testing.TestCase):
 
     def test_shipped_ct_init_by_zoo_name(self):
-        """scripts/evaluate.py --init=shepp_logan_ct dispatches to the CT protocol."""
+        """scripts/evaluate.py --init=shepp_logan_ct@1 dispatches to the CT protocol (version
+        1: the authors' plain SGD 10, so the rows below are its)."""
         root = self.get_temp_dir()
         out = os.path.join(root, "out")
-        result = run_evaluate("evaluate.py", "--init=shepp_logan_ct", f"--output_dir={out}",
+        result = run_evaluate("evaluate.py", "--init=shepp_logan_ct@1", f"--output_dir={out}",
                               f"--data_dir={root}/tfds", "--views=1", "--steps=1",
                               "--num_examples=1", "--noprogress")
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
@@ -157,7 +158,7 @@ class EvaluateCtScriptTest(testing.TestCase):
         """The evaluate_ct.py alias at 1 view, 200 steps gives docs/ct/views.json's PSNRs."""
         root = self.get_temp_dir()
         out = os.path.join(root, "out")
-        result = run_evaluate("evaluate_ct.py", "--init=shepp_logan_ct", f"--output_dir={out}",
+        result = run_evaluate("evaluate_ct.py", "--init=shepp_logan_ct@1", f"--output_dir={out}",
                               f"--data_dir={root}/tfds", "--views=1", "--steps=200",
                               "--num_examples=2", "--num_reconstructions=0", "--noprogress")
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
