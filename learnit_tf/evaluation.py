@@ -277,6 +277,14 @@ def report_row(init, optimizer, steps, psnr, observations=""):
             "psnr_std": float(psnr.std()), "count": int(psnr.size)}
 
 
+def optimizer_setting(optimizer):
+    """A report's settings entry for a test-time optimizer: {"name", "learning_rate"}, or
+    a fit recipe's `record()` (its name and phases)."""
+    if isinstance(optimizer, FitRecipe):
+        return optimizer.record()
+    return {"name": optimizer.name, "learning_rate": optimizer.learning_rate}
+
+
 @dataclasses.dataclass
 class Report:
     """What an evaluation protocol found: rows, a summary, extra tables and figures.

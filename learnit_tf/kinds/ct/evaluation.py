@@ -24,7 +24,7 @@ import numpy as np
 from learnit_tf import evaluation
 from learnit_tf.baselines import standard_init
 from learnit_tf.evaluation import meta_optimizer_from_metadata, write_csv_atomic
-from learnit_tf.meta import FitRecipe, Fitter, InnerOptimizer
+from learnit_tf.meta import Fitter, InnerOptimizer
 from learnit_tf.plots import pyplot, save_figure_atomic
 from learnit_tf.models import FunctionalModel
 from learnit_tf.kinds.ct.task import CtTask, make_eval_example
@@ -380,11 +380,8 @@ class CtProtocol(evaluation.Protocol):
         settings = dict(dataclasses.asdict(o), views=list(o.views), steps=steps,
                         num_examples=len(table.psnrs[(META, table.rows[0]["views"])]),
                         interpolation=interpolation,
-                        meta_optimizer=(meta_opt.record() if isinstance(meta_opt, FitRecipe)
-                                        else {"name": meta_opt.name,
-                                              "learning_rate": meta_opt.learning_rate}),
-                        standard_optimizer={"name": standard_opt.name,
-                                            "learning_rate": standard_opt.learning_rate})
+                        meta_optimizer=evaluation.optimizer_setting(meta_opt),
+                        standard_optimizer=evaluation.optimizer_setting(standard_opt))
         summary = {"claim_meta_n_vs_standard_2n": claim_rows(table.rows)}
         if selection is not None:  # evaluate.py --write_metadata records it with the init.
             summary["fit_recipe"] = meta_opt.to_dict()

@@ -548,11 +548,8 @@ class NerfProtocol(evaluation.Protocol):
                            observations)
         settings = dict(dataclasses.asdict(o), steps=list(o.steps), dataset=dataset,
                         standard_seed_used=table.standard_seed,
-                        meta_optimizer=(meta_opt.record() if isinstance(meta_opt, FitRecipe)
-                                        else {"name": meta_opt.name,
-                                              "learning_rate": meta_opt.learning_rate}),
-                        standard_optimizer={"name": standard_opt.name,
-                                            "learning_rate": standard_opt.learning_rate},
+                        meta_optimizer=evaluation.optimizer_setting(meta_opt),
+                        standard_optimizer=evaluation.optimizer_setting(standard_opt),
                         **{k: v for k, v in kwargs.items() if k not in ("config",)})
         settings["config"] = kwargs["config"] if isinstance(kwargs["config"], str) else str(
             getattr(kwargs["config"], "name", kwargs["config"]))
