@@ -713,18 +713,20 @@ class MetaTrainRunner:
                 f"meta_train.warm_start={source!r} is a {type(parent).__name__} "
                 f"{architecture(parent)}, but meta_train.model_fn builds a "
                 f"{type(self.model).__name__} {architecture(self.model)}; they must match.")
-        for target, value in zip(self.model.trainable_variables, parent.trainable_variables):
-            target.assign(value)
         mine, theirs = self.trainer.rates_layer, inner_rates_of(parent)
-        # Fixed non-trainable weights (a Fourier-feature matrix B drawn from the seed) belong
-        # to the parent's function: its weights mean nothing with another B.
-        # (Matched by order: variable paths carry per-process unique model names.)
+        # Every weight but the learned rates: the trainable ones and the fixed ones (a
+        # Fourier-feature matrix B drawn from the seed belongs to the parent's function).
+        # Matched by order: variable paths carry per-process unique model names.
         rate_ids = {id(v) for layer in (mine, theirs) if layer is not None for v in layer.rates}
-        targets = [v for v in self.model.non_trainable_variables if id(v) not in rate_ids]
-        values = [v for v in parent.non_trainable_variables if id(v) not in rate_ids]
+
+        def weights(model):
+            return [v for v in model.trainable_variables + model.non_trainable_variables
+                    if id(v) not in rate_ids]
+
+        targets, values = weights(self.model), weights(parent)
         if [tuple(v.shape) for v in targets] != [tuple(v.shape) for v in values]:
             raise MetaTrainConfigError(
-                f"meta_train.warm_start={source!r}: its fixed weights "
+                f"meta_train.warm_start={source!r}: its weights "
                 f"{[tuple(v.shape) for v in values]} do not match this architecture's "
                 f"{[tuple(v.shape) for v in targets]}.")
         for target, value in zip(targets, values):
