@@ -606,38 +606,66 @@ def _numbers(text, name):
     return values
 
 
+def recipe_score_steps(last):
+    """The steps a fit recipe is scored at: the report steps 1, 2, 3, 5, 10, … up to
+    `last`, and `last` (every decade counts, not only the end)."""
+    return sorted({s for s in REPORT_STEPS if 0 < s <= last} | {int(last)})
+
+
 def recipe_score(psnr_curve):
-    """How well a fit recipe serves the whole curve: the mean PSNR over the report steps
-    1, 2, 3, 5, 10, … up to the last (every decade counts, not only the end)."""
+    """How well a fit recipe serves the whole curve: the mean PSNR over
+    `recipe_score_steps` of the curve's last step."""
     psnr_curve = np.asarray(psnr_curve)
-    last = len(psnr_curve) - 1
-    steps = sorted({s for s in REPORT_STEPS if 0 < s <= last} | {last})
-    return float(np.mean(psnr_curve[steps]))
+    return float(np.mean(psnr_curve[recipe_score_steps(len(psnr_curve) - 1)]))
+
+
+def fit_recipe_candidates(metadata, learning_rates, default_learning_rate=1e-2):
+    """The fit recipes `select_fit_recipe` tries for a meta init.
+
+    The init's own inner optimizer for every step (the paper's protocol), and its
+    meta-trained inner steps (with their learned rates, if any) followed by Adam at each
+    of `learning_rates`, so the first inner steps, which meta-training shaped, stay as
+    trained. `default_learning_rate`: the inner rate where the metadata records none
+    (see `meta_optimizer_from_metadata`).
+
+    Example:
+
+    >>> meta = {"hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 0.5,
+    ...                             "inner_steps": 16}}
+    >>> [r.name for r in fit_recipe_candidates(meta, [5e-4])]
+    ['sgd(0.5)', 'sgd(0.5)x16 then adam(0.0005)']
+    """
+    inner = FitRecipe.of(meta_optimizer_from_metadata(
+        metadata, default_learning_rate=default_learning_rate))
+    first = inner.phases[0]
+    k = as_init_metadata(metadata).hyperparameters.inner_steps or 2
+    return [inner] + [
+        FitRecipe((FitPhase(first.optimizer, steps=int(k), learned_rates=first.learned_rates),
+                   FitPhase(InnerOptimizer("adam", float(lr))))) for lr in learning_rates]
+
+
+def best_fit_recipe(scored):
+    """(best recipe, rows) from [(FitRecipe, score, final PSNR)]: the first of the
+    highest score wins; rows are `select_fit_recipe`'s trial rows."""
+    rows = [{"recipe": recipe.name, "score": round(float(score), 4),
+             "psnr_final": round(float(final), 4), "fit_recipe": recipe.to_dict()}
+            for recipe, score, final in scored]
+    best = max(range(len(rows)), key=lambda i: (rows[i]["score"], -i))
+    return scored[best][0], rows
 
 
 def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, progress=False,
                       default_learning_rate=1e-2):
     """The fit recipe that serves a meta init best on `examples` (validation signals).
 
-    Candidates: the init's own inner optimizer for every step (the paper's protocol),
-    and its meta-trained inner steps (with their learned rates, if any) followed by Adam
-    at each of `learning_rates`, so the first inner steps, which meta-training shaped,
-    stay as trained. Scored by `recipe_score` of the mean PSNR curve.
-
-    `default_learning_rate`: the inner rate where the metadata records none (see
-    `meta_optimizer_from_metadata`).
+    Candidates: `fit_recipe_candidates`. Each is scored by `recipe_score` of the mean
+    PSNR curve over `examples`, fitted for `steps` steps.
 
     Returns:
         (best FitRecipe, rows [{"recipe", "score", "psnr_final"}] for every candidate).
     """
-    inner = FitRecipe.of(meta_optimizer_from_metadata(
-        metadata, default_learning_rate=default_learning_rate))
-    first = inner.phases[0]
-    k = as_init_metadata(metadata).hyperparameters.inner_steps or 2
-    candidates = [inner] + [
-        FitRecipe((FitPhase(first.optimizer, steps=int(k), learned_rates=first.learned_rates),
-                   FitPhase(InnerOptimizer("adam", float(lr))))) for lr in learning_rates]
-    rows, best = [], None
+    candidates = fit_recipe_candidates(metadata, learning_rates, default_learning_rate)
+    scored = []
     bar = keras.utils.Progbar(len(candidates) * len(examples), verbose=1 if progress else 0,
                               unit_name="fit")
     for recipe in candidates:
@@ -647,12 +675,8 @@ def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, pr
             curves.append(fitter.fit(example, steps).metrics["psnr"])
             bar.add(1, values=[("psnr_final", float(curves[-1][-1]))])
         curve = np.mean(curves, axis=0)
-        row = {"recipe": recipe.name, "score": round(recipe_score(curve), 4),
-               "psnr_final": round(float(curve[-1]), 4), "fit_recipe": recipe.to_dict()}
-        rows.append(row)
-        if best is None or row["score"] > best[1]["score"]:
-            best = (recipe, row)
-    return best[0], rows
+        scored.append((recipe, recipe_score(curve), curve[-1]))
+    return best_fit_recipe(scored)
 
 
 class StepsProtocol(Protocol):

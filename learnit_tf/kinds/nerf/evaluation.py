@@ -37,8 +37,8 @@ from learnit_tf.models.inner_rates import per_weight_rates
 
 __all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density_alive_fraction",
            "draw_standard_init", "evaluate_inits", "format_table", "held_out_psnr",
-           "plot_protocol", "report_rows", "single_view_protocol", "single_view_table",
-           "summarize", "write_csv"]
+           "plot_protocol", "report_rows", "select_fit_recipe", "single_view_protocol",
+           "single_view_table", "summarize", "write_csv"]
 
 
 @dataclasses.dataclass
@@ -485,8 +485,47 @@ class NerfOptions:
                 "density is dead on the first object's rays are skipped)."})
     directory: Optional[str] = dataclasses.field(default=None, metadata={
         "help": "Evaluate on a folder of your own files of the init's kind instead."})
+    select_fit_recipe: bool = dataclasses.field(default=False, metadata={
+        "help": "Choose the meta init's fit recipe on the validation split first (its "
+                "inner SGD throughout, or its inner steps then Adam at each of "
+                "--recipe_learning_rates), scored by held-out-view PSNR, and evaluate "
+                "with it."})
+    recipe_learning_rates: str = dataclasses.field(default="1e-4,5e-4,1e-3", metadata={
+        "help": "Adam learning rates tried by --select_fit_recipe."})
+    recipe_steps: Optional[int] = dataclasses.field(default=None, metadata={
+        "help": "Steps of each --select_fit_recipe trial fit (default: the largest of "
+                "--steps)."})
+    recipe_examples: int = dataclasses.field(default=2, metadata={
+        "help": "Validation objects (photos) of each --select_fit_recipe trial."})
     progress: bool = dataclasses.field(default=True, metadata={
         "help": "Show a progress bar with ETA."})
+
+
+def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, chunk=4096,
+                      verbose=0):
+    """`evaluation.select_fit_recipe` for NeRF: each of `evaluation.fit_recipe_candidates`
+    fits every example's support rays from `model` for `steps` steps and is scored by
+    the mean held-out-view PSNR at `evaluation.recipe_score_steps(steps)` (averaged over
+    examples).
+
+    Returns:
+        (best FitRecipe, trial rows), as `evaluation.select_fit_recipe`.
+    """
+    candidates = evaluation.fit_recipe_candidates(metadata, learning_rates,
+                                                  default_learning_rate=0.5)
+    fmodel = FunctionalModel(model)
+    weights, rates = fmodel.initial_weights(), per_weight_rates(model)
+    checkpoints = evaluation.recipe_score_steps(int(steps))
+    inits = [InitSpec(f"candidate {i}", weights, recipe, rates)
+             for i, recipe in enumerate(candidates)]
+    rows, _ = evaluate_inits(fmodel, task, inits, examples, checkpoints, chunk=chunk,
+                             keep_images=0, verbose=verbose)
+    scored = []
+    for spec in inits:
+        psnr = {c: np.mean([r["psnr"] for r in rows if r["init"] == spec.name
+                            and r["step"] == c]) for c in checkpoints}
+        scored.append((spec.optimizer, np.mean(list(psnr.values())), psnr[checkpoints[-1]]))
+    return evaluation.best_fit_recipe(scored)
 
 
 class NerfProtocol(evaluation.Protocol):
@@ -526,6 +565,40 @@ class NerfProtocol(evaluation.Protocol):
                   "downsample": o.downsample}
         return dataset, kwargs
 
+    def choose_fit_recipe(self, model, metadata, dataset, kwargs):
+        """`select_fit_recipe` on the validation split (or the folder's validation/):
+        the recipe and its trial rows."""
+        o = self.options
+        if o.meta_learning_rate is not None or o.meta_optimizer is not None:
+            raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
+                             "also pass --meta_optimizer or --meta_learning_rate.")
+        overrides = {"rays_per_step": o.rays_per_step, "num_samples": o.num_samples,
+                     "chunk": o.chunk}
+        if o.directory:
+            examples = self.folder_examples(metadata, o.directory, "validation",
+                                            o.recipe_examples, None)
+        else:
+            examples_ds, near, far = sources.test_examples(dataset, "validation", **kwargs)
+            if near is not None:
+                overrides.update(near=near, far=far)
+            examples = take_examples(examples_ds, o.recipe_examples, seed=o.seed)
+        if not examples:
+            raise ValueError("--select_fit_recipe needs validation signals; the validation "
+                             f"split of {dataset} holds none.")
+        task = sources.task_from_metadata(metadata, **overrides)
+        for i, example in enumerate(examples):
+            task.validate_example(example, name=f"{dataset} validation example {i}")
+        steps = max(o.steps) if o.recipe_steps is None else o.recipe_steps
+        if steps < 1:
+            raise ValueError(f"--recipe_steps must be >= 1, got {steps}.")
+        print(f"Choosing the fit recipe on {len(examples)} validation objects, {steps} "
+              "steps per trial:")
+        return select_fit_recipe(
+            model, metadata, task, examples, steps,
+            evaluation._numbers(o.recipe_learning_rates,  # pylint: disable=protected-access
+                                "recipe_learning_rates"),
+            chunk=o.chunk, verbose=1 if o.progress else 0)
+
     def evaluate(self, model, metadata, init_name="", examples=None):
         o = self.options
         dataset, kwargs = self._dataset_arguments(metadata)
@@ -538,6 +611,9 @@ class NerfProtocol(evaluation.Protocol):
         meta_opt = evaluation.meta_optimizer_from_metadata(
             metadata, o.meta_learning_rate, optimizer=o.meta_optimizer,
             default_learning_rate=0.5)
+        selection = None
+        if o.select_fit_recipe:
+            meta_opt, selection = self.choose_fit_recipe(model, metadata, dataset, kwargs)
         standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
         table = single_view_table(
             model, metadata, dataset, o.split, o.num_examples, o.steps, o.rays_per_step,
@@ -554,6 +630,9 @@ class NerfProtocol(evaluation.Protocol):
         settings["config"] = kwargs["config"] if isinstance(kwargs["config"], str) else str(
             getattr(kwargs["config"], "name", kwargs["config"]))
         summary = {"single_view_table": table.summary}
+        if selection is not None:  # evaluate.py --write_metadata records it with the init.
+            summary["fit_recipe"] = meta_opt.to_dict()
+            summary["fit_recipe_selection"] = selection
         return evaluation.Report(
             protocol=self.name, init=init_name, rows=rows, summary=summary, settings=settings,
             tables={"per_example.csv": (("init", "example", "step", "psnr", "psnr_all",

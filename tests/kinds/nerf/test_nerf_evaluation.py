@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -113,6 +114,49 @@ class NerfProtocolTest(testing.TestCase):
         report = plain.evaluate(init_io.load_init(init_dir), metadata, "tiny")
         self.assertEqual(report.settings["meta_optimizer"], {"name": "sgd",
                                                              "learning_rate": 0.5})
+
+    def test_select_fit_recipe_on_validation_objects(self):
+        """--select_fit_recipe chooses on the validation split (never the test objects),
+        scores each candidate by its held-out-view PSNR at the recipe score steps
+        (recomputed here by an independent fit), keeps the best, and the table uses it."""
+        metadata = dict(init_io.read_metadata(self.init_dir))
+        metadata["hyperparameters"] = dict(metadata["hyperparameters"], inner_steps=2)
+        model = init_io.load_init(self.init_dir)
+        protocol = NerfProtocol(num_examples=1, steps="0,3", rays_per_step=16, config=TINY,
+                                data_dir=self.data_dir, num_held_out_views=1,
+                                select_fit_recipe=True, recipe_learning_rates="1e-3,1e-2",
+                                recipe_examples=1, progress=False)
+        with mock.patch.object(nerf_evaluation.sources, "test_examples",
+                               wraps=nerf_evaluation.sources.test_examples) as read:
+            report = protocol.evaluate(model, metadata, "tiny")
+        self.assertEqual([c.args[1] for c in read.call_args_list], ["validation", "test"])
+        selection = report.summary["fit_recipe_selection"]
+        self.assertEqual([row["recipe"] for row in selection],
+                         ["sgd(0.5)", "sgd(0.5)x2 then adam(0.001)",
+                          "sgd(0.5)x2 then adam(0.01)"])
+        best = max(selection, key=lambda row: row["score"])
+        self.assertEqual(report.summary["fit_recipe"], best["fit_recipe"])
+        self.assertEqual(report.row("meta", steps=3)["optimizer"], best["recipe"])
+        # The score: mean held-out PSNR at steps 1, 2, 3 of a fit on the validation object.
+        ds, near, far = nerf_evaluation.sources.test_examples(
+            "procedural_objects", "validation", config=TINY, data_dir=self.data_dir,
+            num_held_out_views=1)
+        example = nerf_evaluation.take_examples(ds, 1, seed=0)[0]
+        task = nerf_evaluation.sources.task_from_metadata(metadata, rays_per_step=16,
+                                                          near=near, far=far)
+        fmodel = FunctionalModel(model)
+        renderer = nerf_evaluation.RayRenderer(fmodel, task.eval_num_samples,
+                                               task.white_background, 4096)
+        psnrs = []
+        nerf_evaluation.TestTimeFitter(fmodel, task).fit(
+            example, fmodel.initial_weights(), FitRecipe.from_dict(selection[1]["fit_recipe"]),
+            [1, 2, 3], lambda step, w: psnrs.append(
+                nerf_evaluation.held_out_psnr(renderer, w, example, near, far)["psnr"]))
+        self.assertAllClose(selection[1]["score"], np.mean(psnrs), atol=1e-3)
+        self.assertAllClose(selection[1]["psnr_final"], psnrs[-1], atol=1e-3)
+        with self.assertRaisesRegex(ValueError, "--meta_learning_rate"):
+            NerfProtocol(select_fit_recipe=True, meta_learning_rate=0.5, config=TINY,
+                         data_dir=self.data_dir).evaluate(model, metadata, "tiny")
 
     def test_posed_views_folder(self):
         """--directory: a folder of the user's objects (ShapeNet layout), test/ split."""
