@@ -619,6 +619,14 @@ def recipe_score(psnr_curve):
     return float(np.mean(psnr_curve[recipe_score_steps(len(psnr_curve) - 1)]))
 
 
+def recipe_headline(report):
+    """{"fit_recipe": its name} if the report chose a fit recipe (--select_fit_recipe),
+    else {}: every protocol's headline shows it."""
+    if "fit_recipe" not in report.summary:
+        return {}
+    return {"fit_recipe": FitRecipe.from_dict(report.summary["fit_recipe"]).name}
+
+
 def fit_recipe_candidates(metadata, learning_rates, default_learning_rate=1e-2):
     """The fit recipes `select_fit_recipe` tries for a meta init.
 
@@ -798,8 +806,7 @@ class StepsProtocol(Protocol):
             reach = report.summary.get("steps_to_psnr")
             if reach:  # Steps (and seconds) each init needs to reach 25/30/35 dB.
                 headline["steps_to_psnr"] = reach
-            if "fit_recipe" in report.summary:
-                headline["fit_recipe"] = FitRecipe.from_dict(report.summary["fit_recipe"]).name
+            headline.update(recipe_headline(report))
         return headline
 
 

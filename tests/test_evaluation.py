@@ -243,7 +243,7 @@ class ZooHeadlineTest(testing.TestCase):
         self.assertNotIn("meta_psnr_at_2", recorded)
         # The generic 2-step numbers in its metadata are not the NeRF protocol's: no headline.
         self.assertEqual(evaluation.headline_from_metadata(
-            zoo.describe("procedural_chairs_nerf")), {})
+            zoo.describe("procedural_chairs_nerf", 1)), {})
         table = zoo.format_table(zoo.list(), markdown=True)
         line = [l for l in table.splitlines() if "procedural_chairs_nerf" in l][0]
         self.assertIn("| 14.48 vs 10.32 dB | 0 steps, fit on 1 view | > 1000 steps |", line)

@@ -415,4 +415,5 @@ class CtProtocol(evaluation.Protocol):
                               if r["init"] == STANDARD]
             headline["views_to_match"] = (min(reached) if reached
                                           else f"> {max(standard_views)}")
+        headline.update(evaluation.recipe_headline(report))
         return headline

@@ -659,6 +659,7 @@ class NerfProtocol(evaluation.Protocol):
             reached = [r["steps"] for r in standard_rows if r["psnr_mean"] >= meta["psnr_mean"]]
             headline["steps_to_match"] = (reached[0] if reached
                                           else f"> {standard_rows[-1]['steps']}")
+        headline.update(evaluation.recipe_headline(report))
         return headline
 
     @classmethod

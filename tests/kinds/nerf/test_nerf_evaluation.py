@@ -263,7 +263,8 @@ class NerfFitRecipeTest(testing.TestCase):
 
 @pytest.mark.slow
 class ShippedNerfInitTest(testing.TestCase):
-    """procedural_chairs_nerf's zoo headline is reproduced by the single-view protocol."""
+    """procedural_chairs_nerf@1's zoo headline is reproduced by the single-view protocol
+    (version 1: docs/nerf/procedural_objects/ holds its rows)."""
 
     def test_headline_and_recorded_step_0_psnrs_reproduce(self):
         # Only step 0 is compared: with today's code (before and after the protocol
@@ -271,7 +272,7 @@ class ShippedNerfInitTest(testing.TestCase):
         # from 10 steps on, so that file predates a change in the fitting path.
         root = self.get_temp_dir()
         out = os.path.join(root, "out")
-        result = run_evaluate("evaluate.py", "--init=procedural_chairs_nerf",
+        result = run_evaluate("evaluate.py", "--init=procedural_chairs_nerf@1",
                               f"--output_dir={out}", f"--data_dir={root}/tfds",
                               "--num_examples=10", "--steps=0", "--num_held_out_views=5",
                               "--noprogress")
