@@ -37,7 +37,7 @@ from learnit_tf.models.inner_rates import per_weight_rates
 
 __all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density_alive_fraction",
            "draw_standard_init", "evaluate_inits", "format_table", "held_out_psnr",
-           "plot_protocol", "report_rows", "select_fit_recipe", "single_view_protocol",
+           "plot_protocol", "protocol_examples", "report_rows", "select_fit_recipe", "single_view_protocol",
            "single_view_table", "summarize", "write_csv"]
 
 
@@ -335,6 +335,30 @@ class SingleViewTable:
     standard_seed: int
 
 
+def protocol_examples(metadata, dataset, split, num_examples, seed, examples=None,
+                      rays_per_step=64, num_samples=None, chunk=4096, **dataset_kwargs):
+    """The examples of a split under the single-view protocol and the task that fits them.
+
+    Reads `num_examples` of `split` of `dataset` (`sources.test_examples`, chosen with
+    `seed`) unless `examples` are given; the task is the init's (`metadata`) with
+    `rays_per_step`, `num_samples`, `chunk` and the dataset's near/far bounds; every
+    example is validated against it.
+
+    Returns:
+        (list of examples, possibly empty; `NerfTask`).
+    """
+    overrides = {"rays_per_step": rays_per_step, "num_samples": num_samples, "chunk": chunk}
+    if examples is None:
+        examples_ds, near, far = sources.test_examples(dataset, split, **dataset_kwargs)
+        if near is not None:
+            overrides.update(near=near, far=far)
+        examples = take_examples(examples_ds, num_examples, seed=seed)
+    task = sources.task_from_metadata(metadata, **overrides)
+    for i, example in enumerate(examples):
+        task.validate_example(example, name=f"{dataset} {split} example {i}")
+    return examples, task
+
+
 def single_view_table(model, metadata, dataset="procedural_objects", split="test",
                       num_examples=10, steps=(0, 10, 100, 1000), rays_per_step=64,
                       num_samples=None, meta_optimizer=InnerOptimizer("sgd", 0.5),
@@ -372,17 +396,11 @@ def single_view_table(model, metadata, dataset="procedural_objects", split="test
     steps = sorted({int(s) for s in steps})
     if not steps or steps[0] < 0:
         raise ValueError(f"steps must be non-negative step counts, got {steps}.")
-    overrides = {"rays_per_step": rays_per_step, "num_samples": num_samples, "chunk": chunk}
-    if examples is None:
-        examples_ds, near, far = sources.test_examples(dataset, split, **dataset_kwargs)
-        if near is not None:
-            overrides.update(near=near, far=far)
-        examples = take_examples(examples_ds, num_examples, seed=seed)
+    examples, task = protocol_examples(
+        metadata, dataset, split, num_examples, seed, examples,
+        rays_per_step=rays_per_step, num_samples=num_samples, chunk=chunk, **dataset_kwargs)
     if not examples:
         raise ValueError(f"Split {split!r} of {dataset} holds no test examples.")
-    task = sources.task_from_metadata(metadata, **overrides)
-    for i, example in enumerate(examples):
-        task.validate_example(example, name=f"{dataset} {split} example {i}")
     standard, standard_seed = draw_standard_init(type(model).__name__, model.get_config(),
                                                  standard_seed, examples[0], task)
     fmodel = FunctionalModel(model)
@@ -572,22 +590,14 @@ class NerfProtocol(evaluation.Protocol):
         if o.meta_learning_rate is not None or o.meta_optimizer is not None:
             raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
                              "also pass --meta_optimizer or --meta_learning_rate.")
-        overrides = {"rays_per_step": o.rays_per_step, "num_samples": o.num_samples,
-                     "chunk": o.chunk}
-        if o.directory:
-            examples = self.folder_examples(metadata, o.directory, "validation",
-                                            o.recipe_examples, None)
-        else:
-            examples_ds, near, far = sources.test_examples(dataset, "validation", **kwargs)
-            if near is not None:
-                overrides.update(near=near, far=far)
-            examples = take_examples(examples_ds, o.recipe_examples, seed=o.seed)
+        examples = (self.folder_examples(metadata, o.directory, "validation",
+                                         o.recipe_examples, None) if o.directory else None)
+        examples, task = protocol_examples(
+            metadata, dataset, "validation", o.recipe_examples, o.seed, examples,
+            rays_per_step=o.rays_per_step, num_samples=o.num_samples, chunk=o.chunk, **kwargs)
         if not examples:
             raise ValueError("--select_fit_recipe needs validation signals; the validation "
                              f"split of {dataset} holds none.")
-        task = sources.task_from_metadata(metadata, **overrides)
-        for i, example in enumerate(examples):
-            task.validate_example(example, name=f"{dataset} validation example {i}")
         steps = max(o.steps) if o.recipe_steps is None else o.recipe_steps
         if steps < 1:
             raise ValueError(f"--recipe_steps must be >= 1, got {steps}.")
