@@ -596,7 +596,9 @@ class StepsOptions:
         "help": "Show a progress bar with ETA."})
 
 
-def _numbers(text, name):
+def parse_numbers(text, name):
+    """A comma-separated option of finite numbers as a tuple; a ValueError naming
+    `--name` otherwise (shared by every protocol's list options)."""
     try:
         values = tuple(float(v) for v in str(text).split(",") if v.strip())
     except ValueError:
@@ -747,7 +749,7 @@ class StepsProtocol(Protocol):
         print(f"Choosing the fit recipe on {len(examples)} validation signals "
               f"({o.recipe_steps} steps per trial):")
         return select_fit_recipe(model, metadata, task, examples, o.recipe_steps,
-                                 _numbers(o.recipe_learning_rates, "recipe_learning_rates"),
+                                 parse_numbers(o.recipe_learning_rates, "recipe_learning_rates"),
                                  progress=o.progress)
 
     def snapshot_steps(self):
@@ -761,7 +763,7 @@ class StepsProtocol(Protocol):
         task = task_from_metadata(metadata)
         if examples is None:
             examples = self.held_out(metadata, task)
-        targets = _numbers(o.psnr_targets, "psnr_targets")
+        targets = parse_numbers(o.psnr_targets, "psnr_targets")
         meta_opt, standard_opt = self.optimizers(metadata)
         selection = None
         if o.select_fit_recipe:

@@ -344,8 +344,7 @@ class CtProtocol(evaluation.Protocol):
               f"{o.recipe_views} views, {steps} steps per trial:")
         return evaluation.select_fit_recipe(
             model, metadata, task, examples, steps,
-            evaluation._numbers(o.recipe_learning_rates,  # pylint: disable=protected-access
-                                "recipe_learning_rates"),
+            evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates"),
             progress=o.progress, default_learning_rate=10.0)
 
     def evaluate(self, model, metadata, init_name="", examples=None):

@@ -605,8 +605,7 @@ class NerfProtocol(evaluation.Protocol):
               "steps per trial:")
         return select_fit_recipe(
             model, metadata, task, examples, steps,
-            evaluation._numbers(o.recipe_learning_rates,  # pylint: disable=protected-access
-                                "recipe_learning_rates"),
+            evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates"),
             chunk=o.chunk, verbose=1 if o.progress else 0)
 
     def evaluate(self, model, metadata, init_name="", examples=None):
