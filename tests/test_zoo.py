@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import unittest
 from unittest import mock
 
 import numpy as np
@@ -20,6 +19,8 @@ from absl.testing import parameterized
 from learnit_tf import evaluation, init_io, testing, zoo
 from learnit_tf.baselines import standard_init
 from learnit_tf.models import Siren
+
+import data_dependencies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED_INDEX = os.path.join(REPO, "zoo", "index.json")
@@ -81,13 +82,13 @@ _TFDS_DIR = tempfile.mkdtemp(prefix="learnit_zoo_tfds_")
 
 def _held_out_examples(metadata, count):
     """Held-out signals of the init's class (its dataset's test split, generated offline).
-    Skips when the class is read from files this machine lacks (emoji_images needs the
-    Debian package libjs-emojify): the error says what to install."""
+    Fails, naming the install command, when the class is read from files this machine
+    lacks (emoji_images needs the Debian package libjs-emojify, which .ci/run installs)."""
     try:
         return evaluation.held_out_examples(metadata, count, split="test", data_dir=_TFDS_DIR)
     except FileNotFoundError as e:
-        raise unittest.SkipTest(f"held-out signals of {metadata.get('signal_class')!r} are "
-                                f"not available here: {e}") from e
+        pytest.fail(f"held-out signals of {metadata.get('signal_class')!r} are not available "
+                    f"here: {data_dependencies.emoji_missing_message(str(e))}", pytrace=False)
 
 
 def check_entry_beats_standard(name, version=None, num_signals=3):

@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from learnit_tf.kinds.ct import files
@@ -12,7 +11,8 @@ from learnit_tf.meta import Fitter, InnerOptimizer
 from learnit_tf.models import FourierFeatureMLP
 from learnit_tf.testing import TestCase
 
-radon = pytest.importorskip("skimage.transform").radon
+# scikit-image is in the `test` extra: without it this module fails to import (no quiet skip).
+from skimage.transform import radon  # pylint: disable=wrong-import-position,wrong-import-order
 
 N = 25  # Odd: scikit-image's radon rotates about the same pixel as our projector.
 V = 12

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from data_dependencies import require_emoji_package
+
 from learnit_tf import gin_config
 from learnit_tf.kinds import dataset_function, kind_of_dataset
 from learnit_tf.kinds.image import emoji
@@ -325,13 +327,13 @@ def test_emoji_gin_file_trains_with_tiny_settings(fake, tmp_path):
     assert recorded["source_dir"] == str(source) and recorded["package"] is None
 
 
-REAL_PACKAGE = pytest.mark.skipif(
-    not os.path.isdir(emoji.EMOJI_SOURCE_DIR),
-    reason=f"the Debian package libjs-emojify is not installed (no {emoji.EMOJI_SOURCE_DIR}; "
-           "`apt-get install libjs-emojify`)")
+@pytest.fixture(name="real_package")
+def _real_package():
+    """The real emoji artwork: installed by .ci/run; missing, the test fails with the command."""
+    require_emoji_package()
 
 
-@REAL_PACKAGE
+@pytest.mark.usefixtures("real_package")
 def test_real_package_files_and_split_sizes(tmp_path):
     scan = scan_emoji_source()
     assert len(scan.files) == emoji.EMOJI_NUM_FILES == 881
@@ -360,7 +362,7 @@ def test_real_package_files_and_split_sizes(tmp_path):
     assert emoji.source_metadata() == dict(small.info.metadata)
 
 
-@REAL_PACKAGE
+@pytest.mark.usefixtures("real_package")
 def test_real_package_cpu64_generates_its_splits(tmp_path):
     builder = emoji_images_builder("cpu64", str(tmp_path))
     sizes = {s: builder.info.splits[s].num_examples for s in emoji.SPLIT_NAMES}
