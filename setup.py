@@ -58,6 +58,7 @@ setuptools.setup(
         "gin-config",
         "numpy",
         "pillow",
+        "tifffile",  # 16/32-bit and float TIFFs (Pillow wraps or cuts them)
         "matplotlib",
         "importlib_resources",  # needed by tensorflow-datasets, not declared by it
         "phantominator",  # Shepp-Logan ellipse parameters (CT phantoms)

@@ -3,10 +3,11 @@
 Shared by every kind's readers of user files (image folders, CT slices, posed views,
 Phototourism photos, WAV folders use `split_entries`).
 
-`read_image` is the only place in `learnit_tf` that decodes PNG/JPEG files: every
-Pillow mode and bit depth comes back as float32 in [0, 1] at its full precision
-(16-bit grayscale PNGs are scaled by 65535, not clipped to 8 bits), and images over
-`MAX_PIXELS` are refused with a clear error before they are decoded.
+`read_image` (from `learnit_tf.data.image_decoder`) is the only place in `learnit_tf`
+that decodes image files: every PNG/JPEG/TIFF mode and bit depth comes back as float32
+in [0, 1] at its full precision (16-bit and 32-bit samples are not cut to 8 bits), upright
+by its EXIF orientation, and images over `MAX_PIXELS` are refused with a clear error
+before they are decoded.
 
 Folders (`split_entries`): when the folder has `train/` and `test/` subfolders (and
 optionally `validation/`) those are the splits; otherwise the split is a
@@ -18,82 +19,14 @@ and never all of them).
 
 import hashlib
 import os
-import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+from learnit_tf.data.image_decoder import (IMAGE_EXTENSIONS, MAX_PIXELS,  # noqa: F401
+                                           read_image)
+
 SPLITS = ("train", "validation", "test")
-#: Largest image decoded (pixels): 8192×8192. A float32 RGB copy of it is 0.8 GB.
-MAX_PIXELS = 8192 * 8192
-
-_EIGHT_BIT_MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA",
-                    "RGBX": "RGB", "RGBa": "RGBA", "La": "LA", "PA": "RGBA"}
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
-
-
-def read_image(path, max_pixels=MAX_PIXELS):
-    """Decodes a PNG/JPEG file as float32 (H, W, C) in [0, 1] at its full bit depth.
-
-    Args:
-        path: image file.
-        max_pixels: refuse images with more pixels than this.
-
-    Returns:
-        (H, W, C) float32 with C = 1 (grayscale), 2 (grayscale + alpha), 3 (RGB) or
-        4 (RGBA). 8-bit channels are divided by 255, 16-bit grayscale by 65535.
-
-    Raises:
-        ValueError naming the file: unreadable or not an image, an unsupported mode
-        (CMYK, YCbCr, floating point, ...), or more than `max_pixels` pixels.
-    """
-    path = os.fspath(path)
-    try:
-        with warnings.catch_warnings():
-            # Our own limit (below Pillow's warning threshold) gives the clear error.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise _TooLarge(f"{width}×{height}")
-                img.load()
-                return _pixels(img, path)
-    except (_TooLarge, Image.DecompressionBombError) as e:
-        raise ValueError(f"Image {path!r} is too large to load ({e}); expected at most "
-                         f"{max_pixels} pixels (e.g. {int(max_pixels ** 0.5)}×{int(max_pixels ** 0.5)}). "
-                         "Downscale it first.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"Cannot read {path!r} as an image (expected PNG or JPEG): {e}") from e
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _pixels(img, path):
-    mode = img.mode
-    if mode in _SIXTEEN_BIT_MODES or mode == "I":
-        # 16-bit grayscale PNGs (Pillow calls them "I;16", or "I" in older versions):
-        # converting to RGB would clip them to 8 bits, so read the integers directly.
-        values = np.asarray(img).astype(np.float64)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise ValueError(f"Image {path!r} (mode {mode!r}) has values in "
-                             f"[{values.min():g}, {values.max():g}]; expected 16-bit "
-                             "grayscale in [0, 65535].")
-        return (values / 65535.0).astype(np.float32)[..., None]
-    if mode == "P":
-        mode = "RGBA" if "transparency" in img.info else "RGB"
-        img = img.convert(mode)
-    elif mode in _EIGHT_BIT_MODES:
-        mode = _EIGHT_BIT_MODES[mode]
-        if img.mode != mode:
-            img = img.convert(mode)
-    else:
-        raise ValueError(f"Image {path!r} has mode {mode!r}; expected RGB, RGBA, grayscale "
-                         "(8 or 16 bit) or palette images.")
-    array = np.asarray(img, dtype=np.float32) / 255.0
-    return array[..., None] if array.ndim == 2 else array
 
 
 def composite(pixels, background=1.0):
@@ -145,7 +78,7 @@ def load_image(path, resolution=None):
     """Reads an image file as float32 (H, W, 3) in [0, 1], centre-cropped and resized.
 
     Args:
-        path: PNG or JPEG file (any bit depth; transparency composited on white).
+        path: PNG, JPEG or TIFF file (any bit depth; transparency composited on white).
         resolution: if set, centre-crop to a square and resize to resolution×resolution.
 
     Raises:
@@ -222,8 +155,8 @@ def split_entries(directory, split, list_entries, test_fraction=0.1, what="files
     return chosen
 
 
-def list_image_files(directory, extensions=IMAGE_EXTENSIONS, what="PNG/JPEG files"):
-    """Sorted image files (PNG/JPEG, or `extensions`) directly inside `directory`."""
+def list_image_files(directory, extensions=IMAGE_EXTENSIONS, what="PNG/JPEG/TIFF files"):
+    """Sorted image files (PNG/JPEG/TIFF, or `extensions`) directly inside `directory`."""
     if not os.path.isdir(directory):
         raise ValueError(f"Folder {directory!r} does not exist or is not a directory.")
     files = sorted(os.path.join(directory, f) for f in os.listdir(directory)

@@ -183,9 +183,10 @@ class Phototourism(tfds.core.GeneratorBasedBuilder):
             except OSError as e:
                 raise ValueError(f"Cannot read image {path}: {e}") from e
             # RGB files are stored as they are (no JPEG re-encoding); others are decoded by
-            # the one image decoder (any mode and bit depth) and stored as 8-bit RGB.
-            image = path if mode == "RGB" else np.round(
-                image_decoder.to_rgb(image_decoder.read_image(path)) * 255.0).astype(np.uint8)
+            # the one image decoder (any mode and bit depth) and stored as 8-bit RGB. Both
+            # keep the stored pixel grid (no EXIF orientation): the COLMAP poses refer to it.
+            image = path if mode == "RGB" else np.round(image_decoder.to_rgb(
+                image_decoder.read_image(path, orient=False)) * 255.0).astype(np.uint8)
             w, h = (int(v) for v in data["resolution"][i])
             if size not in ((w, h), (h, w)):
                 raise ValueError(f"{path} is {size[0]}×{size[1]} but res_mats.npy row {i} says "

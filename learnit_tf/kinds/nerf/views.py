@@ -124,9 +124,11 @@ def load_rgba(path, resolution=None):
     """Reads an image as RGBA uint8 (H, W, 4) (alpha 255 if the file has none).
 
     Decoded by `learnit_tf.data.files.read_image` (any mode and bit depth; a
-    ValueError naming the file for unreadable, unsupported or oversized images).
+    ValueError naming the file for unreadable, unsupported or oversized images). The
+    stored pixel grid is kept (EXIF orientation is not applied): camera poses from
+    COLMAP, which ignores EXIF orientation, refer to it.
     """
-    pixels = read_image(path)
+    pixels = read_image(path, orient=False)
     colour, alpha = (pixels[..., :-1], pixels[..., -1:]) if pixels.shape[-1] in (2, 4) else (
         pixels, np.ones_like(pixels[..., :1]))
     if colour.shape[-1] == 1:

@@ -66,10 +66,12 @@ class DecoderTest(TestCase):
             f.write(data[: len(data) // 2])
         with self.assertRaisesRegex(ValueError, "Cannot read .*cut.png"):
             folder.read_image(truncated)
-        cmyk = os.path.join(tmp, "cmyk.jpg")
-        Image.new("CMYK", (4, 4)).save(cmyk)
-        with self.assertRaisesRegex(ValueError, "cmyk.jpg.*mode 'CMYK'"):
-            folder.read_image(cmyk)
+        # CMYK is converted now (tests/kinds/image/test_image_decoder.py); 32-bit signed
+        # samples have no full scale.
+        signed = os.path.join(tmp, "signed.tif")
+        Image.fromarray(np.arange(16, dtype=np.int32).reshape(4, 4)).save(signed)
+        with self.assertRaisesRegex(ValueError, "signed.tif.* samples of int32"):
+            folder.read_image(signed)
         big = os.path.join(tmp, "big.png")
         Image.new("L", (300, 300)).save(big)
         with self.assertRaisesRegex(ValueError, r"big.png.* too large .*300×300.*at most 10000"):
@@ -130,7 +132,7 @@ class FolderSplitTest(TestCase):
 
     def test_bad_folders(self):
         empty = self.get_temp_dir()
-        with self.assertRaisesRegex(ValueError, "holds no PNG/JPEG files"):
+        with self.assertRaisesRegex(ValueError, "holds no PNG/JPEG/TIFF files"):
             folder.image_folder_examples(empty, split="train")
         with self.assertRaisesRegex(ValueError, "does not exist"):
             folder.image_folder_examples(os.path.join(empty, "missing"), split="train")
