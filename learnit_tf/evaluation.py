@@ -580,7 +580,7 @@ class StepsOptions:
         "help": "Evaluate on a folder of your own files of the init's kind instead."})
     snapshot_examples: int = dataclasses.field(default=3, metadata={
         "help": "Held-out signals whose reconstructions are drawn."})
-    psnr_targets: str = dataclasses.field(default="25,30,35", metadata={
+    psnr_targets: str = dataclasses.field(default="25,30,35,40", metadata={
         "help": "Comma-separated PSNRs (dB) whose steps and seconds to reach are reported."})
     select_fit_recipe: bool = dataclasses.field(default=False, metadata={
         "help": "Choose the meta init's fit recipe on the validation split first (its "
@@ -806,7 +806,7 @@ class StepsProtocol(Protocol):
         if headline:
             headline["psnr_at"] = f"{match_step} steps"
             reach = report.summary.get("steps_to_psnr")
-            if reach:  # Steps (and seconds) each init needs to reach 25/30/35 dB.
+            if reach:  # Steps (and seconds) each init needs to reach 25/30/35/40 dB.
                 headline["steps_to_psnr"] = reach
             headline.update(recipe_headline(report))
         return headline

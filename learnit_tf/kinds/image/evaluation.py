@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from learnit_tf import baselines, plots
+from learnit_tf import baselines, plots, whole_curve
 from learnit_tf.evaluation import (META, REPORT_COLUMNS, STANDARD, StepsOptions, StepsProtocol,
                                    dataset_fn_from_metadata)
 
@@ -30,6 +30,16 @@ class ImageOptions(StepsOptions):
         "help": "Adam steps that build the mean and matched inits."})
     mean_examples: int = dataclasses.field(default=200, metadata={
         "help": "Training signals averaged into the class mean."})
+    recipe_ahead: bool = dataclasses.field(default=False, metadata={
+        "help": "With --select_fit_recipe: rank candidates against the standard init on the "
+                "same validation signals; one never behind it (steps 1..--recipe_steps) "
+                "wins, then the higher mean PSNR (learnit_tf.whole_curve)."})
+    recipe_switch_steps: str = dataclasses.field(default="", metadata={
+        "help": "With --recipe_ahead: learned inner steps before Adam, comma-separated "
+                "(default: the init's inner steps)."})
+    recipe_decay_steps: str = dataclasses.field(default="", metadata={
+        "help": "With --recipe_ahead: also try Adam at each rate for these steps, then at "
+                "a tenth of it (comma-separated; default: none)."})
 
 
 class ImageProtocol(StepsProtocol):
@@ -45,9 +55,10 @@ class ImageProtocol(StepsProtocol):
     >>> [(r["init"], r["steps"]) for r in report.rows][:3]
     [('meta', 0), ('meta', 1), ('meta', 2)]
     >>> sorted(ImageProtocol.headline(report))
-    ['meta_psnr_at_2', 'psnr_at', 'standard_psnr_at_2', 'steps_to_match', 'steps_to_psnr']
+    ['meta_psnr_at_2', 'psnr_at', 'standard_psnr_at_2', 'steps_to_match', 'steps_to_psnr',
+     'whole_curve']
     >>> report.summary["steps_to_psnr"]["standard"]["steps"]  # 2 steps reach no target.
-    {'25': None, '30': None, '35': None}
+    {'25': None, '30': None, '35': None, '40': None}
     """
 
     name = "image_psnr_vs_steps"
@@ -56,10 +67,23 @@ class ImageProtocol(StepsProtocol):
     def folder_options(self, task):
         return {"resolution": int(task.height)}
 
+    def choose_fit_recipe(self, model, metadata, task):
+        if self.options.recipe_ahead:
+            return whole_curve.choose_ahead_recipe(self, model, metadata, task)
+        return super().choose_fit_recipe(model, metadata, task)
+
+    @classmethod
+    def headline(cls, report):
+        headline = super().headline(report)
+        if headline:
+            headline.update(whole_curve.whole_curve_headline(report))
+        return headline
+
     def draws_reconstructions(self):
         return True
 
     def extend_report(self, report, model, metadata, task, examples, results):
+        whole_curve.add_whole_curve(report, results)
         if results[META]["snapshots"]:
             report.figures["reconstructions.png"] = (
                 lambda path: plot_reconstructions(results, examples, task, path))
