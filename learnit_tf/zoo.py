@@ -970,7 +970,8 @@ def describe(name, version=None, index=None, cache_dir=None, base_url=None):
     return Zoo(index, cache_dir, base_url).describe(name, version)
 
 
-def load(name_or_path, version=None, cache_dir=None, base_url=None, index=None):
+def load(name_or_path, version=None, cache_dir=None, base_url=None, index=None,
+         resolution=None):
     """A built Keras model carrying the weights of a zoo init or init directory.
 
     Args:
@@ -979,13 +980,21 @@ def load(name_or_path, version=None, cache_dir=None, base_url=None, index=None):
         cache_dir: download cache (default `$LEARNIT_TF_CACHE` or ~/.cache/learnit_tf).
         base_url: where to fetch entries not shipped locally.
         index: zoo index (default `$LEARNIT_TF_ZOO_INDEX` or the repo's zoo/index.json).
+        resolution: image inits: the grid side R you will fit at. A bare name loads the
+            newest version evaluated at R; a `ResolutionWarning` with the measured
+            numbers says when the loaded init was not
+            (`learnit_tf.kinds.image.zoo_resolution`).
 
     Example:
 
     >>> # model = load("text_siren")
     >>> # fit(model, task, example, steps=2, optimizer=InnerOptimizer("sgd", 1e-2))
     """
-    return Zoo(index, cache_dir, base_url).load(name_or_path, version)
+    zoo_obj = Zoo(index, cache_dir, base_url)
+    if resolution is not None:
+        from learnit_tf.kinds.image import zoo_resolution  # pylint: disable=import-outside-toplevel
+        return zoo_resolution.load_at_resolution(zoo_obj, name_or_path, version, resolution)
+    return zoo_obj.load(name_or_path, version)
 
 
 def download(name, version=None, cache_dir=None, base_url=None, index=None):

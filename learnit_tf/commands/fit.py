@@ -52,8 +52,13 @@ flags.DEFINE_bool("mixed_precision", False,
                   "SIREN inits: hidden layers in bfloat16 (faster on CPUs with AVX512-BF16 "
                   "and on accelerators; PSNR within ~0.3 dB, see benchmarks/README.md).")
 # Reader options: passed to the kind's reader when given (an error if it takes none such).
-flags.DEFINE_integer("resolution", None, "Image inits: fit at this resolution (default: the "
-                     "init's; coordinate networks are resolution-independent).")
+flags.DEFINE_integer("resolution", None, "Image inits: fit on the full R×R grid (default: "
+                     "the init's training resolution). The network takes any coordinates, "
+                     "but an init is only as good as where it was evaluated: inits "
+                     "meta-trained at 64×64 lose most of their 2-step advantage at 128 and "
+                     "256 (docs/image/resolution.md). A bare zoo name picks the newest "
+                     "version evaluated at R; a warning with the measured numbers says when "
+                     "none was.")
 flags.DEFINE_string("angles", None, "CT: angles .npy (radians; degrees with "
                     "--convention=skimage).")
 flags.DEFINE_integer("num_angles", None, "CT, instead of --angles: V evenly spaced views "
@@ -97,8 +102,18 @@ def prepare():
     """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
     _check_flags()  # Before importing TensorFlow: bad flags fail at once.
     from learnit_tf import cli  # pylint: disable=import-outside-toplevel
-    model, metadata, _ = cli.resolve_init(FLAGS.init)
-    kind, task = cli.kind_of_init(metadata, f"--init={FLAGS.init}")
+    from learnit_tf.kinds.image import zoo_resolution  # pylint: disable=import-outside-toplevel
+    init = FLAGS.init
+    if FLAGS.resolution is not None and not cli.is_path_like(init):
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        init, note = zoo_resolution.choose_init(zoo.Zoo(), init, FLAGS.resolution)
+        if note:
+            print(note, file=sys.stderr)
+    model, metadata, _ = cli.resolve_init(init)
+    kind, task = cli.kind_of_init(metadata, f"--init={init}")
+    warning = zoo_resolution.resolution_warning(init, metadata, FLAGS.resolution)
+    if warning:
+        print(f"Warning: {warning}", file=sys.stderr)
     optimizer = cli.fit_optimizer(metadata, FLAGS.optimizer, FLAGS.learning_rate)
     reader = kind.fit_input_reader()
     options = cli.reader_options(kind, reader, {name: getattr(FLAGS, name)

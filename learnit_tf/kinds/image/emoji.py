@@ -53,6 +53,7 @@ import tensorflow_datasets as tfds
 
 from learnit_tf.data.files import list_image_files, load_image
 from learnit_tf.data.procedural_builders import prepare_procedural_builder
+from learnit_tf.kinds.image.resolution import config_at_resolution
 from learnit_tf.kinds.image.text_images import image_examples_from_builder
 
 EMOJI_PACKAGE = "libjs-emojify"
@@ -252,21 +253,24 @@ def _same_folder(a, b):
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _config_for(config, source):
-    """The named config, or for another source folder a copy named after its fingerprint
-    (its own directory in data_dir, so it never mixes with the package's)."""
+def _config_for(config, source, resolution=None):
+    """The named config (at `resolution`, if given), or for another source folder a copy
+    named after its fingerprint (its own directory in data_dir, so it never mixes with
+    the package's)."""
     names = [c.name for c in EmojiImages.BUILDER_CONFIGS]
     if config not in names:
         raise ValueError(f"Unknown emoji_images config {config!r}; expected one of {names}.")
-    base = next(c for c in EmojiImages.BUILDER_CONFIGS if c.name == config)
+    config = config_at_resolution(EmojiImages, config, resolution)
+    base = (config if not isinstance(config, str)
+            else next(c for c in EmojiImages.BUILDER_CONFIGS if c.name == config))
     if _same_folder(source.directory, EMOJI_SOURCE_DIR):
         return config
     return dataclasses.replace(
-        base, name=f"{config}_{source.fingerprint[:12]}", source_dir=source.directory,
+        base, name=f"{base.name}_{source.fingerprint[:12]}", source_dir=source.directory,
         description=f"{base.description} From {source.directory}.")
 
 
-def emoji_images_builder(config="cpu64", data_dir=None, source_dir=None):
+def emoji_images_builder(config="cpu64", data_dir=None, source_dir=None, resolution=None):
     """The prepared `EmojiImages` builder (generated on first use) for `source_dir`'s files.
 
     Its examples also carry each image's source file "name"; `info.metadata` holds
@@ -277,7 +281,8 @@ def emoji_images_builder(config="cpu64", data_dir=None, source_dir=None):
         ValueError: unknown config; a data_dir generated from other files.
     """
     source = scan_emoji_source(source_dir)
-    builder = prepare_procedural_builder(EmojiImages, _config_for(config, source), data_dir)
+    builder = prepare_procedural_builder(EmojiImages, _config_for(config, source, resolution),
+                                         data_dir)
     stored = builder.info.metadata.get("fingerprint")
     if stored != source.fingerprint:
         raise ValueError(
@@ -288,7 +293,8 @@ def emoji_images_builder(config="cpu64", data_dir=None, source_dir=None):
     return builder
 
 
-def emoji_images_examples(split, config="cpu64", data_dir=None, source_dir=None):
+def emoji_images_examples(split, config="cpu64", data_dir=None, source_dir=None,
+                          resolution=None):
     """The `emoji_images` split as unbatched {"image": float32 (R, R, 3) in [0, 1]} examples.
 
     Generated on first use from the PNGs in `source_dir` (default `EMOJI_SOURCE_DIR`,
@@ -299,13 +305,15 @@ def emoji_images_examples(split, config="cpu64", data_dir=None, source_dir=None)
         config: "cpu64" (64×64, all images) or "small" (32×32, first 64 images).
         data_dir: TFDS data directory (default: TFDS's).
         source_dir: folder of PNG files to read instead of the package's.
+        resolution: resize the images to this many pixels per side instead (the
+            package's artwork is 64×64: larger sizes are upsampled, not more detailed).
 
     Raises:
         FileNotFoundError: the source folder is missing (says how to install the package).
         ValueError: unknown config or split; a data_dir generated from other files.
     """
-    return image_examples_from_builder(emoji_images_builder(config, data_dir, source_dir),
-                                       split)
+    return image_examples_from_builder(
+        emoji_images_builder(config, data_dir, source_dir, resolution), split)
 
 
 def _examples_source(source_dir=None, **unused_bindings):

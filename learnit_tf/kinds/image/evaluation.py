@@ -9,17 +9,24 @@ baseline inits (standard, class mean, matched, shuffled; SGD 1e-2 and Adam 1e-4)
 """
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
 from learnit_tf import baselines, plots, whole_curve
 from learnit_tf.evaluation import (META, REPORT_COLUMNS, STANDARD, StepsOptions, StepsProtocol,
                                    dataset_fn_from_metadata)
+from learnit_tf.kinds.image.resolution import metadata_at_resolution
 
 
 @dataclasses.dataclass
 class ImageOptions(StepsOptions):
-    """`StepsOptions` plus the paper's baseline-init table."""
+    """`StepsOptions` plus the resolution and the paper's baseline-init table."""
+
+    resolution: Optional[int] = dataclasses.field(default=None, metadata={
+        "help": "Fit and evaluate at this many pixels per side: the held-out images are "
+                "rendered (or read) at R×R and fitted on the full R×R grid (default: the "
+                "init's training resolution)."})
 
     baselines: bool = dataclasses.field(default=False, metadata={
         "help": "Also compare the paper's baseline inits (standard, mean, matched, shuffled), "
@@ -63,6 +70,16 @@ class ImageProtocol(StepsProtocol):
 
     name = "image_psnr_vs_steps"
     Options = ImageOptions
+
+    def evaluate(self, model, metadata, init_name="", examples=None):
+        """`StepsProtocol.evaluate` on the full grid at `resolution` (the report's settings
+        record it; an init trained on pixel subsets is fitted on the full grid too)."""
+        metadata = metadata_at_resolution(metadata, self.options.resolution)
+        report = super().evaluate(model, metadata, init_name=init_name, examples=examples)
+        task = metadata["task"]["config"]["resolution"]
+        report.settings["resolution"] = int(task[0])
+        report.summary["resolution"] = int(task[0])
+        return report
 
     def folder_options(self, task):
         return {"resolution": int(task.height)}

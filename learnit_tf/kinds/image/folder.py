@@ -41,11 +41,13 @@ def fit_example(path, task, resolution=None):
     Args:
         path: PNG/JPEG file (centre-cropped and resized to the task's resolution).
         task: the init's `ImageTask`.
-        resolution: fit at this resolution instead (coordinate networks are
-            resolution-independent).
+        resolution: fit at this resolution instead (see `zoo_resolution` for how
+            well an init does where it was not evaluated).
     """
     # pylint: disable=import-outside-toplevel
     from learnit_tf.kinds.fit_input import FitInput
+    from learnit_tf.kinds.image.resolution import task_at_resolution
+    from learnit_tf.kinds.image.subset_task import PixelSubsetImageTask
     from learnit_tf.kinds.image.task import ImageTask
     if not isinstance(task, ImageTask):
         raise ValueError(f"image inputs need an ImageTask init, got {type(task).__name__}.")
@@ -57,6 +59,8 @@ def fit_example(path, task, resolution=None):
             raise ValueError(f"resolution must be >= 2, got {resolution}.")
         task = ImageTask(int(resolution), channels=task.channels,
                          pixels_per_step=task.pixels_per_step)
+    if isinstance(task, PixelSubsetImageTask):  # Trained on pixel subsets: fit every pixel.
+        task = task_at_resolution(task)
     if task.height != task.width:
         raise ValueError(f"The init's task is {task.height}×{task.width}; fitting a file "
                          "needs a square task (pass resolution=...).")

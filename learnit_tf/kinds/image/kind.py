@@ -1,12 +1,14 @@
 """Registers the image kind."""
 
-from learnit_tf.kinds.image import catalog, emoji, folder, sdf_2d, task, text_images
+from learnit_tf.kinds.image import (catalog, emoji, folder, sdf_2d, subset_task, task,
+                                   text_images)
 from learnit_tf.kinds.registry import SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="image",
     description="2D images: pixel coordinates -> RGB (identity measurement)",
-    tasks={"ImageTask": task.ImageTask},
+    tasks={"ImageTask": task.ImageTask,
+           "PixelSubsetImageTask": subset_task.PixelSubsetImageTask},
     datasets={
         "text_images_examples": text_images.text_images_examples,
         "sdf_2d_examples": sdf_2d.sdf_2d_examples,

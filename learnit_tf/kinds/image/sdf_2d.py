@@ -59,6 +59,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from learnit_tf.data.procedural_builders import prepare_procedural_builder
+from learnit_tf.kinds.image.resolution import config_at_resolution
 from learnit_tf.kinds.image.task import image_grid
 
 INSIDE_COLOR = np.array([0.65, 0.85, 1.0], np.float64)
@@ -300,7 +301,7 @@ def sdf_2d_builder(config="small", data_dir=None):
     return prepare_procedural_builder(Sdf2d, config, data_dir)
 
 
-def sdf_2d_examples(split, config="small", data_dir=None):
+def sdf_2d_examples(split, config="small", data_dir=None, resolution=None):
     """Unbatched examples {"image": float32 (R, R, 3) in [0, 1]} of `sdf_2d`.
 
     Generates the dataset on first use (``small``: seconds; ``paper``: a few minutes).
@@ -309,6 +310,8 @@ def sdf_2d_examples(split, config="small", data_dir=None):
         split: "train", "validation", "test" or any TFDS split string (e.g. "train[:10]").
         config: "paper" (178×178), "cpu64" or "small" (64×64), or an `Sdf2dConfig`.
         data_dir: TFDS data directory (default: TFDS's, ~/tensorflow_datasets).
+        resolution: render the config's shapes (same seeds) at this many pixels per
+            side instead (`resolution.config_at_resolution`).
 
     Returns:
         A `tf.data.Dataset` in a fixed order.
@@ -320,7 +323,7 @@ def sdf_2d_examples(split, config="small", data_dir=None):
     >>> [tuple(ex["image"].shape) for ex in ds]
     [(64, 64, 3), (64, 64, 3)]
     """
-    builder = sdf_2d_builder(config, data_dir)
+    builder = sdf_2d_builder(config_at_resolution(Sdf2d, config, resolution), data_dir)
     ds = builder.as_dataset(split=split, shuffle_files=False)
     return ds.map(lambda ex: {"image": tf.cast(ex["image"], tf.float32) / 255.0},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

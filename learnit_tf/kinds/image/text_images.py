@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
                                                  prepare_procedural_builder)
+from learnit_tf.kinds.image.resolution import config_at_resolution
 
 FONT_DIR = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf")
 FONT_FILES = (
@@ -122,8 +123,11 @@ def image_examples_from_builder(builder, split):
                   num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def text_images_examples(split, config="cpu64", data_dir=None):
+def text_images_examples(split, config="cpu64", data_dir=None, resolution=None):
     """The `text_images` split as unbatched image examples, generated on first use.
+
+    `resolution=R` renders the config's images (same seeds: the same texts) at R×R
+    (`learnit_tf.kinds.image.resolution.config_at_resolution`).
 
     Example:
 
@@ -133,4 +137,5 @@ def text_images_examples(split, config="cpu64", data_dir=None):
     TensorShape([32, 32, 3])
     """
     return image_examples_from_builder(
-        prepare_procedural_builder(TextImages, config, data_dir), split)
+        prepare_procedural_builder(
+            TextImages, config_at_resolution(TextImages, config, resolution), data_dir), split)

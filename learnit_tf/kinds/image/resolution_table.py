@@ -1,0 +1,153 @@
+"""Image inits at several resolutions: meta 2-step PSNR and standard steps to match.
+
+For each init (zoo name[@version] or directory) and resolution R, the first
+`num_examples` signals of its class's test split are rendered (or read) at R×R
+(`resolution.metadata_at_resolution`) and fitted on the full R×R grid: from the meta
+init with its own fit recipe (`evaluation.meta_optimizer_from_metadata`) for
+`meta_steps`, and from a standard init of the same architecture with Adam 1e-4 (the
+paper's protocol) for at most `standard_steps`. The standard curve depends only on the
+architecture, the class and R, so it is fitted once per (architecture, class, R) and
+shared by every version of a class. `scripts/resolution_table.py` is the command.
+"""
+
+import dataclasses
+import json
+import time
+
+import keras
+
+from learnit_tf import evaluation
+from learnit_tf.baselines import standard_init
+from learnit_tf.kinds.image.resolution import metadata_at_resolution
+from learnit_tf.meta.inner import InnerOptimizer
+
+COLUMNS = ("init", "signal_class", "trained_at", "resolution", "num_examples",
+           "meta_steps", "meta_psnr_at_match", "standard_psnr_at_match", "steps_to_match",
+           "standard_steps_evaluated", "ratio", "fit_recipe")
+
+
+@dataclasses.dataclass
+class Loaded:
+    """One init: its name, model and metadata."""
+    name: str
+    model: object
+    metadata: dict
+
+
+def trained_resolution(metadata):
+    """The side of the grid an init's task was meta-trained on."""
+    config = (metadata.get("task") or {}).get("config") or {}
+    res = config.get("resolution")
+    return int(res[0] if isinstance(res, (list, tuple)) else res)
+
+
+def _architecture_key(model, metadata):
+    config = {k: v for k, v in model.get_config().items()
+              if k not in ("name", "seed", "inner_rates", "trainable", "dtype")}
+    dataset = metadata.get("dataset") or {}
+    return json.dumps([type(model).__name__, config, dataset.get("function"),
+                       dataset.get("bindings")], sort_keys=True, default=str)
+
+
+def resolution_table(inits, resolutions, num_examples=3, meta_steps=2, standard_steps=100,
+                     match_step=2, data_dir=None, standard_seed=1, progress=True):
+    """Rows of `COLUMNS`, one per (init, resolution), and the standard curves.
+
+    Args:
+        inits: `Loaded` inits.
+        resolutions: sides R of the grids to fit at.
+        num_examples: held-out test signals per (init, R) (the first of the split).
+        meta_steps: steps from the meta init (>= match_step).
+        standard_steps: the standard init's cap; steps_to_match is None beyond it.
+        match_step: the meta step whose PSNR the standard init must reach.
+    """
+    if meta_steps < match_step:
+        raise ValueError(f"meta_steps={meta_steps} must be >= match_step={match_step}.")
+    total = len(inits) * len(resolutions) * num_examples * meta_steps
+    keys = {(_architecture_key(i.model, i.metadata), r) for i in inits for r in resolutions}
+    total += len(keys) * num_examples * standard_steps
+    bar = keras.utils.Progbar(total, verbose=1 if progress else 0, unit_name="step")
+    done = [0]
+
+    def tick(label, index, result):  # compare_inits' progress: one fit finished.
+        del label, index
+        done[0] += len(result.metrics["psnr"]) - 1
+        bar.update(done[0])
+
+    standard_curves, rows = {}, []
+    for init in inits:
+        for res in resolutions:
+            metadata = metadata_at_resolution(init.metadata, res)
+            task = evaluation.task_from_metadata(metadata)
+            examples = evaluation.held_out_examples(metadata, num_examples, "test", data_dir)
+            optimizer = evaluation.meta_optimizer_from_metadata(metadata)
+            meta = evaluation.compare_inits({"meta": (init.model, optimizer, meta_steps)},
+                                            task, examples, None, progress=tick)["meta"]
+            key = (_architecture_key(init.model, init.metadata), res)
+            if key not in standard_curves:
+                standard = standard_init(init.model, seed=standard_seed)
+                start = time.perf_counter()
+                result = evaluation.compare_inits(
+                    {"standard": (standard, InnerOptimizer("adam", 1e-4), standard_steps)},
+                    task, examples, None, progress=tick)["standard"]
+                standard_curves[key] = {"psnr": result["psnr"],
+                                        "seconds": time.perf_counter() - start}
+            base = standard_curves[key]["psnr"].mean(0)
+            target = float(meta["psnr"].mean(0)[match_step])
+            reached = evaluation.steps_to_reach(base, target)
+            rows.append({
+                "init": init.name, "signal_class": init.metadata.get("signal_class"),
+                "trained_at": trained_resolution(init.metadata), "resolution": res,
+                "num_examples": len(examples), "meta_steps": meta_steps,
+                "meta_psnr_at_match": round(target, 3),
+                "standard_psnr_at_match": round(float(base[match_step]), 3),
+                "steps_to_match": reached, "standard_steps_evaluated": standard_steps,
+                "ratio": None if reached is None else round(reached / match_step, 2),
+                "fit_recipe": optimizer.describe()})
+    return rows, standard_curves
+
+
+def steps_cell(row):
+    """'43 (21.5×)' or '> 100' for a row's standard steps to match."""
+    if row["steps_to_match"] is None:
+        return f"> {row['standard_steps_evaluated']}"
+    return f"{row['steps_to_match']} ({row['ratio']:g}×)"
+
+
+def markdown_table(rows, resolutions):
+    """One line per init: meta 2-step PSNR and standard steps to match at each R."""
+    header = ["init", "trained at"] + [f"{r}²: meta dB / standard steps" for r in resolutions]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    by_init = {}
+    for row in rows:
+        by_init.setdefault(row["init"], {})[row["resolution"]] = row
+    for name, cells in by_init.items():
+        first = next(iter(cells.values()))
+        values = [f"{cells[r]['meta_psnr_at_match']:.2f} / {steps_cell(cells[r])}"
+                  if r in cells else "" for r in resolutions]
+        lines.append(f"| {name} | {first['trained_at']}² | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluations_by_resolution(rows, name):
+    """{R: {meta_psnr_at_2, standard_psnr_at_2, steps_to_match, ...}} of one init's rows
+    (what its metadata's `evaluated_resolutions` records)."""
+    out = {}
+    for row in rows:
+        if row["init"] == name:
+            out[str(row["resolution"])] = {k: row[k] for k in (
+                "meta_psnr_at_match", "standard_psnr_at_match", "steps_to_match",
+                "standard_steps_evaluated", "num_examples", "fit_recipe")}
+    return out
+
+
+def standard_psnr_rows(standard_curves):
+    """Mean standard-init PSNR at a few steps per (architecture, R), for the docs."""
+    out = []
+    for (key, res), curve in standard_curves.items():
+        mean = curve["psnr"].mean(0)
+        out.append({"class": json.loads(key)[3], "resolution": res,
+                    **{f"step_{s}": round(float(mean[s]), 2)
+                       for s in (0, 2, 10, 50, len(mean) - 1) if s < len(mean)},
+                    "seconds": round(curve["seconds"], 1)})
+    return out

@@ -1,0 +1,133 @@
+"""Which image init to use at a resolution, and a warning when none was evaluated there.
+
+An image init's metadata records, under `evaluated_resolutions`, its held-out numbers at
+each grid side R it was evaluated at (`scripts/resolution_table.py`):
+``{"128": {"meta_psnr_at_match": ..., "steps_to_match": ..., ...}, ...}``. Inits
+published before that record hold only `evaluation` (at their training resolution).
+`zoo.load(name, resolution=R)` and `learnit-fit --resolution=R` with a bare zoo name
+take the newest version evaluated at R, and warn (with the numbers that were measured)
+when the init they load was not evaluated at R.
+"""
+
+import warnings
+
+EVALUATED_RESOLUTIONS = "evaluated_resolutions"
+
+
+class ResolutionWarning(UserWarning):
+    """An image init is used at a resolution it was not evaluated at."""
+
+
+def _trained_side(metadata):
+    config = ((metadata or {}).get("task") or {}).get("config") or {}
+    res = config.get("resolution")
+    if res is None:
+        return None
+    return int(res[0] if isinstance(res, (list, tuple)) else res)
+
+
+def evaluated_resolutions(metadata):
+    """{R: {"meta_psnr_at_match", "steps_to_match", ...}} an init was evaluated at.
+
+    Inits without the record count as evaluated at their training resolution, with the
+    2-step numbers of their recorded `evaluation` (if any).
+    """
+    metadata = metadata or {}
+    recorded = metadata.get(EVALUATED_RESOLUTIONS)
+    if recorded:
+        return {int(r): dict(v) for r, v in recorded.items()}
+    summary = ((metadata.get("evaluation") or {}).get("summary") or {})
+    side = _trained_side(metadata)
+    if side is None or "meta_psnr_at_2" not in summary:
+        return {}
+    if summary.get("resolution") not in (None, side):
+        return {}
+    return {side: {"meta_psnr_at_match": summary["meta_psnr_at_2"],
+                   "standard_psnr_at_match": summary.get("standard_psnr_at_2"),
+                   "steps_to_match": summary.get("steps_to_match"),
+                   "standard_steps_evaluated": summary.get("standard_steps_evaluated")}}
+
+
+def _numbers(side, row):
+    steps = row.get("steps_to_match")
+    cap = row.get("standard_steps_evaluated")
+    match = (f"{steps} standard steps to match" if steps is not None
+             else f"not matched in {cap} standard steps" if cap else "steps to match unknown")
+    return f"{side}×{side}: {row['meta_psnr_at_match']:.2f} dB after 2 steps, {match}"
+
+
+def resolution_warning(label, metadata, resolution):
+    """The warning text for fitting init `label` at `resolution`, or None if it was
+    evaluated there (or is not an image init)."""
+    side = _trained_side(metadata)
+    if resolution is None or side is None or "image" not in str(
+            ((metadata or {}).get("task") or {}).get("class_name", "")).lower():
+        return None
+    measured = evaluated_resolutions(metadata)
+    if int(resolution) in measured:
+        return None
+    where = ("; ".join(_numbers(r, measured[r]) for r in sorted(measured))
+             or "no held-out evaluation recorded")
+    return (f"{label} was meta-trained at {side}×{side} and not evaluated at "
+            f"{resolution}×{resolution} (measured: {where}). An init trained on one grid "
+            f"can lose most of its advantage on another (docs/image/resolution.md).")
+
+
+def version_for_resolution(zoo_obj, name, resolution):
+    """The newest version of zoo entry `name` evaluated at `resolution`, or None."""
+    # pylint: disable=import-outside-toplevel,protected-access
+    from learnit_tf.zoo import version_key
+    versions = sorted(zoo_obj._entry(name)["versions"], key=version_key, reverse=True)
+    for version in versions:
+        if int(resolution) in evaluated_resolutions(zoo_obj.describe(name, version)):
+            return version
+    return None
+
+
+def choose_init(zoo_obj, name_or_spec, resolution):
+    """(spec to load, note or None): a bare zoo `name` becomes `name@V` for the newest
+    version evaluated at `resolution` when its latest was not; anything else is kept."""
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf.zoo import split_name
+    name, version = split_name(name_or_spec)
+    if resolution is None or version is not None or name not in zoo_obj.names():
+        return name_or_spec, None
+    latest = zoo_obj.resolve_version(name)
+    if int(resolution) in evaluated_resolutions(zoo_obj.describe(name, latest)):
+        return name_or_spec, None
+    chosen = version_for_resolution(zoo_obj, name, resolution)
+    if chosen is None:
+        return name_or_spec, None
+    return f"{name}@{chosen}", (f"Using {name}@{chosen}, the newest version of {name} "
+                                f"evaluated at {resolution}×{resolution} (the latest, "
+                                f"{name}@{latest}, was not).")
+
+
+def warn_if_not_evaluated(label, metadata, resolution, stacklevel=3):
+    """Issues a `ResolutionWarning` if init `label` was not evaluated at `resolution`."""
+    text = resolution_warning(label, metadata, resolution)
+    if text:
+        warnings.warn(text, ResolutionWarning, stacklevel=stacklevel)
+    return text
+
+
+def load_at_resolution(zoo_obj, name_or_path, version, resolution):
+    """`zoo.load(..., resolution=R)`: the model, chosen and warned about as above."""
+    # pylint: disable=import-outside-toplevel
+    import os
+
+    from learnit_tf import init_io
+    spec = name_or_path if version is None else f"{name_or_path}@{version}"
+    local = os.path.isdir(os.path.expanduser(str(name_or_path))) and (
+        "/" in str(name_or_path) or os.sep in str(name_or_path))
+    if local:
+        metadata = init_io.read_metadata(os.path.expanduser(str(name_or_path)))
+        model = zoo_obj.load(name_or_path)
+    else:
+        spec, note = choose_init(zoo_obj, spec, resolution)
+        if note:
+            print(note)
+        model = zoo_obj.load(spec)
+        metadata = zoo_obj.describe(spec.partition("@")[0], spec.partition("@")[2] or None)
+    warn_if_not_evaluated(str(spec), metadata, resolution, stacklevel=4)
+    return model

@@ -1,0 +1,75 @@
+"""Image inits at several resolutions: meta 2-step PSNR and standard-init steps to match.
+
+    python scripts/resolution_table.py --inits=text_siren@3,sdf_siren@3 \
+        --resolutions=64,128,256 --num_examples=3 --standard_steps=100 \
+        --output_dir=docs/image/resolution
+
+Writes OUTPUT_DIR/resolution.csv, resolution.json (rows, the standard curves' PSNR at a
+few steps, the command) and resolution_table.md. See
+`learnit_tf.kinds.image.resolution_table` for the protocol.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from learnit_tf import commands  # noqa: E402  pylint: disable=unused-import
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("inits", None, "Image inits: zoo name[@version] or init directories.")
+flags.DEFINE_list("resolutions", ["64", "128", "256"], "Grid sides to fit at.")
+flags.DEFINE_integer("num_examples", 3, "Held-out test signals per init and resolution.")
+flags.DEFINE_integer("meta_steps", 2, "Steps from the meta init (its fit recipe).")
+flags.DEFINE_integer("standard_steps", 100, "Cap of the standard init's Adam 1e-4 steps.")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
+flags.DEFINE_string("output_dir", None, "Where the table goes.")
+flags.mark_flags_as_required(["inits", "output_dir"])
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    commands.configure_logging()
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf import atomic, cli, init_io
+    from learnit_tf.kinds.image import resolution_table as rt
+
+    try:
+        resolutions = [int(r) for r in FLAGS.resolutions]
+    except ValueError as e:
+        raise app.UsageError(f"--resolutions must be integers, got {FLAGS.resolutions}.") from e
+    try:
+        inits = []
+        for name in FLAGS.inits:
+            model, metadata, _ = cli.resolve_init(name)
+            inits.append(rt.Loaded(name, model, dict(metadata)))
+        rows, curves = rt.resolution_table(
+            inits, resolutions, FLAGS.num_examples, FLAGS.meta_steps, FLAGS.standard_steps,
+            data_dir=FLAGS.data_dir)
+    except (ValueError, FileNotFoundError, LookupError) as e:
+        raise app.UsageError(str(e)) from e
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    init_io.write_csv_atomic(rows, os.path.join(FLAGS.output_dir, "resolution.csv"),
+                             rt.COLUMNS)
+    result = {"command": " ".join(["python"] + sys.argv), "rows": rows,
+              "standard": rt.standard_psnr_rows(curves)}
+    init_io.write_json_atomic(os.path.join(FLAGS.output_dir, "resolution.json"), result)
+    table = rt.markdown_table(rows, resolutions)
+    atomic.atomic_save(os.path.join(FLAGS.output_dir, "resolution_table.md"),
+                       lambda tmp: _write_text(tmp, table))
+    print("\n" + table)
+    print(json.dumps(result["standard"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,278 @@
+"""Images at other resolutions than an init's: the pixel-subset training task, the classes
+rendered at R×R, and the image protocol's --resolution (issue 24, item 2)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from learnit_tf import evaluation, init_io, testing
+from learnit_tf.kinds.image import ImageTask, image_grid
+from learnit_tf.kinds.image.evaluation import ImageProtocol
+from learnit_tf.kinds.image.resolution import (config_at_resolution, metadata_at_resolution,
+                                               task_at_resolution)
+from learnit_tf.kinds.image.sdf_2d import Sdf2d, sdf_2d_examples
+from learnit_tf.kinds.image.subset_task import PixelSubsetImageTask
+from learnit_tf.kinds.image.text_images import TextImages, text_images_examples
+from learnit_tf.models import FunctionalModel, Siren
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def coordinate_image(res):
+    """An image whose pixel (i, j) holds (y, x, y·x) of its grid coordinate."""
+    grid = image_grid(res)
+    return np.concatenate([grid, grid[..., :1] * grid[..., 1:]], axis=-1).astype(np.float32)
+
+
+class PixelSubsetTaskTest(testing.TestCase):
+
+    def test_subset_pixels_are_the_image_at_their_coordinates(self):
+        task = PixelSubsetImageTask(16, pixels_per_step=40)
+        image = coordinate_image(16)
+        coords, target = task.pixel_subset({"image": image}, 40, tf.constant([3, 4]))
+        coords, target = coords.numpy(), target.numpy()
+        # The colour is computed from the coordinate independently of the gather: a
+        # flipped axis (x for y) or an off-by-one row would break the equality.
+        np.testing.assert_allclose(target[:, :2], coords)
+        np.testing.assert_allclose(target[:, 2], coords[:, 0] * coords[:, 1], rtol=1e-6)
+        # Without replacement: 40 distinct pixels.
+        self.assertEqual(len({tuple(c) for c in coords}), 40)
+
+    def test_whole_grid_subset_loss_equals_full_image_loss(self):
+        res = 12
+        model = Siren(out_features=3, width=16, depth=2, seed=0)
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        rng = np.random.default_rng(1)
+        example = {"image": rng.random((res, res, 3)).astype(np.float32),
+                   "seed": tf.constant([0, 7])}
+        full = ImageTask(res).outer_loss(fmodel, weights, example)
+        task = PixelSubsetImageTask(res, pixels_per_step=res * res)
+        self.assertAllClose(task.inner_loss(fmodel, weights, example, 1), full, rtol=1e-5)
+        self.assertAllClose(task.outer_loss(fmodel, weights, example), full, rtol=1e-5)
+        self.assertAllClose(task.metrics(fmodel, weights, example)["loss"], full, rtol=1e-6)
+        # A true subset's loss differs from the full image's (it is a random estimate).
+        half = PixelSubsetImageTask(res, pixels_per_step=res * res // 4)
+        self.assertNotAllClose(half.inner_loss(fmodel, weights, example, 0), full)
+
+    def test_subsets_differ_by_step_and_outer_loss(self):
+        task = PixelSubsetImageTask(32, pixels_per_step=64)
+        image = coordinate_image(32)
+        example = {"image": image, "seed": tf.constant([1, 5])}
+        seen = []
+
+        def fmodel(weights, coords):  # Records the coordinates each loss is computed on.
+            del weights
+            seen.append(set(map(tuple, coords.numpy())))
+            return tf.zeros((coords.shape[0], 3))
+
+        task.inner_loss(fmodel, None, example, 0)
+        task.inner_loss(fmodel, None, example, 1)
+        task.outer_loss(fmodel, None, example)
+        task.inner_loss(fmodel, None, example, 0)
+        self.assertEqual(seen[0], seen[3])  # Deterministic by (seed, step).
+        self.assertLess(len(seen[0] & seen[1]), 32)
+        self.assertLess(len(seen[0] & seen[2]), 32)
+
+    def test_bad_counts_and_missing_seed_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "pixels_per_step must be between 1 and"):
+            PixelSubsetImageTask(8, pixels_per_step=65)
+        with self.assertRaisesRegex(ValueError, "outer_pixels"):
+            PixelSubsetImageTask(8, pixels_per_step=4, outer_pixels=0)
+        task = PixelSubsetImageTask(8, pixels_per_step=4)
+        with self.assertRaisesRegex(ValueError, "needs example\\['seed'\\]"):
+            task.inner_loss(None, None, {"image": np.zeros((8, 8, 3), np.float32)}, 0)
+
+    def test_task_at_resolution_is_a_full_grid(self):
+        task = task_at_resolution(PixelSubsetImageTask(64, pixels_per_step=16), 32)
+        self.assertIs(type(task), ImageTask)
+        self.assertEqual((task.height, task.width, task.pixels_per_step), (32, 32, None))
+        own = ImageTask(16)
+        self.assertIs(task_at_resolution(own), own)
+        with self.assertRaisesRegex(ValueError, "integer >= 2"):
+            task_at_resolution(own, 1)
+
+
+class ClassesAtResolutionTest(testing.TestCase):
+
+    def test_config_copies(self):
+        cfg = config_at_resolution(TextImages, "small", 48)
+        self.assertEqual((cfg.name, cfg.resolution, cfg.num_train), ("small_48px", 48, 64))
+        self.assertEqual(config_at_resolution(TextImages, "small", 32), "small")
+        self.assertEqual(config_at_resolution(TextImages, "small", None), "small")
+        with self.assertRaisesRegex(ValueError, "Unknown text_images config"):
+            config_at_resolution(TextImages, "nope", 48)
+        with self.assertRaisesRegex(ValueError, "integer >= 2"):
+            config_at_resolution(Sdf2d, "small", "64")
+
+    def test_same_signals_at_another_resolution(self):
+        data_dir = os.path.join(self.get_temp_dir(), "tfds")
+        low = [ex["image"].numpy() for ex in text_images_examples("test", "small", data_dir)]
+        high = [ex["image"].numpy() for ex in
+                text_images_examples("test", "small", data_dir, resolution=64)]
+        self.assertEqual((len(high), high[0].shape), (len(low), (64, 64, 3)))
+        # Same seeds: the same background colour (the top-left pixel is background in
+        # most images) and a close 2×2 box-filtered downsampling.
+        same_corner = np.mean([np.allclose(a[0, 0], b[0, 0]) for a, b in zip(low, high)])
+        self.assertGreater(same_corner, 0.7)
+        down = [b.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3)) for b in high]
+        matched = [np.mean(np.abs(a - d)) for a, d in zip(low, down)]
+        shifted = [np.mean(np.abs(a - d)) for a, d in zip(low, down[1:] + down[:1])]
+        self.assertLess(np.mean(matched), 0.5 * np.mean(shifted))
+        sdf_high = sdf_2d_examples("test[:3]", "small", data_dir, resolution=32)
+        self.assertEqual(next(iter(sdf_high))["image"].shape, (32, 32, 3))
+
+
+def _tiny_text_init(directory):
+    return init_io.save_init(Siren(out_features=3, width=16, depth=2, seed=0), directory, {
+        "signal_class": "text_images",
+        "task": {"class_name": "PixelSubsetImageTask",
+                 "config": PixelSubsetImageTask(32, pixels_per_step=64).get_config()},
+        "dataset": {"function": "text_images_examples",
+                    "bindings": {"config": "small"}},
+        "hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 1e-2}})
+
+
+class ProtocolResolutionTest(testing.TestCase):
+
+    def test_metadata_at_resolution(self):
+        init_dir = _tiny_text_init(os.path.join(self.get_temp_dir(), "init"))
+        metadata = init_io.read_metadata(init_dir)
+        out = metadata_at_resolution(metadata, 48)
+        self.assertEqual(out["task"], {"class_name": "ImageTask", "config": {
+            "resolution": [48, 48], "channels": 3, "pixels_per_step": None}})
+        self.assertEqual(out["dataset"]["bindings"], {"config": "small", "resolution": 48})
+        own = metadata_at_resolution(metadata)
+        self.assertEqual(own["task"]["config"]["resolution"], [32, 32])
+        self.assertEqual(own["dataset"]["bindings"], {"config": "small"})
+        ct = {"task": {"class_name": "CtTask", "config": {"resolution": 8}}}
+        with self.assertRaisesRegex(ValueError, "image inits"):
+            metadata_at_resolution(ct, 16)
+
+    def test_resolution_changes_the_data_and_is_reported(self):
+        root = self.get_temp_dir()
+        init_dir = _tiny_text_init(os.path.join(root, "init"))
+        metadata = init_io.read_metadata(init_dir)
+        model = init_io.load_init(init_dir)
+        shapes = {}
+        for res in (None, 48):
+            protocol = evaluation.protocol_for(
+                metadata, num_examples=1, meta_steps=1, standard_steps=1, resolution=res,
+                data_dir=os.path.join(root, "tfds"), progress=False, snapshot_examples=0)
+            self.assertIsInstance(protocol, ImageProtocol)
+            examples = protocol.held_out(metadata_at_resolution(metadata, res), None)
+            shapes[res] = tuple(examples[0]["image"].shape)
+            report = protocol.evaluate(model, metadata, "tiny")
+            self.assertEqual(report.settings["resolution"], res or 32)
+            self.assertEqual(report.summary["resolution"], res or 32)
+        self.assertEqual(shapes, {None: (32, 32, 3), 48: (48, 48, 3)})
+
+    def test_evaluate_command_resolution_flag(self):
+        root = self.get_temp_dir()
+        init_dir = _tiny_text_init(os.path.join(root, "init"))
+        out = os.path.join(root, "report")
+        env = dict(os.environ, TFDS_DATA_DIR=os.path.join(root, "tfds"))
+        result = subprocess.run(
+            [sys.executable, os.path.join(REPO, "scripts", "evaluate.py"), f"--init={init_dir}",
+             f"--output_dir={out}", "--resolution=40", "--num_examples=1", "--meta_steps=1",
+             "--standard_steps=1", "--snapshot_examples=0", "--progress=false",
+             f"--data_dir={os.path.join(root, 'tfds')}"],
+            capture_output=True, text=True, env=env, timeout=600, check=False)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        report = evaluation.Report.from_json(
+            __import__("json").load(open(os.path.join(out, "report.json"))))
+        self.assertEqual(report.settings["resolution"], 40)
+        bad = subprocess.run(
+            [sys.executable, os.path.join(REPO, "scripts", "evaluate.py"), f"--init={init_dir}",
+             f"--output_dir={out}2", "--resolution=1", "--num_examples=1"],
+            capture_output=True, text=True, env=env, timeout=600, check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("resolution must be an integer >= 2", bad.stderr)
+        self.assertNotIn("Traceback", bad.stderr)
+
+
+class ZooResolutionTest(testing.TestCase):
+    """zoo.load(resolution=R) and learnit-fit --resolution pick and warn."""
+
+    def setUp(self):
+        super().setUp()
+        root = self.get_temp_dir()
+        self.zoo_dir = os.path.join(root, "zoo")
+        base = {"signal_class": "text_images",
+                "task": {"class_name": "ImageTask", "config": ImageTask(8).get_config()},
+                "dataset": {"function": "text_images_examples", "bindings": {"config": "small"}},
+                "hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 1e-2},
+                "evaluation": {"summary": {"meta_psnr_at_2": 30.5, "steps_to_match": 40,
+                                           "standard_psnr_at_2": 10.0}}}
+        v2 = dict(base, evaluated_resolutions={
+            "8": {"meta_psnr_at_match": 31.0, "steps_to_match": 50,
+                  "standard_steps_evaluated": 100},
+            "16": {"meta_psnr_at_match": 29.0, "steps_to_match": None,
+                   "standard_steps_evaluated": 100}})
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        for version, metadata in (("1", base), ("2", v2), ("3", base)):
+            init = init_io.save_init(Siren(out_features=3, width=8, depth=2, seed=int(version)),
+                                     os.path.join(root, f"init{version}"), metadata)
+            zoo.publish(init, "tiny", version, self.zoo_dir)
+        self.index = os.path.join(self.zoo_dir, "index.json")
+
+    def test_load_picks_the_version_evaluated_there_and_warns_otherwise(self):
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.image import zoo_resolution as zr
+        latest = zoo.load("tiny", index=self.index)
+        with self._no_warning():
+            at16 = zoo.load("tiny", index=self.index, resolution=16)
+        # Version 2 (seed 2) was evaluated at 16, the latest (3) was not.
+        v2 = zoo.load("tiny@2", index=self.index)
+        self.assertAllClose(at16.get_weights()[0], v2.get_weights()[0])
+        self.assertNotAllClose(at16.get_weights()[0], latest.get_weights()[0])
+        with self.assertWarns(zr.ResolutionWarning) as caught:
+            zoo.load("tiny", index=self.index, resolution=32)
+        text = str(caught.warning)
+        self.assertIn("not evaluated at 32×32", text)
+        self.assertIn("8×8: 30.50 dB after 2 steps, 40 standard steps to match", text)
+        with self.assertWarns(zr.ResolutionWarning) as caught:
+            zoo.load("tiny@3", index=self.index, resolution=16)  # Pinned: kept, warned.
+        self.assertIn("tiny@3 was meta-trained at 8×8", str(caught.warning))
+        self.assertIn("16×16: 29.00 dB after 2 steps, not matched in 100", zr.resolution_warning(
+            "x", {"task": {"class_name": "ImageTask", "config": {"resolution": [8, 8]}},
+                  "evaluated_resolutions": {"16": {"meta_psnr_at_match": 29.0,
+                                                   "steps_to_match": None,
+                                                   "standard_steps_evaluated": 100}}}, 32))
+
+    def _no_warning(self):
+        import contextlib  # pylint: disable=import-outside-toplevel
+        import warnings  # pylint: disable=import-outside-toplevel
+
+        @contextlib.contextmanager
+        def check():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield
+            from learnit_tf.kinds.image.zoo_resolution import ResolutionWarning
+            self.assertEqual([w for w in caught if w.category is ResolutionWarning], [])
+        return check()
+
+    def test_fit_command_warns_and_picks(self):
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        root = self.get_temp_dir()
+        photo = os.path.join(root, "photo.png")
+        Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255)
+                        .astype(np.uint8)).save(photo)
+        env = dict(os.environ, LEARNIT_TF_ZOO_INDEX=self.index)
+        outputs = {}
+        for res in (16, 32):
+            result = subprocess.run(
+                [sys.executable, os.path.join(REPO, "scripts", "fit.py"), "--init=tiny",
+                 f"--input={photo}", f"--output_dir={os.path.join(root, f'out{res}')}",
+                 "--steps=1", f"--resolution={res}"],
+                capture_output=True, text=True, env=env, timeout=600, check=False)
+            self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+            outputs[res] = result.stderr
+        self.assertIn("Using tiny@2, the newest version of tiny evaluated at 16×16", outputs[16])
+        self.assertNotIn("Warning:", outputs[16])
+        self.assertIn("Warning: tiny was meta-trained at 8×8 and not evaluated at 32×32",
+                      outputs[32])
