@@ -566,10 +566,10 @@ class NerfProtocol(evaluation.Protocol):
     Options = NerfOptions
 
     def folder_options(self, task):
-        del task
         o = self.options
+        bounds = {} if task is None else {"near": task.near, "far": task.far}
         return {"views": "single", "single_view": o.single_view, "held_out": True,
-                "num_held_out_views": o.num_held_out_views}
+                "num_held_out_views": o.num_held_out_views, **bounds}
 
     def _dataset_arguments(self, metadata):
         o = self.options
@@ -591,7 +591,8 @@ class NerfProtocol(evaluation.Protocol):
             raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
                              "also pass --meta_optimizer or --meta_learning_rate.")
         examples = (self.folder_examples(metadata, o.directory, "validation",
-                                         o.recipe_examples, None) if o.directory else None)
+                                         o.recipe_examples, sources.task_from_metadata(metadata))
+                    if o.directory else None)
         examples, task = protocol_examples(
             metadata, dataset, "validation", o.recipe_examples, o.seed, examples,
             rays_per_step=o.rays_per_step, num_samples=o.num_samples, chunk=o.chunk, **kwargs)
@@ -614,7 +615,7 @@ class NerfProtocol(evaluation.Protocol):
         if examples is None and o.directory:
             dataset = "posed-views folder"
             examples = self.folder_examples(metadata, o.directory, o.split, o.num_examples,
-                                            None)
+                                            sources.task_from_metadata(metadata))
         # The init's own recipe (or its inner SGD, with its learned rates if any; the
         # paper: SGD 0.5), or the plain optimizer the flags ask for.
         meta_opt = evaluation.meta_optimizer_from_metadata(

@@ -22,21 +22,24 @@ from learnit_tf.kinds.nerf.rendering import render_rays_chunked
 from learnit_tf.kinds.nerf.task import NerfTask
 
 
-def read_object(folder, resolution=None):
+def read_object(folder, resolution=None, scene_bounds=(2.0, 6.0)):
     """One posed-views folder as an object record (numpy).
 
     Args:
         folder: directory with `transforms.json` and its frames' images (or the path of
             the transforms.json itself).
         resolution: if set, every view must be resolution×resolution.
+        scene_bounds: the task's (near, far) the camera centres must lie within (see
+            `learnit_tf.kinds.nerf.poses`).
 
     Returns:
         {"object_id": str, "images": uint8 (V, H, W, 4), "poses": float32 (V, 4, 4),
         "camera_angle_x": float32}.
 
     Raises:
-        ValueError naming the file: no or invalid transforms.json, missing or unreadable
-        images, views of different sizes.
+        ValueError naming the file: no or invalid transforms.json, a frame whose pose is
+        not a camera pose within the scene bounds (naming the frame), missing or
+        unreadable images, views of different sizes.
     """
     folder = os.fspath(folder)
     if os.path.basename(folder) == "transforms.json" and os.path.isfile(folder):
@@ -44,7 +47,7 @@ def read_object(folder, resolution=None):
     if not os.path.isdir(folder):
         raise ValueError(f"Posed-views folder {folder!r} does not exist or is not a directory.")
     try:
-        camera_angle_x, paths, poses = views_lib.read_transforms(folder)
+        camera_angle_x, paths, poses = views_lib.read_transforms(folder, scene_bounds)
     except FileNotFoundError as e:
         objects = [d for d in sorted(os.listdir(folder))
                    if os.path.isfile(os.path.join(folder, d, "transforms.json"))]
@@ -85,7 +88,7 @@ def fit_example(path, task, num_support_views=None, seed=0):
     """
     if not isinstance(task, NerfTask):
         raise ValueError(f"posed-view inputs need a NerfTask init, got {type(task).__name__}.")
-    record = read_object(path)
+    record = read_object(path, scene_bounds=(task.near, task.far))
     num_views, height, width = record["images"].shape[:3]
     s = _support_count(num_views, num_support_views, f"Posed-views folder {path!r}")
     tensors = {k: tf.constant(v) for k, v in record.items()}
@@ -123,7 +126,7 @@ def list_object_folders(directory):
 
 def nerf_folder_examples(directory, split="train", num_support_views=None, views="all",
                          single_view=None, held_out=None, num_held_out_views=None,
-                         resolution=None, test_fraction=0.1):
+                         resolution=None, test_fraction=0.1, near=2.0, far=6.0):
     """Unbatched `NerfTask` examples from a folder of posed-view objects (ShapeNet layout).
 
     Args:
@@ -138,6 +141,8 @@ def nerf_folder_examples(directory, split="train", num_support_views=None, views
         num_held_out_views: only the first k held-out views.
         resolution: if set, every view must be resolution×resolution.
         test_fraction: share of objects in the test split (folders without subfolders).
+        near, far: the task's bounds; every camera centre must be at a distance in
+            [near, far] from the origin (`learnit_tf.kinds.nerf.poses`).
 
     Raises:
         ValueError naming the folder or file: missing/empty folder or split, bad
@@ -146,7 +151,7 @@ def nerf_folder_examples(directory, split="train", num_support_views=None, views
     """
     folders = image_files.split_entries(directory, split, list_object_folders, test_fraction,
                                         "object folders")
-    records = [read_object(f, resolution) for f in folders]
+    records = [read_object(f, resolution, (near, far)) for f in folders]
     shape = records[0]["images"].shape
     for folder, record in zip(folders, records):
         if record["images"].shape != shape:

@@ -26,6 +26,7 @@ from PIL import Image
 
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
 from learnit_tf.data import files as image_decoder
+from learnit_tf.kinds.nerf.poses import check_pose
 from learnit_tf.kinds.nerf import cameras
 
 LANDMARKS = ("sacre", "trevi", "brandenburg")
@@ -109,9 +110,11 @@ def read_cameras(landmark_dir):
                 f"(in {os.path.dirname(files[0])}).")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{os.path.join(landmark_dir, name)} contains NaN or inf.")
-    c2w = arrays["c2w_mats.npy"].astype(np.float32)
-    if c2w.shape[1] == 3:
-        c2w = np.concatenate([c2w, np.broadcast_to([[[0, 0, 0, 1]]], (len(c2w), 1, 4))], 1)
+    # Rotations checked (finite, det +1, not scaled); no distance rule: bds.npy gives
+    # each image its own near/far.
+    c2w_path = os.path.join(landmark_dir, "c2w_mats.npy")
+    c2w = np.stack([check_pose(m, f"{c2w_path}: image {i} ({os.path.basename(files[i])})")
+                    for i, m in enumerate(arrays["c2w_mats.npy"])])
     bounds = arrays["bds.npy"].astype(np.float32)
     bad = np.flatnonzero(~((bounds[:, 0] > 0) & (bounds[:, 0] < bounds[:, 1])))
     if bad.size:

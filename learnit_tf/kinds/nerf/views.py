@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 from learnit_tf.data.procedural_builders import PAPER_CITATION, PAPER_HOMEPAGE
 from learnit_tf.data.files import read_image
 from learnit_tf.kinds.nerf import cameras
+from learnit_tf.kinds.nerf import poses as poses_lib
 
 VIEW_MODES = ("all", "single")
 
@@ -55,11 +56,14 @@ def object_dataset_info(builder, description):
     )
 
 
-def read_transforms(folder):
+def read_transforms(folder, scene_bounds=(2.0, 6.0)):
     """Parses and validates an object folder in the NeRF-synthetic format.
 
     Args:
         folder: directory with `transforms.json` and the frames' PNG files.
+        scene_bounds: the task's (near, far): every camera centre must lie at a distance
+            in [near, far] from the origin (`learnit_tf.kinds.nerf.poses.check_pose`;
+            None: no distance check). Default: the ShapeNet renders' (2, 6).
 
     Returns:
         (camera_angle_x: float, image paths: list of str, poses: float32 (V, 4, 4)).
@@ -68,7 +72,9 @@ def read_transforms(folder):
         FileNotFoundError: no transforms.json, or a frame's image is missing
             (images and poses disagree in count).
         ValueError: invalid JSON, no `camera_angle_x`, no frames, or a
-            `transform_matrix` that is not 4×4 — the message names the file.
+            `transform_matrix` that is not a camera pose (`poses.check_pose`: finite,
+            rotation with det +1, within the scene bounds) — the message names the file
+            and the frame.
     """
     path = os.path.join(folder, "transforms.json")
     if not os.path.isfile(path):
@@ -98,14 +104,8 @@ def read_transforms(folder):
         if not isinstance(frame, dict) or "file_path" not in frame or \
                 "transform_matrix" not in frame:
             raise ValueError(f"{path}: frame {k} needs 'file_path' and 'transform_matrix'.")
-        try:
-            pose = np.asarray(frame["transform_matrix"], np.float64)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: frame {k} 'transform_matrix' is not a numeric "
-                             f"matrix: {e}") from e
-        if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
-            raise ValueError(f"{path}: frame {k} 'transform_matrix' has shape {pose.shape}; "
-                             "expected a finite 4×4 camera-to-world matrix.")
+        pose = poses_lib.check_pose(frame["transform_matrix"],
+                                    f"{path}: frame {k} 'transform_matrix'", scene_bounds)
         # The authors' loader uses the base name of file_path plus ".png".
         name = os.path.basename(str(frame["file_path"]))
         if not name.lower().endswith(".png"):

@@ -178,10 +178,10 @@ class ShapenetViewsTest(testing.TestCase):
                                        data_dir=os.path.join(root, "tfds1"),
                                        config=self.config("fake8_bad"))
         bad = json.loads(json.dumps(original))
-        bad["frames"][2]["transform_matrix"] = bad["frames"][2]["transform_matrix"][:3]
-        write(bad)
+        bad["frames"][2]["transform_matrix"] = bad["frames"][2]["transform_matrix"][:2]
+        write(bad)  # 3×4 is completed with [0, 0, 0, 1]; 2×4 is no pose.
         with self.assertRaisesRegex(ValueError, f"{path}: frame 2 'transform_matrix' has shape "
-                                                r"\(3, 4\); expected a finite 4×4"):
+                                                r"\(2, 4\); expected a 4×4 \(or 3×4\)"):
             views.read_transforms(folder)
         write(original)
         os.remove(os.path.join(folder, "r_3.png"))

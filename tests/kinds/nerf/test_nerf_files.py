@@ -136,3 +136,76 @@ class PhototourismDecoderTest(TestCase):
         (_, record), = phototourism.Phototourism._generate_examples(None, data, [0])
         self.assertEqual(record["image"].shape, (6, 8, 3))
         self.assertAllClose(record["image"].mean(), round(32700 / 65535 * 255), atol=0)
+
+
+class PoseValidationTest(TestCase):
+    """One validator (`learnit_tf.kinds.nerf.poses`) for every frame's camera-to-world matrix."""
+
+    def _object_with_frame_2(self, matrix):
+        root = self.get_temp_dir()
+        write_objects(root, 1)
+        path = os.path.join(root, "obj0", "transforms.json")
+        with open(path) as f:
+            meta = json.load(f)
+        self.good = np.array(meta["frames"][2]["transform_matrix"])
+        meta["frames"][2]["transform_matrix"] = matrix(self.good)
+        with open(path, "w") as f:
+            json.dump(meta, f)  # NaN is written as the NaN literal json.load accepts.
+        return os.path.join(root, "obj0"), path
+
+    def test_bad_poses_name_the_file_and_frame(self):
+        mirror = np.diag([1.0, 1.0, -1.0, 1.0])
+        cases = {
+            "all-zero": (lambda m: np.zeros((4, 4)).tolist(), "all zeros"),
+            "scaled": (lambda m: (m @ np.diag([2.0, 2.0, 2.0, 1.0])).tolist(),
+                       r"is scaled: .*lengths \[2.0, 2.0, 2.0\]"),
+            "mirrored": (lambda m: (m @ mirror).tolist(), r"is mirrored: .*determinant -1.000"),
+            "far-away": (lambda m: np.vstack([np.hstack([m[:3, :3], 10 * m[:3, 3:]]),
+                                              m[3:]]).tolist(),
+                         r"40 from the origin, outside the task's near/far range \[2, 6\]"),
+            "nan": (lambda m: np.where(np.eye(4) > 0, np.nan, m).tolist(), "NaN or infinite"),
+            "sheared": (lambda m: (m @ np.array([[1, 0.1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0],
+                                                 [0, 0, 0, 1.0]])).tolist(),
+                        "scaled|not orthogonal"),
+            "last-row": (lambda m: np.vstack([m[:3], [[0, 0, 1, 1]]]).tolist(),
+                         r"last row \[0.0, 0.0, 1.0, 1.0\]"),
+        }
+        for name, (matrix, pattern) in cases.items():
+            with self.subTest(name):
+                folder, path = self._object_with_frame_2(matrix)
+                with self.assertRaisesRegex(
+                        ValueError, f"{path}: frame 2 'transform_matrix' .*{pattern}"):
+                    files.read_object(folder)
+                task = NerfTask(num_samples=4, rays_per_step=8)
+                with self.assertRaisesRegex(ValueError, f"{path}: frame 2 "):
+                    files.fit_example(folder, task)
+
+    def test_good_poses_pass_and_3x4_is_completed(self):
+        folder, _ = self._object_with_frame_2(lambda m: m[:3].tolist())
+        record = files.read_object(folder)
+        self.assertAllClose(record["poses"][2], self.good)
+        # The rotation of the written poses is orthonormal with det +1 (independent check).
+        rotations = record["poses"][:, :3, :3].astype(np.float64)
+        self.assertAllClose(np.linalg.det(rotations), np.ones(4), atol=1e-6)
+
+    def test_scene_bounds_come_from_the_task(self):
+        folder, path = self._object_with_frame_2(lambda m: m.tolist())
+        distance = np.linalg.norm(self.good[:3, 3])  # 4: the ShapeNet camera radius.
+        self.assertAllClose(distance, 4.0, atol=1e-5)
+        with self.assertRaisesRegex(ValueError, f"{path}: frame 0 .*outside the task's near/far "
+                                                r"range \[0.5, 3\]"):
+            files.fit_example(folder, NerfTask(near=0.5, far=3.0, num_samples=4,
+                                               rays_per_step=8))
+        files.fit_example(folder, NerfTask(near=3.9, far=4.1, num_samples=4, rays_per_step=8))
+        root = os.path.dirname(folder)
+        write_objects(root, 2, prefix="more")
+        with self.assertRaisesRegex(ValueError, "outside the task's near/far range"):
+            files.nerf_folder_examples(root, split="train", near=5.0, far=6.0)
+
+    def test_phototourism_cameras_are_checked(self):
+        from learnit_tf.kinds.nerf.poses import check_pose  # pylint: disable=import-outside-toplevel
+        rotation = np.eye(3)[:, [1, 0, 2]]  # Swapping two axes: det -1.
+        with self.assertRaisesRegex(ValueError, r"c2w_mats.npy: image 3 is mirrored"):
+            check_pose(np.hstack([rotation, np.ones((3, 1))]), "c2w_mats.npy: image 3")
+        far = np.hstack([np.eye(3), [[100.0], [0.0], [0.0]]])
+        self.assertAllClose(check_pose(far, "x")[:3, 3], [100.0, 0.0, 0.0])  # No bounds given.
