@@ -34,22 +34,42 @@ CONVENTIONS = ("learnit", "skimage")
 SLICE_EXTENSIONS = image_files.IMAGE_EXTENSIONS + (".npy",)
 
 
+_NOT_NPY = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+            (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+            (b"PK\x03\x04", "a zip archive (.npz?)"))
+
+
 def load_npy(path, what):
-    """A numeric array from a `.npy` file (no pickles), or a ValueError naming the file."""
+    """A real numeric array from a `.npy` file (no pickles), or a ValueError naming the file."""
     path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise ValueError(f"{what} {path!r} is not a readable .npy array: {e}") from e
+    if head != b"\x93NUMPY":
+        found = next((name for magic, name in _NOT_NPY if head.startswith(magic)), None)
+        raise ValueError(f"{what} {path!r} is not a .npy file"
+                         + (f" (it is {found})" if found else "")
+                         + "; expected a NumPy .npy array (np.save) of real numbers.")
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{what} {path!r} is not a readable .npy array: {e}") from e
+        reason = ("it holds Python objects (pickled data), which are never loaded"
+                  if "pickle" in str(e) else str(e))
+        raise ValueError(f"{what} {path!r} is not a readable .npy array: {reason}.") from e
     if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number)
                                                  or array.dtype == bool):
         raise ValueError(f"{what} {path!r} holds {getattr(array, 'dtype', type(array))}; "
                          "expected a numeric array.")
+    if np.iscomplexobj(array):
+        raise ValueError(f"{what} {path!r} holds complex values ({array.dtype}); expected "
+                         "real numbers (the imaginary part would be dropped silently).")
     return array
 
 
 def to_learnit_convention(sinogram, angles=None, num_angles=None, convention="learnit",
-                          name="sinogram"):
+                          name="sinogram", angles_name="angles"):
     """A user's sinogram and angles in this package's convention (see the module docstring).
 
     Args:
@@ -58,6 +78,7 @@ def to_learnit_convention(sinogram, angles=None, num_angles=None, convention="le
         num_angles: instead of `angles`: V evenly spaced views in `convention`'s sense.
         convention: "learnit" or "skimage".
         name: what to call the sinogram in errors (e.g. its file).
+        angles_name: what to call the angles in errors (e.g. their file).
 
     Returns:
         (sinogram float32 (V, N) of ray means, angles float32 (V,) in radians).
@@ -71,6 +92,10 @@ def to_learnit_convention(sinogram, angles=None, num_angles=None, convention="le
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
+    if np.iscomplexobj(sinogram) or np.iscomplexobj(angles):
+        what = name if np.iscomplexobj(sinogram) else angles_name
+        raise ValueError(f"{what} holds complex values; expected real numbers (the "
+                         "imaginary part would be dropped silently).")
     sinogram = np.asarray(sinogram, dtype=np.float64)
     if sinogram.ndim != 2:
         raise ValueError(f"{name} has shape {sinogram.shape}; expected a 2D sinogram ("
@@ -90,7 +115,12 @@ def to_learnit_convention(sinogram, angles=None, num_angles=None, convention="le
         raise ValueError(f"{name} has shape {sinogram.shape}, i.e. {num_views} views in the "
                          f"{convention} layout, but num_angles={num_angles}.")
     if angles is not None:
-        angles = np.asarray(angles, dtype=np.float64).reshape(-1)
+        angles = np.asarray(angles, dtype=np.float64)
+        if angles.ndim != 1:
+            raise ValueError(f"{angles_name} has shape {angles.shape}; expected a 1D array of "
+                             f"shape ({num_views},): one angle per view of {name}.")
+        if not np.all(np.isfinite(angles)):
+            raise ValueError(f"{angles_name} contains NaN or infinite values.")
         if angles.shape[0] != num_views:
             raise ValueError(f"{name} has {num_views} views ({convention} layout, shape "
                              f"{sinogram.shape}) but {angles.shape[0]} angles were given.")
@@ -129,10 +159,13 @@ def fit_example(path, task, angles=None, num_angles=None, convention="learnit",
     """
     if not isinstance(task, CtTask):
         raise ValueError(f"sinogram inputs need a CtTask init, got {type(task).__name__}.")
+    angles_name = "angles"
     if isinstance(angles, (str, os.PathLike)):
+        angles_name = f"Angles file {os.fspath(angles)!r}"
         angles = load_npy(angles, "Angles file")
     sinogram, radians = to_learnit_convention(load_npy(path, "Sinogram"), angles, num_angles,
-                                              convention, name=f"Sinogram {os.fspath(path)!r}")
+                                              convention, name=f"Sinogram {os.fspath(path)!r}",
+                                              angles_name=angles_name)
     image = None if ground_truth is None else _ground_truth(ground_truth)
     try:
         example = sinogram_example(sinogram, radians, image)

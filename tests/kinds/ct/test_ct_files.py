@@ -114,7 +114,8 @@ class BadSinogramTest(TestCase):
         text = os.path.join(self.get_temp_dir(), "text.npy")
         with open(text, "w") as f:
             f.write("hello")
-        with self.assertRaisesRegex(ValueError, "text.npy.* not a readable .npy"):
+        with self.assertRaisesRegex(ValueError, "text.npy.* is not a .npy file; expected a "
+                                                "NumPy .npy array"):
             files.fit_example(text, task, num_angles=4)
         cube = self._save("cube.npy", np.zeros((4, 16, 2)))
         with self.assertRaisesRegex(ValueError, r"cube.npy.* shape \(4, 16, 2\); expected a 2D"):
@@ -144,6 +145,40 @@ class BadSinogramTest(TestCase):
         with self.assertRaisesRegex(ValueError, "need a CtTask"):
             from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
             files.fit_example(good, ImageTask(16), num_angles=4)
+
+    def test_complex_2d_angles_and_images_are_refused_naming_the_file(self):
+        task = CtTask(16)
+        sinogram = np.random.RandomState(0).rand(4, 16)
+        complex_path = self._save("complex.npy", sinogram + 1j * sinogram)
+        with self.assertRaisesRegex(ValueError, r"Sinogram '.*complex.npy' holds complex "
+                                                r"values \(complex128\); expected real"):
+            files.fit_example(complex_path, task, num_angles=4)
+        with self.assertRaisesRegex(ValueError, "sinogram holds complex values"):
+            files.to_learnit_convention(sinogram * 1j, num_angles=4)
+        good = self._save("good.npy", sinogram)
+        grid = self._save("grid.npy", evenly_spaced_angles(4).reshape(2, 2))
+        with self.assertRaisesRegex(ValueError, r"Angles file '.*grid.npy' has shape \(2, 2\); "
+                                                r"expected a 1D array of shape \(4,\): one "
+                                                r"angle per view of Sinogram '.*good.npy'"):
+            files.fit_example(good, task, angles=grid)
+        complex_angles = self._save("cangles.npy", evenly_spaced_angles(4) + 0j)
+        with self.assertRaisesRegex(ValueError, r"cangles.npy' holds complex values"):
+            files.fit_example(good, task, angles=complex_angles)
+        # The same angles as a 1D array are accepted (the 2D refusal is about the shape).
+        self.assertEqual(files.fit_example(good, task, angles=self._save(
+            "line.npy", evenly_spaced_angles(4))).example["angles"].shape, (4,))
+        png = os.path.join(self.get_temp_dir(), "sinogram.png")
+        Image.fromarray((sinogram * 255).astype(np.uint8)).save(png)
+        with self.assertRaises(ValueError) as caught:
+            files.fit_example(png, task, num_angles=4)
+        message = str(caught.exception)
+        self.assertRegex(message, r"Sinogram '.*sinogram.png' is not a .npy file \(it is a PNG "
+                                  r"image\); expected a NumPy .npy array \(np.save\)")
+        self.assertNotIn("allow_pickle", message)
+        pickled = os.path.join(self.get_temp_dir(), "objects.npy")
+        np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        with self.assertRaisesRegex(ValueError, "objects.npy.* holds Python objects"):
+            files.fit_example(pickled, task, num_angles=4)
 
 
 class SliceFolderTest(TestCase):
