@@ -59,6 +59,7 @@ setuptools.setup(
         "numpy",
         "pillow",
         "tifffile",  # 16/32-bit and float TIFFs (Pillow wraps or cuts them)
+        "soundfile",  # WAV decoding (PCM, float, WAVE_FORMAT_EXTENSIBLE), prefix reads
         "matplotlib",
         "importlib_resources",  # needed by tensorflow-datasets, not declared by it
         "phantominator",  # Shepp-Logan ellipse parameters (CT phantoms)

@@ -1,10 +1,17 @@
 """A user's own folder of WAV files as a signal class, and one WAV file for `fit.py`.
 
 Reading policy (every rule is tested in tests/kinds/audio/test_audio_folder.py):
-- Formats: PCM WAV with 8-bit (unsigned), 16-, 24- or 32-bit (signed) samples, read
-  with Python's `wave` module and scaled to [-1, 1] by the format's full scale;
-  IEEE-float WAVs are read with scipy when it is installed (values must be finite
-  and within [-1, 1]).
+- Formats: PCM WAV with 8-bit (unsigned), 16-, 24- or 32-bit (signed) samples, scaled
+  to [-1, 1] by the format's full scale, and IEEE-float WAVs (values must be finite
+  and within [-1, 1]), plain or WAVE_FORMAT_EXTENSIBLE (`learnit_tf.kinds.audio.wav`,
+  soundfile). A truncated file is refused, naming it.
+- Long files: only the samples used (the first `num_samples` at the task rate, plus
+  the resampling filter's reach) are decoded, so an hour-long file costs no more than
+  a short one; any read over `max_decoded_bytes` (default 256 MiB of float64) is
+  refused from the header before decoding.
+- Folders: the regular, readable `.wav` files directly in the folder are the signals;
+  hidden files (names starting with ".", e.g. macOS `._*` resource forks),
+  sub-directories and dangling symlinks are skipped.
 - Channels: mono, or stereo averaged to mono; more channels are refused.
 - Sample rate: a file at another rate is resampled to the task's rate (polyphase,
   `scipy.signal.resample_poly`) with `resample=True` (the default, needs scipy), or
@@ -21,85 +28,19 @@ Every refusal is a ValueError naming the file and what was expected.
 
 import math
 import os
-import wave
 
 import numpy as np
 import tensorflow as tf
 
 # The folder-split policy is shared by every kind's folder reader (CT, NeRF too).
 from learnit_tf.data import files as image_files
+from learnit_tf.kinds.audio.wav import MAX_DECODED_BYTES, read_wav  # noqa: F401
 
 WAV_EXTENSIONS = (".wav",)
 
 
-def _pcm_to_float(frames, sample_width, path):
-    """Interleaved PCM bytes -> float64 in [-1, 1] by the format's full scale."""
-    if sample_width == 1:  # 8-bit WAV is unsigned, centred on 128.
-        return (np.frombuffer(frames, np.uint8).astype(np.float64) - 128.0) / 128.0
-    if sample_width == 2:
-        return np.frombuffer(frames, "<i2").astype(np.float64) / 2.0**15
-    if sample_width == 3:  # Little-endian 24-bit: widen to int32 with sign extension.
-        raw = np.frombuffer(frames, np.uint8).reshape(-1, 3).astype(np.int32)
-        values = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
-        values = np.where(values >= 2**23, values - 2**24, values)
-        return values.astype(np.float64) / 2.0**23
-    if sample_width == 4:
-        return np.frombuffer(frames, "<i4").astype(np.float64) / 2.0**31
-    raise ValueError(f"WAV file {path!r} has {8 * sample_width}-bit samples; expected 8-, 16-, "
-                     "24- or 32-bit PCM.")
-
-
-def _read_float_wav(path, error):
-    """An IEEE-float WAV through scipy (the `wave` module reads PCM only)."""
-    try:
-        from scipy.io import wavfile  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        raise ValueError(f"Cannot read {path!r} as a PCM WAV file ({error}); float WAVs need "
-                         "scipy (pip install scipy) or conversion to 16-bit PCM.") from error
-    try:
-        rate, data = wavfile.read(path)
-    except (ValueError, OSError) as e:
-        raise ValueError(f"Cannot read {path!r} as a WAV file: {e}") from e
-    if not np.issubdtype(data.dtype, np.floating):
-        raise ValueError(f"Cannot read {path!r} as a WAV file: {error}") from error
-    data = data.astype(np.float64)
-    return rate, data.reshape(data.shape[0], -1)
-
-
-def read_wav(path):
-    """(sample_rate, float64 (frames, channels) in [-1, 1]) of a WAV file, unchanged otherwise.
-
-    Raises:
-        ValueError: unreadable or non-WAV file, unsupported sample width, NaN/infinite
-            or out-of-range float samples.
-    """
-    try:
-        with wave.open(path, "rb") as f:
-            channels, width, rate = f.getnchannels(), f.getsampwidth(), f.getframerate()
-            frames = f.readframes(f.getnframes())
-    except wave.Error as e:
-        if "unknown format: 3" in str(e):  # WAVE_FORMAT_IEEE_FLOAT
-            rate, data = _read_float_wav(path, e)
-        else:
-            raise ValueError(f"Cannot read {path!r} as a WAV file (expected PCM WAV): {e}") from e
-    except (OSError, EOFError) as e:
-        raise ValueError(f"Cannot read {path!r} as a WAV file (expected PCM WAV): {e}") from e
-    else:
-        data = _pcm_to_float(frames, width, path)
-        if data.size % channels:
-            raise ValueError(f"WAV file {path!r} is truncated: {data.size} samples do not fill "
-                             f"whole frames of {channels} channels.")
-        data = data.reshape(-1, channels)
-    if not np.all(np.isfinite(data)):
-        raise ValueError(f"WAV file {path!r} contains NaN or infinite samples.")
-    peak = float(np.max(np.abs(data))) if data.size else 0.0
-    if peak > 1.0:
-        raise ValueError(f"WAV file {path!r} has float samples reaching {peak:.4g}; expected "
-                         "full scale [-1, 1].")
-    return int(rate), data
-
-
-def load_waveform(path, num_samples, sample_rate, resample=True):
+def load_waveform(path, num_samples, sample_rate, resample=True,
+                  max_decoded_bytes=MAX_DECODED_BYTES):
     """A WAV file as float32 (num_samples,) in [-1, 1]: mono, at `sample_rate`, first samples.
 
     Args:
@@ -108,12 +49,19 @@ def load_waveform(path, num_samples, sample_rate, resample=True):
             `sample_rate`).
         sample_rate: the rate the samples must be at (the init's task rate).
         resample: resample files at another rate (needs scipy); if False they are refused.
+        max_decoded_bytes: bound on the float64 samples decoded (see `wav.read_wav`).
 
     Raises:
-        ValueError: unreadable file, more than 2 channels, wrong rate with
-            `resample=False`, too few samples, NaN (see `read_wav`).
+        ValueError: unreadable or truncated file, more than 2 channels, wrong rate with
+            `resample=False`, too few samples, NaN, over the memory bound (see `read_wav`).
     """
-    rate, data = read_wav(path)
+    import soundfile  # pylint: disable=import-outside-toplevel
+    try:
+        rate = soundfile.info(os.fspath(path)).samplerate
+    except (OSError, RuntimeError):
+        rate = None  # read_wav gives the error naming the file.
+    frames = None if rate is None else _frames_needed(num_samples, rate, sample_rate)
+    rate, data = read_wav(path, max_frames=frames, max_decoded_bytes=max_decoded_bytes)
     if data.shape[1] not in (1, 2):
         raise ValueError(f"WAV file {path!r} has {data.shape[1]} channels; expected mono or "
                          "stereo (stereo is averaged to mono).")
@@ -131,6 +79,18 @@ def load_waveform(path, num_samples, sample_rate, resample=True):
     return np.clip(mono[:num_samples], -1.0, 1.0).astype(np.float32)
 
 
+def _frames_needed(num_samples, rate, target_rate):
+    """Frames at `rate` whose resampling gives the first `num_samples` at `target_rate`
+    exactly as resampling the whole file would: scipy's resample_poly filter reaches
+    10·max(up, down) upsampled samples to each side, i.e. 10·max(up, down)/up input frames."""
+    if rate == target_rate:
+        return int(num_samples)
+    divisor = math.gcd(int(rate), int(target_rate))
+    up, down = target_rate // divisor, rate // divisor
+    reach = -(-10 * max(up, down) // up) + 2
+    return -(-int(num_samples) * down // up) + reach + 1
+
+
 def _resample(mono, rate, target_rate, path):
     try:
         from scipy.signal import resample_poly  # pylint: disable=import-outside-toplevel
@@ -143,14 +103,17 @@ def _resample(mono, rate, target_rate, path):
 
 
 def list_wav_files(directory):
-    """Sorted WAV files directly inside `directory`."""
+    """Sorted regular, readable WAV files directly inside `directory` (hidden files such as
+    `._x.wav` resource forks, sub-directories and dangling symlinks are skipped)."""
     if not os.path.isdir(directory):
         raise ValueError(f"Audio folder {directory!r} does not exist or is not a directory.")
     files = sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                   if f.lower().endswith(WAV_EXTENSIONS))
+                   if f.lower().endswith(WAV_EXTENSIONS) and not f.startswith(".")
+                   and os.path.isfile(os.path.join(directory, f))  # Follows symlinks.
+                   and os.access(os.path.join(directory, f), os.R_OK))
     if not files:
-        raise ValueError(f"Audio folder {directory!r} holds no WAV files (extensions "
-                         f"{WAV_EXTENSIONS}).")
+        raise ValueError(f"Audio folder {directory!r} holds no WAV files (regular, readable, "
+                         f"not hidden files with extensions {WAV_EXTENSIONS}).")
     return files
 
 
@@ -163,7 +126,7 @@ def split_files(directory, split, test_fraction=0.1):
 
 
 def audio_folder_examples(directory, split="train", num_samples=4096, sample_rate=8000,
-                          test_fraction=0.1, resample=True):
+                          test_fraction=0.1, resample=True, max_decoded_bytes=MAX_DECODED_BYTES):
     """Unbatched examples {"waveform": float32 (num_samples,)} from a folder of WAV files.
 
     Args:
@@ -173,17 +136,19 @@ def audio_folder_examples(directory, split="train", num_samples=4096, sample_rat
         sample_rate: rate of the returned samples (files at other rates are resampled).
         test_fraction: share of files (by name hash) in the test split, without subfolders.
         resample: see `load_waveform`.
+        max_decoded_bytes: bound on the samples decoded per file (see `wav.read_wav`).
 
     Example:
 
     >>> ds = audio_folder_examples("my_wavs", "train", num_samples=4096)  # doctest: +SKIP
     """
     files = split_files(directory, split, test_fraction)
-    waveforms = np.stack([load_waveform(f, num_samples, sample_rate, resample) for f in files])
+    waveforms = np.stack([load_waveform(f, num_samples, sample_rate, resample, max_decoded_bytes)
+                          for f in files])
     return tf.data.Dataset.from_tensor_slices({"waveform": waveforms})
 
 
-def fit_example(path, task, resample=True):
+def fit_example(path, task, resample=True, max_decoded_bytes=MAX_DECODED_BYTES):
     """`scripts/fit.py --input=FILE.wav` for an audio init: a `FitInput` of {"waveform"}.
 
     The file is read at the init's task rate and length (`load_waveform`). fit.py draws
@@ -198,7 +163,8 @@ def fit_example(path, task, resample=True):
         raise ValueError(f"WAV inputs need an AudioTask init, got {type(task).__name__}.")
     if os.path.isdir(path):
         raise ValueError(f"--input={path!r} is a directory; an audio init fits one WAV file.")
-    waveform = load_waveform(path, task.num_samples, task.sample_rate, resample)
+    waveform = load_waveform(path, task.num_samples, task.sample_rate, resample,
+                             max_decoded_bytes)
     example = {"waveform": waveform}
     if task.samples_per_step is not None:
         example["seed"] = np.zeros(2, np.int32)  # The random sample subsets of the fit.

@@ -1,14 +1,16 @@
 """WAV folders and files: reading policy, splits, and bad input named by file."""
 
 import os
+import struct
 import wave
 
 import numpy as np
 
 from learnit_tf import testing
 from learnit_tf.kinds.audio import AudioTask
-from learnit_tf.kinds.audio.folder import (audio_folder_examples, fit_example, load_waveform,
-                                           read_wav, split_files)
+from learnit_tf.kinds.audio.folder import (audio_folder_examples, fit_example,
+                                           list_wav_files, load_waveform, read_wav,
+                                           split_files)
 
 
 def write_wav(path, samples, rate=8000, width=2):
@@ -153,3 +155,129 @@ class AudioFolderTest(testing.TestCase):
         self.assertIn("512 samples at 8000 Hz", fit_input.description)
         with self.assertRaisesRegex(ValueError, "directory"):
             fit_example(self.dir, task)
+
+
+def write_extensible_pcm(path, ints, rate=8000, bits=16):
+    """A WAVE_FORMAT_EXTENSIBLE PCM file written byte by byte (not by the library that
+    reads it): the plain PCM samples behind a 40-byte fmt chunk with the PCM SubFormat."""
+    ints = np.asarray(ints)
+    ints = ints[:, None] if ints.ndim == 1 else ints
+    channels, width = ints.shape[1], bits // 8
+    if width == 3:
+        raw = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    else:
+        raw = ints.astype({2: "<i2", 4: "<i4"}[width]).tobytes()
+    pcm_guid = struct.pack("<IHH", 1, 0x0000, 0x0010) + bytes.fromhex("800000aa00389b71")
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * channels * width,
+                      channels * width, bits, 22, bits, (1 << channels) - 1) + pcm_guid
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack(
+        "<I", len(raw)) + raw
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+class AudioInputsTest(testing.TestCase):
+    """Issue 26: folder listing, WAVE_FORMAT_EXTENSIBLE, truncation, long files."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.get_temp_dir()
+
+    def test_only_regular_visible_wav_files_are_signals(self):
+        for name in ("a.wav", "b.wav"):
+            write_wav(os.path.join(self.dir, name), tone(300))
+        with open(os.path.join(self.dir, "._a.wav"), "wb") as f:
+            f.write(b"\x00\x05\x16\x07" + b"\x00" * 200)  # An AppleDouble resource fork.
+        write_wav(os.path.join(self.dir, ".hidden.wav"), tone(300))
+        os.makedirs(os.path.join(self.dir, "sub.wav"))
+        write_wav(os.path.join(self.dir, "sub.wav", "inner.wav"), tone(300))
+        os.symlink(os.path.join(self.dir, "gone.wav"), os.path.join(self.dir, "dangling.wav"))
+        os.symlink(os.path.join(self.dir, "b.wav"), os.path.join(self.dir, "link.wav"))
+        self.assertEqual([os.path.basename(f) for f in list_wav_files(self.dir)],
+                         ["a.wav", "b.wav", "link.wav"])
+        signals = sum(len(list(audio_folder_examples(self.dir, s, num_samples=256)))
+                      for s in ("train", "test"))
+        self.assertEqual(signals, 3)
+        junk = os.path.join(self.dir, "junk")
+        os.makedirs(os.path.join(junk, "dir.wav"))
+        os.symlink(os.path.join(junk, "nothing.wav"), os.path.join(junk, "broken.wav"))
+        with open(os.path.join(junk, "._x.wav"), "wb") as f:
+            f.write(b"\x00" * 10)
+        with self.assertRaisesRegex(ValueError, r"junk' holds no WAV files \(regular, "
+                                                "readable, not hidden"):
+            audio_folder_examples(junk, "train", num_samples=256)
+
+    def test_wave_format_extensible_pcm_is_plain_pcm(self):
+        rng = np.random.RandomState(0)
+        for bits in (16, 24, 32):
+            with self.subTest(bits=bits):
+                full = 2 ** (bits - 1)
+                ints = rng.randint(-full, full, size=(400, 2), dtype=np.int64)
+                path = write_extensible_pcm(os.path.join(self.dir, f"ext{bits}.wav"), ints,
+                                            bits=bits)
+                rate, data = read_wav(path)
+                self.assertEqual(rate, 8000)
+                self.assertAllEqual(data, ints / float(full))  # The file's own integers.
+                self.assertAllClose(load_waveform(path, 400, 8000),
+                                    (ints / float(full)).mean(axis=1), atol=1e-7)
+
+    def test_truncated_wav_names_the_file_and_the_missing_bytes(self):
+        path = write_wav(os.path.join(self.dir, "cut.wav"), tone(1000))
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[:44 + 600])  # Header + 300 of the 1000 samples.
+        with self.assertRaisesRegex(ValueError, r"cut\.wav' is truncated: its header declares "
+                                                r"2000 bytes of samples but only 600 follow "
+                                                r"\(1400 bytes missing"):
+            load_waveform(path, 256, 8000)
+        with open(path, "wb") as f:
+            f.write(data[:30])  # Inside the fmt chunk.
+        with self.assertRaisesRegex(ValueError, r"cut\.wav' is truncated: it ends before its "
+                                                "'data' chunk"):
+            read_wav(path)
+
+    def test_long_files_decode_only_what_is_used_and_the_bound_is_checked_first(self):
+        import tracemalloc  # pylint: disable=import-outside-toplevel
+        hour = os.path.join(self.dir, "hour.wav")
+        frames = 3600 * 8000
+        ints = (np.arange(frames, dtype=np.int64) * 7919 % 65536 - 32768).astype("<i2")
+        with wave.open(hour, "wb") as f:  # 57.6 MB: one hour of 8 kHz mono 16-bit.
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(8000)
+            f.writeframes(ints.tobytes())
+        del ints
+        tracemalloc.start()
+        try:
+            waveform = load_waveform(hour, 4096, 8000)
+            used = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            with self.assertRaisesRegex(ValueError, r"hour\.wav' would decode to 220 MiB "
+                                                    r"\(28800000 frames × 1 channels as float64, "
+                                                    r"3600 s at 8000 Hz\), over the 100 MiB "
+                                                    r"bound; pass max_decoded_bytes="):
+                read_wav(hour, max_decoded_bytes=100 * 2**20)
+            refused = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        expected = (np.arange(4096) * 7919 % 65536 - 32768) / 32768.0
+        self.assertAllEqual(waveform, expected.astype(np.float32))
+        self.assertLess(used, 4 * 2**20)  # The whole file as float64 would be 220 MiB.
+        self.assertLess(refused, 2**20)  # Refused from the header, nothing decoded.
+        with self.assertRaisesRegex(ValueError, "over the 1 MiB bound"):
+            load_waveform(hour, 8000 * 20, 8000, max_decoded_bytes=2**20)
+
+    def test_resampling_a_prefix_equals_resampling_the_whole_file(self):
+        from scipy.signal import resample_poly  # pylint: disable=import-outside-toplevel
+        for rate in (11025, 44100, 6000):
+            with self.subTest(rate=rate):
+                samples = 0.4 * np.sin(np.arange(3 * rate) * 0.37) + 0.3 * np.sin(
+                    np.arange(3 * rate) * 0.011)
+                path = write_wav(os.path.join(self.dir, f"r{rate}.wav"), samples, rate=rate)
+                _, whole = read_wav(path)
+                divisor = np.gcd(rate, 8000)
+                reference = resample_poly(whole[:, 0], 8000 // divisor, rate // divisor)
+                self.assertAllClose(load_waveform(path, 4000, 8000), reference[:4000],
+                                    atol=1e-6)
