@@ -55,6 +55,7 @@ setuptools.setup(
         "tensorboard",  # tf.summary needs it; tensorflow no longer pulls it in
         "tensorflow-graphics",
         "absl-py",
+        "filelock",  # locked read-merge-replace of shared files (zoo index, pins)
         "gin-config",
         "numpy",
         "pillow",

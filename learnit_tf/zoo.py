@@ -30,6 +30,9 @@ Where the files of a version come from:
    place; a bad file is deleted and refused. A `.part` file left by a killed download
    is never read: the next download of that file deletes it (once no live download
    holds it). Cache hits are re-verified on every use and never re-downloaded.
+   A download is cut off at the size the index records (plus one byte) and at a
+   total deadline (a trickling or silent server cannot hold it open): see
+   `learnit_tf.zoo_transport`.
 
 Published versions are immutable, and the cache holds them to that (pins):
 - The first time a file of `name@version` is verified in the cache, its size and
@@ -68,31 +71,20 @@ Example:
 TensorFlow and Keras are imported lazily, so listing a zoo is fast.
 """
 
-import contextlib
 import datetime
 import hashlib
 import json
 import os
 import re
-import tempfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import uuid
 
 from absl import logging
 
 from learnit_tf import metadata as init_metadata
 from learnit_tf.headline import finite_number as _number
 from learnit_tf.headline import headline_from_metadata as protocol_headline
-from learnit_tf import shipped
-from learnit_tf.atomic import atomic_save, write_json_atomic
-
-try:
-    import fcntl
-except ImportError:  # Windows: stale .part files are recognised by age alone.
-    fcntl = None
+from learnit_tf import locks, shipped, zoo_transport
+from learnit_tf.atomic import atomic_save
 
 # Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
 # tests assert the two stay equal).
@@ -113,11 +105,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _URL_SCHEMES = ("http", "https", "file")
 _CHUNK = 1 << 20
-_MAX_INDEX_BYTES = 16 << 20
-_PROGRESS_MIN_BYTES = 1 << 20
-_TIMEOUT_SECONDS = 60
-_FRESH_PART_SECONDS = 5
-_STALE_PART_SECONDS_WITHOUT_LOCKS = 3600
 PINS_DIR = "pins"
 _List = list  # this module defines a public `list()`; keep the builtin at hand
 
@@ -144,6 +131,10 @@ class IndexFormatError(ZooError, ValueError):
 
 class VersionExistsError(ZooError, FileExistsError):
     """Publishing a version that already exists (published versions are immutable)."""
+
+
+class DownloadTimeoutError(ZooError, TimeoutError):
+    """A download that did not finish within its total deadline (`learnit_tf.zoo_transport`)."""
 
 
 class PinnedVersionChangedError(IntegrityError):
@@ -279,141 +270,14 @@ def _check_local_file(path, expected):
     return _mismatch(path, *_file_digest(path), expected)
 
 
-def _open_stream(url):
-    """Opens `url` (http/https/file, gs:// and other gfile schemes, or a local path)."""
-    if _is_url(url):
-        try:
-            return urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS)  # nosec: verified
-        except urllib.error.HTTPError as e:
-            raise ZooError(f"Could not download {url}: HTTP {e.code} {e.reason}.") from e
-        except (urllib.error.URLError, OSError) as e:
-            raise ZooError(f"Could not download {url}: {e}.") from e
-    if _is_local(url):
-        if not os.path.isfile(url):
-            raise ZooError(f"Could not read {url!r}: no such file.")
-        return open(url, "rb")
-    gfile = _gfile()
-    if not gfile.exists(url):
-        raise ZooError(f"Could not read {url!r}: no such file.")
-    return gfile.GFile(url, "rb")
-
-
-def _read_bytes(location, limit=_MAX_INDEX_BYTES):
-    with _open_stream(location) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ZooError(f"{location!r} is larger than {limit} bytes; refusing it as an index.")
-    return data
-
-
-def _download(url, target, expected, progress=True):
-    """Copies `url` to `target` through a temporary file, checking size and sha256.
-
-    Reads at most one byte more than the index allows, so a hostile server cannot
-    fill the disk; the temporary file is removed on any failure, so the cache never
-    holds a bad or partial file.
-    """
-    directory = os.path.dirname(target)
-    os.makedirs(directory, exist_ok=True)
-    remove_stale_parts(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part",
-                               dir=directory)
-    _lock_part(fd)  # Marks the .part as live until this process closes it or dies.
-    size, digest = 0, hashlib.sha256()
-    bar = None
-    try:
-        with os.fdopen(fd, "wb") as out, _open_stream(url) as src:
-            length = getattr(src, "headers", None) and src.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) != expected["size"]:
-                raise IntegrityError(
-                    f"Refusing {url}: size mismatch: expected {expected['size']} bytes as the "
-                    f"index records, the server sends {int(length)} bytes (Content-Length). "
-                    "Nothing was cached.")
-            if progress and expected["size"] >= _PROGRESS_MIN_BYTES:
-                import keras  # pylint: disable=import-outside-toplevel
-                print(f"Downloading {url}")
-                bar = keras.utils.Progbar(expected["size"], unit_name="B")
-            while True:
-                chunk = src.read(min(_CHUNK, expected["size"] + 1 - size))
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > expected["size"]:
-                    raise IntegrityError(
-                        f"Refusing {url}: more than the {expected['size']} bytes the index "
-                        "expects. Nothing was cached.")
-                digest.update(chunk)
-                out.write(chunk)
-                if bar is not None:
-                    bar.update(size)
-        problem = _mismatch(url, size, digest.hexdigest(), expected)
-        if problem:
-            raise IntegrityError(f"Refusing download: {problem}. Nothing was cached.")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return target
-
-
-def _part_files(target):
-    """The hidden `.part` files downloads of `target` create (live or left by a kill)."""
-    directory, base = os.path.split(target)
-    prefix = f".{base}."
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return [os.path.join(directory, n) for n in names
-            if n.startswith(prefix) and n.endswith(".part")]
-
-
-def _lock_part(fd):
-    if fcntl is not None:
-        with contextlib.suppress(OSError):  # A file system without locks: age decides.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _part_is_live(path):
-    """Whether a download still writes `path` (it holds the lock, or it is very recent)."""
-    try:
-        age = time.time() - os.path.getmtime(path)
-    except FileNotFoundError:
-        return False
-    if age < _FRESH_PART_SECONDS:  # Between another download's mkstemp and its flock.
-        return True
-    if fcntl is not None:
-        try:
-            with open(path, "rb") as f:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False  # Nobody holds it: its download was killed.
-        except BlockingIOError:
-            return True
-        except FileNotFoundError:
-            return False
-        except OSError:
-            pass  # No locks on this file system.
-    # No locks to ask: only an hour without a write marks it dead.
-    return age < _STALE_PART_SECONDS_WITHOUT_LOCKS
-
-
-def remove_stale_parts(target):
-    """Deletes the `.part` files of `target` that no live download holds; returns them.
-
-    A killed download leaves its `.part`; it is never read (every download streams
-    into a new one and verifies it), and this removes it the next time that file is
-    downloaded.
-    """
-    removed = []
-    for path in _part_files(target):
-        if not _part_is_live(path):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-                removed.append(path)
-    if removed:
-        logging.info("Removed %d stale partial download(s) of %s.", len(removed), target)
-    return removed
+# Downloads (size cap, total deadline, .part files): learnit_tf.zoo_transport.
+_open_stream = zoo_transport.open_stream
+_read_bytes = zoo_transport.read_bytes
+_download = zoo_transport.download
+_part_files = zoo_transport.part_files
+_lock_part = zoo_transport.lock_part
+_part_is_live = zoo_transport.part_is_live
+remove_stale_parts = zoo_transport.remove_stale_parts
 
 
 def _source_key(base):
@@ -729,10 +593,23 @@ class Zoo:
                 "otherwise ask for a new version number.")
 
     def _write_pin(self, name, version, pinned):
-        path = self.pin_path(name, version)
-        write_json_atomic(path, {"index": self.index_location, "name": name,
-                                 "version": version, "files": pinned,
-                                 "pinned": _utc_now()})
+        """Adds `pinned` to the pin file: a locked read-merge-replace (another process may
+        be pinning other files of the same version), refusing a file pinned meanwhile
+        with other bytes."""
+        def merge(current):
+            files = dict(current.get("files") or {})
+            for filename, record in pinned.items():
+                old = files.get(filename)
+                if old is not None and (old["size"], old["sha256"]) != (record["size"],
+                                                                         record["sha256"]):
+                    raise PinnedVersionChangedError(
+                        f"Zoo entry {name!r} version {version!r}: {filename} was pinned with "
+                        f"sha256 {old['sha256']} by another process while this one verified "
+                        f"sha256 {record['sha256']}; published versions are immutable.")
+                files[filename] = record
+            return {"index": self.index_location, "name": name, "version": version,
+                    "files": files, "pinned": current.get("pinned") or _utc_now()}
+        locks.update_json(self.pin_path(name, version), merge, default={})
 
     # -- public API ----------------------------------------------------------------
 
@@ -942,8 +819,15 @@ def _write_bytes_atomic(path, data):
 
 
 def split_name(name_or_spec, version=None):
-    """Splits "name@version" (the explicit `version` argument must agree)."""
-    name, _, spec_version = str(name_or_spec).partition("@")
+    """Splits "name@version" (the explicit `version` argument must agree).
+
+    "name@" (an empty version) and "@version" (an empty name) are errors, not "latest".
+    """
+    name, at, spec_version = str(name_or_spec).partition("@")
+    if at and not (name and spec_version):
+        raise ValueError(f"{name_or_spec!r} has an empty {'version' if name else 'name'} "
+                         "around '@'; expected NAME@VERSION (e.g. text_images_maml@1), or "
+                         "just NAME for its latest version.")
     if spec_version and version is not None and str(version) != spec_version:
         raise ValueError(f"Conflicting versions: {name_or_spec!r} and version={version!r}.")
     return name, (spec_version or (None if version is None else str(version)))
@@ -1016,144 +900,7 @@ def _utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _read_gfile_index(gfile, index_path):
-    if not gfile.exists(index_path):
-        return empty_index()
-    with gfile.GFile(index_path, "rb") as f:
-        return _parse_index(f.read(), index_path)
-
-
-def _write_gfile_index(gfile, index_path, index):
-    """Writes the index to a temporary name, then renames it over the old one."""
-    tmp = f"{index_path}.tmp-{uuid.uuid4().hex}"
-    data = json.dumps(index, indent=2, sort_keys=True) + "\n"
-    try:
-        with gfile.GFile(tmp, "w") as f:
-            f.write(data)
-        gfile.rename(tmp, index_path, overwrite=True)
-    except BaseException:
-        if gfile.exists(tmp):
-            gfile.remove(tmp)
-        raise
-
-
-def publish(init_dir, name, version, destination=None, description=None):
-    """Publishes an init directory as `name`/`version` of a zoo.
-
-    Validates the init (all three files, config builds, weights load), copies the
-    files to `destination/<name>/<version>/` through tf.io.gfile, checks the copies'
-    hashes, then adds the version to `destination/index.json` (written to a temporary
-    name and renamed). Published versions are immutable: an existing version is
-    refused. On a local destination the files are staged in a hidden sibling
-    directory and renamed into place, so a reader never sees a partial version.
-
-    Args:
-        init_dir: local init directory (see `learnit_tf.init_io.save_init`).
-        name: entry name ([A-Za-z0-9_.-]).
-        version: version string, e.g. "1".
-        destination: zoo directory, local or `gs://…` (default: the repo's `zoo/`).
-        description: one-line description of the entry (default: kept, or derived
-            from the metadata).
-
-    Returns:
-        The index record of the new version.
-
-    Example:
-
-    >>> import tempfile
-    >>> from learnit_tf.init_io import save_init
-    >>> from learnit_tf.models import Siren
-    >>> init = save_init(Siren(width=8, depth=2, seed=0), tempfile.mkdtemp() + "/init",
-    ...                  {"signal_class": "demo"})
-    >>> record = publish(init, "demo", "1", tempfile.mkdtemp())
-    >>> record["path"]
-    'demo/1/'
-    """
-    from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
-    check_name(name, "name")
-    check_name(str(version), "version")
-    version = str(version)
-    destination = str(destination or SHIPPED_ZOO_DIR)
-    if _is_url(destination):
-        raise ValueError(f"Cannot publish to {destination!r}: http(s) is read-only; publish to "
-                         "a local directory or gs:// and serve that directory.")
-    if _is_local(destination):
-        destination = os.path.abspath(os.path.expanduser(destination))
-    for filename in ALLOWED_FILES:
-        if not os.path.isfile(os.path.join(init_dir, filename)):
-            raise FileNotFoundError(f"Cannot publish {init_dir!r}: {filename} is missing "
-                                    f"(an init directory holds {', '.join(ALLOWED_FILES)}).")
-    # Validate before anything is written: the config builds, the weights load.
-    config = init_io.read_config(init_dir)
-    try:
-        metadata = init_io.read_metadata(init_dir)  # Validated against the schema.
-    except init_metadata.MetadataError as e:
-        raise ValueError(f"Cannot publish {init_dir!r}: {e}") from e
-    try:
-        model = init_io.load_init(init_dir)
-    except Exception as e:
-        raise ValueError(f"Cannot publish {init_dir!r}: the init does not load ({e}).") from e
-    problem = non_finite_weights(model)
-    if problem:
-        raise NonFiniteWeightsError(f"Cannot publish {init_dir!r}: {problem}.")
-    files = {}
-    for filename in ALLOWED_FILES:
-        size, sha = _file_digest(os.path.join(init_dir, filename))
-        files[filename] = {"size": size, "sha256": sha}
-
-    gfile = _gfile()
-    index_path = _join(destination, INDEX_FILE)
-    index = _read_gfile_index(gfile, index_path)
-    existing = index["entries"].get(name, {}).get("versions", {})
-    if version in existing:
-        raise VersionExistsError(
-            f"{name!r} version {version!r} is already published in {index_path}; published "
-            f"versions are immutable (existing: {', '.join(sorted(existing, key=version_key))}). "
-            "Publish a new version.")
-    version_dir = _join(destination, name, version)
-    if gfile.exists(version_dir):
-        raise VersionExistsError(
-            f"{version_dir!r} exists but is not in the index (left by an interrupted "
-            "publish?); remove it or publish another version.")
-
-    gfile.makedirs(_join(destination, name))
-    staging = (_join(destination, name, f".{version}.tmp-{uuid.uuid4().hex[:8]}")
-               if _is_local(destination) else version_dir)
-    try:
-        gfile.makedirs(staging)
-        for filename, record in files.items():
-            target = _join(staging, filename)
-            gfile.copy(os.path.join(init_dir, filename), target, overwrite=False)
-            problem = _mismatch(target, *_gfile_digest(target), record)
-            if problem:
-                raise IntegrityError(f"Copy failed verification: {problem}.")
-        if staging != version_dir:
-            gfile.rename(staging, version_dir, overwrite=False)
-    except BaseException:
-        if gfile.exists(staging):
-            gfile.rmtree(staging)
-        raise
-
-    # Commit: re-read the index so a concurrent publish of another entry is kept.
-    index = _read_gfile_index(gfile, index_path)
-    entry = index["entries"].setdefault(name, {"versions": {}})
-    if version in entry["versions"]:
-        raise VersionExistsError(f"{name!r} version {version!r} was published concurrently.")
-    headline = headline_from_metadata(metadata, config, int(model.count_params()))
-    record = {"path": f"{name}/{version}/", "files": files, "headline": headline,
-              "published": _utc_now()}
-    entry["versions"][version] = record
-    entry["latest"] = max(entry["versions"], key=version_key)
-    if description is not None:
-        entry["description"] = description
-    elif not entry.get("description"):
-        entry["description"] = metadata.get("description") or " ".join(
-            str(x) for x in (headline.get("signal_class"), headline.get("model_class"),
-                             "init", f"({headline['algorithm']})" if "algorithm" in headline
-                             else None) if x)
-    _write_gfile_index(gfile, index_path, index)
-    logging.info("Published %s version %s to %s", name, version, version_dir)
-    return record
+# publish() lives in learnit_tf.zoo_publish (imported at the end of this module).
 
 
 # ------------------------------------------------------------------------------ table
@@ -1252,3 +999,7 @@ def format_table(rows, markdown=False):
     if not cells:
         lines.append("(no entries)")
     return "\n".join(line.rstrip() for line in lines)
+
+
+# Kept as `zoo.publish` (the code lives in its own module, beside the zoo's locks).
+from learnit_tf.zoo_publish import publish  # noqa: E402  pylint: disable=wrong-import-position

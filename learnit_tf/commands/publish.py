@@ -2,7 +2,8 @@ r"""Publishes an init directory to a learnit_tf zoo (local directory or gs://).
 
 Copies config.json, metadata.json and model.weights.h5 to
 `<destination>/<name>/<version>/`, records their sizes and sha256 hashes and the
-init's headline metrics in `<destination>/index.json` (written atomically).
+init's headline metrics in `<destination>/index.json` (written atomically, under a lock:
+several publishes into one local zoo at once all keep their entries).
 Published versions are immutable: re-publishing an existing version is refused.
 
 Example:
@@ -20,7 +21,7 @@ from absl import app, flags
 from learnit_tf import commands
 
 
-from learnit_tf import zoo  # pylint: disable=wrong-import-position
+from learnit_tf import locks, zoo  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("init", None, "Init directory to publish (config.json, metadata.json, "
                     "model.weights.h5).")
@@ -41,9 +42,14 @@ def main(argv):
     try:
         record = zoo.publish(FLAGS.init, FLAGS.name, FLAGS.version, FLAGS.destination,
                              description=FLAGS.description)
-    except (zoo.ZooError, ValueError, FileNotFoundError) as e:
-        # Refusals (existing version, broken init, bad name) are user-facing.
+    except (zoo.ZooError, ValueError, FileNotFoundError, locks.SharedFileBusyError) as e:
+        # Refusals (existing version, broken init, bad name or destination, a zoo locked
+        # by another publish for too long) are user-facing.
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:  # E.g. a destination this user may not write.
+        print(f"error: could not publish to --destination={FLAGS.destination!r}: {e}",
+              file=sys.stderr)
         sys.exit(1)
     print(f"Published {FLAGS.name} version {FLAGS.version} to "
           f"{FLAGS.destination.rstrip('/')}/{record['path']}")

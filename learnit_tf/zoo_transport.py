@@ -1,0 +1,270 @@
+"""How the zoo reads bytes from elsewhere: bounded in size and in time, never kept unverified.
+
+Every download (a remote index.json, an init's files) is bounded twice:
+- **Size.** An init file is read up to the size its index records and one byte more:
+  a server that sends more (with or without a Content-Length) is cut there and the
+  bytes are dropped. A remote index is read up to 16 MiB.
+- **Time.** A total deadline per download, not per read: a server that trickles a
+  byte now and then is cut off when the deadline passes, as is one that goes silent
+  (each socket read waits at most until the deadline). The deadline is 120 s plus
+  one second per 256 KiB the file is expected to hold (a 100 MiB file: 520 s), or
+  `$LEARNIT_TF_DOWNLOAD_DEADLINE` seconds when that is set.
+
+A download streams into a hidden temporary `.<file>.<random>.part` beside its target,
+is checked for size and sha256, then renamed into place; on any failure (cut off, too
+large, wrong hash, Ctrl-C) the temporary is deleted, so nothing unverified is kept. A
+`.part` left by a killed process is never read, and is deleted by the next download of
+that file once no live download holds it (an OS lock marks live ones).
+"""
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from absl import logging
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale .part files are recognised by age alone.
+    fcntl = None
+
+ENV_DEADLINE = "LEARNIT_TF_DOWNLOAD_DEADLINE"
+CHUNK = 1 << 20
+MAX_INDEX_BYTES = 16 << 20
+PROGRESS_MIN_BYTES = 1 << 20
+READ_TIMEOUT_SECONDS = 60  # The longest one socket read may wait (within the deadline).
+BASE_DEADLINE_SECONDS = 120
+MIN_BYTES_PER_SECOND = 256 << 10
+FRESH_PART_SECONDS = 5
+STALE_PART_SECONDS_WITHOUT_LOCKS = 3600
+
+
+def _zoo():
+    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel  # zoo imports us
+    return zoo
+
+
+def deadline_seconds(expected_size):
+    """The total time a download of `expected_size` bytes may take (see the docstring)."""
+    value = os.environ.get(ENV_DEADLINE)
+    if value:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = float("nan")
+        if not seconds > 0 or seconds == float("inf"):
+            raise ValueError(f"${ENV_DEADLINE}={value!r}: expected a number of seconds > 0.")
+        return seconds
+    return BASE_DEADLINE_SECONDS + expected_size / MIN_BYTES_PER_SECOND
+
+
+class _Deadline:
+    """The time left for one download; raises DownloadTimeoutError once it is spent."""
+
+    def __init__(self, url, seconds):
+        self.url, self.seconds = url, seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self):
+        return self.end - time.monotonic()
+
+    def check(self, received):
+        if self.remaining() <= 0:
+            self.fail(received)
+
+    def fail(self, received, cause=None):
+        raise _zoo().DownloadTimeoutError(
+            f"Could not download {self.url}: it did not finish within {self.seconds:g} s "
+            f"(the total deadline of a download; {received} bytes arrived). Nothing was "
+            f"kept. The server is too slow or stalled; set ${ENV_DEADLINE} to allow more "
+            "time.") from cause
+
+
+def _socket_of(stream):
+    """The socket under an http(s) response (None for files, gfile streams)."""
+    raw = getattr(getattr(stream, "fp", None), "raw", None)
+    return getattr(raw, "_sock", None)  # http.client keeps it here (SocketIO._sock).
+
+
+def open_stream(url, deadline=None):
+    """Opens `url` (http/https/file, gs:// and other gfile schemes, or a local path)."""
+    zoo = _zoo()
+    if zoo._is_url(url):  # pylint: disable=protected-access
+        timeout = READ_TIMEOUT_SECONDS
+        if deadline is not None:
+            timeout = max(0.001, min(timeout, deadline.remaining()))
+        try:
+            return urllib.request.urlopen(url, timeout=timeout)  # nosec: verified
+        except urllib.error.HTTPError as e:
+            raise zoo.ZooError(f"Could not download {url}: HTTP {e.code} {e.reason}.") from e
+        except TimeoutError as e:
+            if deadline is not None and deadline.remaining() <= 0:
+                deadline.fail(0, e)
+            raise zoo.ZooError(f"Could not download {url}: {e}.") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise zoo.ZooError(f"Could not download {url}: {e}.") from e
+    if zoo._is_local(url):  # pylint: disable=protected-access
+        if not os.path.isfile(url):
+            raise zoo.ZooError(f"Could not read {url!r}: no such file.")
+        return open(url, "rb")
+    gfile = zoo._gfile()  # pylint: disable=protected-access
+    if not gfile.exists(url):
+        raise zoo.ZooError(f"Could not read {url!r}: no such file.")
+    return gfile.GFile(url, "rb")
+
+
+def stream_chunks(src, limit, deadline):
+    """Yields the chunks of `src`, at most `limit` + 1 bytes in all, within `deadline`.
+
+    Reads with `read1` where the stream has it (one socket read, whatever has
+    arrived), so a trickling server cannot hold a read open past the deadline; before
+    each read the socket's timeout is cut to the time left.
+    """
+    read = getattr(src, "read1", None) or src.read
+    sock = _socket_of(src)
+    received = 0
+    while received <= limit:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            deadline.fail(received)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(max(0.001, min(READ_TIMEOUT_SECONDS, remaining)))
+        try:
+            chunk = read(min(CHUNK, limit + 1 - received))
+        except (TimeoutError, OSError) as e:
+            if deadline.remaining() <= 0 or isinstance(e, TimeoutError):
+                deadline.fail(received, e)
+            raise _zoo().ZooError(f"Could not download {deadline.url}: {e}.") from e
+        if not chunk:
+            return
+        received += len(chunk)
+        yield chunk
+        deadline.check(received)
+
+
+def read_bytes(location, limit=MAX_INDEX_BYTES):
+    """The bytes of a (small) file such as an index, refused beyond `limit` bytes."""
+    deadline = _Deadline(location, deadline_seconds(limit))
+    with open_stream(location, deadline) as src:
+        data = b"".join(stream_chunks(src, limit, deadline))
+    if len(data) > limit:
+        raise _zoo().ZooError(f"{location!r} is larger than {limit} bytes; refusing it as an "
+                              "index (nothing more was read).")
+    return data
+
+
+def download(url, target, expected, progress=True):
+    """Copies `url` to `target` through a temporary file, checking size and sha256.
+
+    Reads at most one byte more than the index records (`expected["size"]`) and stops
+    at the deadline (`deadline_seconds`); the temporary file is removed on any
+    failure, so the cache never holds a bad or partial file.
+    """
+    zoo = _zoo()
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    remove_stale_parts(target)
+    cap = expected["size"]
+    deadline = _Deadline(url, deadline_seconds(cap))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part",
+                               dir=directory)
+    lock_part(fd)  # Marks the .part as live until this process closes it or dies.
+    size, digest = 0, hashlib.sha256()
+    bar = None
+    try:
+        with os.fdopen(fd, "wb") as out, open_stream(url, deadline) as src:
+            length = getattr(src, "headers", None) and src.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) != cap:
+                raise zoo.IntegrityError(
+                    f"Refusing {url}: size mismatch: expected {cap} bytes as the "
+                    f"index records, the server sends {int(length)} bytes (Content-Length). "
+                    "Nothing was cached.")
+            if progress and cap >= PROGRESS_MIN_BYTES:
+                import keras  # pylint: disable=import-outside-toplevel
+                print(f"Downloading {url}")
+                bar = keras.utils.Progbar(cap, unit_name="B")
+            for chunk in stream_chunks(src, cap, deadline):
+                size += len(chunk)
+                if size > cap:
+                    raise zoo.IntegrityError(
+                        f"Refusing {url}: the server sends more than the {cap} bytes the "
+                        "index records (cut off there, nothing more was read). Nothing was "
+                        "cached.")
+                digest.update(chunk)
+                out.write(chunk)
+                if bar is not None:
+                    bar.update(size)
+        problem = zoo._mismatch(url, size, digest.hexdigest(), expected)  # pylint: disable=protected-access
+        if problem:
+            raise zoo.IntegrityError(f"Refusing download: {problem}. Nothing was cached.")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return target
+
+
+def part_files(target):
+    """The hidden `.part` files downloads of `target` create (live or left by a kill)."""
+    directory, base = os.path.split(target)
+    prefix = f".{base}."
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return [os.path.join(directory, n) for n in names
+            if n.startswith(prefix) and n.endswith(".part")]
+
+
+def lock_part(fd):
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # A file system without locks: age decides.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def part_is_live(path):
+    """Whether a download still writes `path` (it holds the lock, or it is very recent)."""
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except FileNotFoundError:
+        return False
+    if age < FRESH_PART_SECONDS:  # Between another download's mkstemp and its flock.
+        return True
+    if fcntl is not None:
+        try:
+            with open(path, "rb") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False  # Nobody holds it: its download was killed.
+        except BlockingIOError:
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass  # No locks on this file system.
+    # No locks to ask: only an hour without a write marks it dead.
+    return age < STALE_PART_SECONDS_WITHOUT_LOCKS
+
+
+def remove_stale_parts(target):
+    """Deletes the `.part` files of `target` that no live download holds; returns them.
+
+    A killed download leaves its `.part`; it is never read (every download streams
+    into a new one and verifies it), and this removes it the next time that file is
+    downloaded.
+    """
+    removed = []
+    for path in part_files(target):
+        if not part_is_live(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                removed.append(path)
+    if removed:
+        logging.info("Removed %d stale partial download(s) of %s.", len(removed), target)
+    return removed
+
