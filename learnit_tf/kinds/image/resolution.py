@@ -98,3 +98,33 @@ def metadata_at_resolution(metadata, resolution=None):
                              "resolution (it takes no resolution argument).")
         out["dataset"]["bindings"] = dict(out["dataset"]["bindings"], resolution=resolution)
     return out
+
+
+def first_examples_config(builder_cls, config, resolution, count):
+    """A procedural config holding only the first `count` validation and test signals
+    of `config` at `resolution` (and one training signal: TFDS needs every split).
+
+    Procedural signal `i` of a split is drawn from (seed, split, i) alone, so these are
+    signals 0..count-1 of the full config's split (TFDS reads a split in an order hashed
+    from the keys, so not the first `count` it yields), the same at every resolution,
+    without generating thousands of training images (at 256×256 the SDF class takes
+    hours on a busy 2-core machine).
+    """
+    scaled = config_at_resolution(builder_cls, config, resolution)
+    if isinstance(scaled, str):
+        scaled = next(c for c in builder_cls.BUILDER_CONFIGS if c.name == scaled)
+    if not hasattr(scaled, "num_test"):
+        raise ValueError(f"{builder_cls.name} configs have no split sizes to shorten.")
+    return dataclasses.replace(
+        scaled, name=f"{scaled.name}_first{int(count)}", num_train=1,
+        num_validation=int(count), num_test=int(count),
+        description=f"{scaled.description} First {int(count)} validation and test signals.")
+
+
+def procedural_builders():
+    """{dataset function name: builder class} of the classes whose signals are drawn
+    from (seed, split, index) alone (`first_examples_config` applies)."""
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image.sdf_2d import Sdf2d
+    from learnit_tf.kinds.image.text_images import TextImages
+    return {"text_images_examples": TextImages, "sdf_2d_examples": Sdf2d}

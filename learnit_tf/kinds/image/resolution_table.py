@@ -11,14 +11,17 @@ shared by every version of a class. `scripts/resolution_table.py` is the command
 """
 
 import dataclasses
+import inspect
 import json
 import time
 
 import keras
 
-from learnit_tf import evaluation
+from learnit_tf import evaluation, kinds
 from learnit_tf.baselines import standard_init
-from learnit_tf.kinds.image.resolution import metadata_at_resolution
+from learnit_tf.data.pipeline import take_examples
+from learnit_tf.kinds.image.resolution import (first_examples_config, metadata_at_resolution,
+                                               procedural_builders)
 from learnit_tf.meta.inner import InnerOptimizer
 
 COLUMNS = ("init", "signal_class", "trained_at", "resolution", "num_examples",
@@ -39,6 +42,24 @@ def trained_resolution(metadata):
     config = (metadata.get("task") or {}).get("config") or {}
     res = config.get("resolution")
     return int(res[0] if isinstance(res, (list, tuple)) else res)
+
+
+def held_out_at(metadata, resolution, count, data_dir=None):
+    """The first `count` test signals of an init's class at `resolution` (its metadata
+    already at that resolution). Procedural classes are rendered from a config holding
+    only those signals (`first_examples_config`): the same images as the full config's."""
+    dataset = metadata.get("dataset") or {}
+    builder = procedural_builders().get(dataset.get("function"))
+    overrides = {}
+    if builder is not None:
+        config = (dataset.get("bindings") or {}).get("config")
+        if config is None:  # The function's default config.
+            fn = kinds.dataset_function(dataset["function"])
+            config = inspect.signature(fn).parameters["config"].default
+        overrides = {"config": first_examples_config(builder, config, resolution, count),
+                     "resolution": None}
+    fn = evaluation.dataset_fn_from_metadata(metadata, data_dir, **overrides)
+    return take_examples(fn("test"), count, seed=12345)
 
 
 def _architecture_key(model, metadata):
@@ -79,7 +100,7 @@ def resolution_table(inits, resolutions, num_examples=3, meta_steps=2, standard_
         for res in resolutions:
             metadata = metadata_at_resolution(init.metadata, res)
             task = evaluation.task_from_metadata(metadata)
-            examples = evaluation.held_out_examples(metadata, num_examples, "test", data_dir)
+            examples = held_out_at(metadata, res, num_examples, data_dir)
             optimizer = evaluation.meta_optimizer_from_metadata(metadata)
             meta = evaluation.compare_inits({"meta": (init.model, optimizer, meta_steps)},
                                             task, examples, None, progress=tick)["meta"]

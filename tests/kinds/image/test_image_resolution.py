@@ -276,3 +276,61 @@ class ZooResolutionTest(testing.TestCase):
         self.assertNotIn("Warning:", outputs[16])
         self.assertIn("Warning: tiny was meta-trained at 8×8 and not evaluated at 32×32",
                       outputs[32])
+
+
+class ResolutionTableTest(testing.TestCase):
+
+    def test_first_examples_are_the_full_configs(self):
+        from learnit_tf.kinds.image.resolution import first_examples_config
+        data_dir = os.path.join(self.get_temp_dir(), "tfds")
+        cfg = first_examples_config(TextImages, "small", 24, 3)
+        self.assertEqual((cfg.name, cfg.resolution, cfg.num_test), ("small_24px_first3", 24, 3))
+        short = [ex["image"].numpy() for ex in text_images_examples("test", cfg, data_dir)]
+        full = [ex["image"].numpy() for ex in
+                text_images_examples("test", "small", data_dir, resolution=24)]
+        self.assertEqual(len(short), 3)
+        # Each is one of the full config's test signals (TFDS orders a split by a hash of
+        # the example keys, so not necessarily its first three as read).
+        for a in short:
+            self.assertEqual(sum(np.array_equal(a, b) for b in full), 1)
+        # The same signals in the same order at another resolution (same keys).
+        other = first_examples_config(TextImages, "small", 48, 3)
+        large = [ex["image"].numpy() for ex in text_images_examples("test", other, data_dir)]
+        down = [b.reshape(24, 2, 24, 2, 3).mean(axis=(1, 3)) for b in large]
+        for i, a in enumerate(short):
+            errors = [np.mean(np.abs(a - d)) for d in down]
+            self.assertEqual(int(np.argmin(errors)), i)
+
+    def test_rows_match_an_independent_fit(self):
+        from learnit_tf.kinds.image import resolution_table as rt
+        from learnit_tf.baselines import standard_init
+        from learnit_tf.meta import Fitter
+        from learnit_tf.meta.inner import InnerOptimizer
+        root = self.get_temp_dir()
+        init_dir = _tiny_text_init(os.path.join(root, "init"))
+        metadata = init_io.read_metadata(init_dir)
+        model = init_io.load_init(init_dir)
+        data_dir = os.path.join(root, "tfds")
+        rows, curves = rt.resolution_table([rt.Loaded("tiny", model, metadata)], [16, 24],
+                                           num_examples=2, meta_steps=2, standard_steps=5,
+                                           data_dir=data_dir, progress=False)
+        self.assertEqual([(r["resolution"], r["trained_at"]) for r in rows], [(16, 32), (24, 32)])
+        self.assertEqual(len(curves), 2)
+        # Independently: fit the same two test images at 24×24 with SGD 1e-2 (the init's
+        # inner optimizer) and a standard init with Adam 1e-4.
+        from learnit_tf.kinds.image.resolution import first_examples_config
+        images = [ex["image"] for ex in text_images_examples(
+            "test", first_examples_config(TextImages, "small", 24, 2), data_dir)]
+        task = ImageTask(24)
+        meta = Fitter(model, task, InnerOptimizer("sgd", 1e-2))
+        psnr = np.mean([meta.fit({"image": im}, 2).metrics["psnr"][2] for im in images])
+        self.assertAlmostEqual(rows[1]["meta_psnr_at_match"], psnr, places=2)
+        standard = Fitter(standard_init(model, seed=1), task, InnerOptimizer("adam", 1e-4))
+        curve = np.mean([standard.fit({"image": im}, 5).metrics["psnr"] for im in images], 0)
+        self.assertAlmostEqual(rows[1]["standard_psnr_at_match"], curve[2], places=2)
+        reached = next((s for s in range(6) if curve[s] >= psnr), None)
+        self.assertEqual(rows[1]["steps_to_match"], reached)
+        table = rt.markdown_table(rows, [16, 24])
+        self.assertIn("| tiny | 32² |", table)
+        by_res = rt.evaluations_by_resolution(rows, "tiny")
+        self.assertEqual(sorted(by_res), ["16", "24"])
