@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.atomic import atomic_save, share_directory, write_json_atomic  # noqa: F401
-from learnit_tf.metadata import InitMetadata, MetadataError
+from learnit_tf.metadata import InitMetadata, MetadataError, NonFiniteConstant, non_finite_fields
 from learnit_tf.version import __version__
 from learnit_tf.models import check_config, model_from_config
 
@@ -144,9 +144,12 @@ def read_config(directory):
                                 f"(expected {', '.join(INIT_FILES)}).")
     with open(path) as f:
         try:
-            config = json.load(f)
+            config = json.load(f, parse_constant=NonFiniteConstant)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path!r} is not valid JSON: {e}") from e
+    for field, constant in non_finite_fields(config):
+        raise ValueError(f"{path}: field {field!r} must be a finite number, got {constant} "
+                         "(NaN/Infinity are not JSON).")
     if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
         raise ValueError(f"{path!r} must hold an object with 'class_name' and 'config'.")
     check_config(config["class_name"], config["config"], source=path)
@@ -199,7 +202,8 @@ def load_init(directory):
     weights_path = os.path.join(directory, WEIGHTS_FILE)
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"{weights_path!r} not found in init directory {directory!r}.")
-    model = model_from_config(config["class_name"], config["config"])
+    model = model_from_config(config["class_name"], config["config"],
+                              source=os.path.join(directory, CONFIG_FILE))
     model.load_weights(weights_path)
     recipe = read_init_metadata(directory).fit_recipe
     if recipe is not None:

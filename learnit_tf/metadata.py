@@ -333,7 +333,7 @@ class InitMetadata(_DictAccess):
         """Reads and validates a metadata.json file (errors name `path`)."""
         try:
             with open(path, encoding="utf-8") as f:
-                data = json.load(f)
+                data = json.load(f, parse_constant=NonFiniteConstant)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise MetadataError(f"{path}: not a valid JSON metadata file ({e}).") from e
         except FileNotFoundError:
@@ -341,11 +341,32 @@ class InitMetadata(_DictAccess):
         except OSError as e:  # A directory, no permission, ...
             raise MetadataError(f"{path}: cannot be read as a metadata file "
                                 f"({e.strerror or e}).") from e
+        for field, constant in non_finite_fields(data):
+            raise MetadataError(f"{path}: field {field!r} must be a finite number, got "
+                                f"{constant} (NaN/Infinity are not JSON; they would be copied "
+                                "into every output).")
         return cls.from_dict(data, source=path)
 
     def write(self, path):
         """Writes the JSON form atomically."""
         return atomic.write_json_atomic(os.fspath(path), self.to_dict())
+
+
+class NonFiniteConstant(str):
+    """What `json.load(f, parse_constant=NonFiniteConstant)` makes of NaN / Infinity /
+    -Infinity (which are not JSON), so that `non_finite_fields` can name the field."""
+
+
+def non_finite_fields(data, prefix=""):
+    """(dotted field, constant) of every NaN/Infinity that `NonFiniteConstant` marked in `data`."""
+    items = (data.items() if isinstance(data, dict) else
+             enumerate(data) if isinstance(data, list) else ())
+    for key, value in items:
+        field = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, NonFiniteConstant):
+            yield field, str(value)
+        else:
+            yield from non_finite_fields(value, field)
 
 
 def _top_level_fields(data, source, legacy):

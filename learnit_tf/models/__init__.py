@@ -2,6 +2,7 @@
 
 import inspect
 
+from learnit_tf.models.arguments import ArgumentError
 from learnit_tf.models.fourier import FourierFeatureMLP
 from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.models.nerf import NerfMLP
@@ -63,7 +64,10 @@ def model_from_config(class_name, config, source="model config"):
         without trainable floating-point weights.
     """
     check_config(class_name, config, source)
-    model = MODEL_CLASSES[class_name].from_config(config)
+    try:
+        model = MODEL_CLASSES[class_name].from_config(config)
+    except ArgumentError as e:  # A field's value: name the file and the field too.
+        raise ValueError(f"{source}: field 'config.{e.field}': {e}") from e
     frozen = [v.path for v in model.trainable_weights if not v.dtype.startswith(
         ("float", "bfloat", "mixed"))]
     if not model.trainable or not model.trainable_weights or frozen:

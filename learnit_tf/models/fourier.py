@@ -8,6 +8,7 @@ notebook), 4 ReLU layers of width 256, a linear output of 1 and a sigmoid.
 import keras
 from keras import ops
 
+from learnit_tf.models import arguments
 from learnit_tf.models.inner_rates import InnerRatesMixin
 from learnit_tf.models.presets import PresetMixin
 
@@ -42,14 +43,15 @@ class FourierFeatureMLP(PresetMixin, InnerRatesMixin, keras.Model):
                  hidden_layers=4, output_activation=None, in_features=2, seed=None,
                  inner_rates=None, **kwargs):
         super().__init__(**kwargs)
-        self.out_features = int(out_features)
-        self.num_features = int(num_features)
-        self.scale = float(scale)
-        self.width = int(width)
-        self.hidden_layers = int(hidden_layers)
+        name = "FourierFeatureMLP"
+        self.out_features = arguments.integer(name, "out_features", out_features, 1)
+        self.num_features = arguments.integer(name, "num_features", num_features, 1)
+        self.scale = arguments.number(name, "scale", scale, non_negative=True)
+        self.width = arguments.integer(name, "width", width, 1)
+        self.hidden_layers = arguments.integer(name, "hidden_layers", hidden_layers, 0)
         self.output_activation = output_activation
-        self.in_features = int(in_features)
-        self.seed = seed
+        self.in_features = arguments.integer(name, "in_features", in_features, 1)
+        self.seed = seed = arguments.seed(name, seed)
         self._activation = keras.activations.get(output_activation)
         self.b_matrix = self.add_weight(
             shape=(self.in_features, self.num_features), name="fourier_b", trainable=False,

@@ -10,6 +10,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from learnit_tf.models import arguments
 from learnit_tf.models.inner_rates import InnerRatesMixin
 from learnit_tf.models.presets import PresetMixin
 
@@ -39,13 +40,15 @@ class NerfMLP(PresetMixin, InnerRatesMixin, keras.Model):
     def __init__(self, width=256, hidden_layers=5, num_frequencies=20, max_log2_frequency=8.0,
                  out_features=4, in_features=3, seed=None, inner_rates=None, **kwargs):
         super().__init__(**kwargs)
-        self.width = int(width)
-        self.hidden_layers = int(hidden_layers)
-        self.num_frequencies = int(num_frequencies)
-        self.max_log2_frequency = float(max_log2_frequency)
-        self.out_features = int(out_features)
-        self.in_features = int(in_features)
-        self.seed = seed
+        self.width = arguments.integer("NerfMLP", "width", width, 1)
+        self.hidden_layers = arguments.integer("NerfMLP", "hidden_layers", hidden_layers, 0)
+        self.num_frequencies = arguments.integer("NerfMLP", "num_frequencies",
+                                                 num_frequencies, 1)
+        self.max_log2_frequency = arguments.number("NerfMLP", "max_log2_frequency",
+                                                   max_log2_frequency)
+        self.out_features = arguments.integer("NerfMLP", "out_features", out_features, 1)
+        self.in_features = arguments.integer("NerfMLP", "in_features", in_features, 1)
+        self.seed = seed = arguments.seed("NerfMLP", seed)
         self._frequencies = (2.0 ** np.linspace(
             0.0, self.max_log2_frequency, self.num_frequencies)).astype("float32")
         self.dense_layers = []

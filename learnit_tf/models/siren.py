@@ -20,6 +20,7 @@ import math
 import keras
 from keras import ops
 
+from learnit_tf.models import arguments
 from learnit_tf.models.inner_rates import InnerRatesMixin
 from learnit_tf.models.presets import PresetMixin
 
@@ -29,7 +30,7 @@ class SirenInitializer(keras.initializers.Initializer):
     """Uniform SIREN weight init: U(±1/fan_in) for the first layer, else U(±√(6/fan_in)/w0)."""
 
     def __init__(self, w0=200.0, is_first=False, seed=None):
-        self.w0 = float(w0)
+        self.w0 = arguments.number("SirenInitializer", "w0", w0, positive=True)
         self.is_first = bool(is_first)
         self.seed = seed
 
@@ -73,15 +74,14 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
                  output_offset=0.5, in_features=2, seed=None, mixed_precision=False,
                  inner_rates=None, **kwargs):
         super().__init__(**kwargs)
-        if depth < 2:
-            raise ValueError(f"Siren depth must be >= 2 (got depth={depth}).")
-        self.out_features = int(out_features)
-        self.width = int(width)
-        self.depth = int(depth)
-        self.w0 = float(w0)
-        self.output_offset = float(output_offset)
-        self.in_features = int(in_features)
-        self.seed = seed
+        self.out_features = arguments.integer("Siren", "out_features", out_features, 1)
+        self.width = arguments.integer("Siren", "width", width, 1)
+        self.depth = arguments.integer("Siren", "depth", depth, 2)
+        # w0 <= 0 flips or flattens every sine: the init would fit nothing.
+        self.w0 = arguments.number("Siren", "w0", w0, positive=True)
+        self.output_offset = arguments.number("Siren", "output_offset", output_offset)
+        self.in_features = arguments.integer("Siren", "in_features", in_features, 1)
+        self.seed = arguments.seed("Siren", seed)
         self.mixed_precision = bool(mixed_precision)
         if self.mixed_precision and self.dtype_policy.name != "float32":
             raise ValueError(f"mixed_precision=True needs the float32 model policy (its hidden "
