@@ -86,9 +86,10 @@ def read_image(path, max_pixels=MAX_PIXELS, orient=True):
                         img.load()
                         pixels = _pillow_pixels(img, path)
     except (_TooLarge, Image.DecompressionBombError) as e:
+        side = int(max_pixels ** 0.5)
         raise ValueError(f"Image {path!r} is too large to load ({e}); expected at most "
-                         f"{max_pixels} pixels (e.g. {int(max_pixels ** 0.5)}×{int(max_pixels ** 0.5)}). "
-                         "Downscale it first.") from None
+                         f"{max_pixels} pixels (e.g. {side}×{side}). Downscale it first."
+                         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as e:
         raise ValueError(f"Cannot read {path!r} as an image (expected PNG, JPEG or TIFF): "
                          f"{e}") from e

@@ -12,8 +12,9 @@ Sinogram conventions (`to_learnit_convention` is the one place they are converte
   are negated too. Exact for odd N; for even N radon rotates about pixel N/2, half a
   pixel from this package's centre (N − 1)/2.
 
-Folders of slices (`ct_folder_examples`): PNG/JPEG (grayscale, or colour turned into
-luma; 8- or 16-bit) and `.npy` (N, N) files, centre-cropped and resized to
+Folders of slices (`ct_folder_examples`): PNG/JPEG/TIFF (grayscale, or colour turned
+into luma; any bit depth `learnit_tf.data.image_decoder` reads, upright by EXIF
+orientation) and `.npy` (N, N) files, centre-cropped and resized to
 `resolution`, as `{"image": float32 (R, R, 1)}` in [0, 1] like the Shepp-Logan
 phantoms. Image files are scaled by their bit depth; each `.npy` slice is rescaled by
 its own minimum and maximum unless `value_range=(lo, hi)` maps every slice the same way
@@ -208,7 +209,7 @@ def load_slice(path, value_range=None):
 
 
 def list_slice_files(directory):
-    """Sorted CT slice files (PNG/JPEG/.npy) directly inside `directory`."""
+    """Sorted CT slice files (PNG/JPEG/TIFF/.npy) directly inside `directory`."""
     return image_files.list_image_files(directory, SLICE_EXTENSIONS, "CT slice files")
 
 
@@ -217,7 +218,7 @@ def ct_folder_examples(directory, split="train", resolution=64, test_fraction=0.
     """Unbatched phantom-like examples {"image": float32 (R, R, 1)} from a folder of CT slices.
 
     Args:
-        directory: folder of PNG/JPEG/.npy slices, or with `train/` and `test/` (and
+        directory: folder of PNG/JPEG/TIFF/.npy slices, or with `train/` and `test/` (and
             optionally `validation/`) subfolders of them.
         split: "train", "validation" or "test".
         resolution: R, after a centre crop (match `CtTask.resolution`).

@@ -19,7 +19,7 @@ def image_folder_examples(directory, split="train", resolution=64, test_fraction
     """Unbatched examples {"image": float32 (R, R, 3)} from a folder of images.
 
     Args:
-        directory: folder of PNG/JPEG files, or with `train/` and `test/` (and
+        directory: folder of PNG/JPEG/TIFF files, or with `train/` and `test/` (and
             optionally `validation/`) subfolders of them.
         split: "train", "validation" or "test" (see `split_entries`).
         resolution: output size after centre crop.
@@ -39,7 +39,7 @@ def fit_example(path, task, resolution=None):
     """`scripts/fit.py --input=IMAGE` for an image init: a `FitInput` of {"image"}.
 
     Args:
-        path: PNG/JPEG file (centre-cropped and resized to the task's resolution).
+        path: PNG/JPEG/TIFF file (centre-cropped and resized to the task's resolution).
         task: the init's `ImageTask`.
         resolution: fit at this resolution instead (see `zoo_resolution` for how
             well an init does where it was not evaluated).
@@ -52,8 +52,8 @@ def fit_example(path, task, resolution=None):
     if not isinstance(task, ImageTask):
         raise ValueError(f"image inputs need an ImageTask init, got {type(task).__name__}.")
     if os.path.isdir(path):
-        raise ValueError(f"--input={path!r} is a directory; an image init fits one PNG/JPEG "
-                         "file.")
+        raise ValueError(f"--input={path!r} is a directory; an image init fits one image "
+                         "file (PNG, JPEG or TIFF).")
     if resolution is not None:
         if int(resolution) < 2:
             raise ValueError(f"resolution must be >= 2, got {resolution}.")

@@ -203,7 +203,8 @@ class PoseValidationTest(TestCase):
             files.nerf_folder_examples(root, split="train", near=5.0, far=6.0)
 
     def test_phototourism_cameras_are_checked(self):
-        from learnit_tf.kinds.nerf.poses import check_pose  # pylint: disable=import-outside-toplevel
+        # pylint: disable-next=import-outside-toplevel
+        from learnit_tf.kinds.nerf.poses import check_pose
         rotation = np.eye(3)[:, [1, 0, 2]]  # Swapping two axes: det -1.
         with self.assertRaisesRegex(ValueError, r"c2w_mats.npy: image 3 is mirrored"):
             check_pose(np.hstack([rotation, np.ones((3, 1))]), "c2w_mats.npy: image 3")
