@@ -57,6 +57,7 @@ from learnit_tf import distribute, init_io, kinds
 from learnit_tf.data.pipeline import meta_batches, take_examples
 from learnit_tf.metadata import (DatasetSpec, Hyperparameters, InitMetadata, TaskSpec,
                                  as_init_metadata)
+from learnit_tf.models.arguments import MAX_SEED
 from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer, MetaConfig, MetaTrainer
 from learnit_tf.meta.trainer import outer_schedule
@@ -254,6 +255,9 @@ class RunConfig:
                               ("num_eval_examples", 0), ("max_checkpoints", 1), ("seed", 0),
                               ("outer_warmup_steps", 0), ("max_skipped_steps", 0)):
             object.__setattr__(self, name, _integer(name, getattr(self, name), minimum))
+        if self.seed > MAX_SEED - 1:  # seed and seed + 1 become int32 tensors.
+            raise MetaTrainConfigError(f"meta_train.seed must be an integer in [0, "
+                                       f"{MAX_SEED - 1}], got {self.seed}.")
         object.__setattr__(self, "stop_after_steps",
                            _integer("stop_after_steps", self.stop_after_steps, 1, optional=True))
         object.__setattr__(self, "outer_decay_steps",

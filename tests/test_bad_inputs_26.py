@@ -21,7 +21,7 @@ import tensorflow as tf
 import tifffile
 from PIL import Image
 
-from learnit_tf import init_io, zoo
+from learnit_tf import init_io, train, zoo
 from learnit_tf.data import files
 from learnit_tf.kinds.audio import folder as audio_folder
 from learnit_tf.kinds.ct import files as ct_files
@@ -31,6 +31,7 @@ from learnit_tf.kinds.nerf import procedural
 from learnit_tf.metadata import MetadataError
 from test_bad_inputs import (Case, Ctx, _exits, _local_init, _run_case,  # noqa: F401
                              pristine_zoo)
+from tiny_runs import never_build, tiny_kwargs
 
 # --------------------------------------------------------------------- images
 
@@ -348,6 +349,11 @@ CASES = [
          action=lambda ctx: init_io.load_init(ctx.init), raises=ValueError,
          match=r"edited/config.json: field 'config.seed': Siren: seed must be None or an "
                r"integer in \[0, 2147483647\], got 10{30}"),
+    Case("5-huge-meta-train-seed-names-the-field",
+         action=lambda ctx: train.meta_train(ctx.model_dir, **tiny_kwargs(
+             seed=10**30, model_fn=never_build)),
+         raises=train.MetaTrainConfigError,
+         match=r"meta_train.seed must be an integer in \[0, 2147483646\], got 10{30}"),
     Case("5-folder-error-printed-alone", setup=lambda ctx: _init_with(ctx),
          action=_evaluate_missing_folder, check=_check_error_alone, may_write=("out",)),
 ]
