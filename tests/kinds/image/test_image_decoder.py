@@ -79,6 +79,15 @@ class ExifOrientationTest(TestCase):
         self.assertLess(np.abs(files.load_image(path) * 255.0 - upright).max(), 6.0)
 
 
+    def test_tiff_orientation_tag_on_16_bit_samples(self):
+        values = _random_uint((3, 4), np.uint16)
+        path = os.path.join(self.get_temp_dir(), "rotated.tif")
+        tifffile.imwrite(path, values, extratags=[(0x0112, "H", 1, 6, True)])
+        # 6: the stored rows are the upright image's right-hand column (90° clockwise).
+        self.assertAllEqual(read_image(path)[..., 0],
+                            (np.rot90(values, k=-1) / 65535.0).astype(np.float32))
+
+
 class BitDepthTest(TestCase):
 
     def _png16(self, values, name):
