@@ -13,20 +13,25 @@ With --verify_npz=FILE (an .npz holding `coords` and `out`, e.g.
 ../shared/fixtures/learnit_siren_expected.npz) the converted model is evaluated under
 XLA on `coords` before anything is written; the command fails if it deviates from `out`
 by more than --tolerance.
+
+An --output_dir that already holds files is refused unless --overwrite, which replaces
+only the init's three files (others are kept; `learnit_tf.output_dir`).
 """
 
+import os
 import sys
 
 from absl import app, flags
 
 from learnit_tf import commands  # noqa: E402
+from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Haiku parameter pickle of the authors' image SIREN.")
 flags.DEFINE_string("output_dir", None, "Init directory to write.")
 flags.DEFINE_alias("output", "output_dir")
 flags.DEFINE_float("w0", 200.0, "SIREN frequency factor of the checkpoint (paper images: 200).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing output directory.")
+define_overwrite_flag()
 flags.DEFINE_string("signal_class", None, "Signal class recorded in metadata, e.g. celeb_a.")
 flags.DEFINE_string("algorithm", None, "Meta-learning algorithm recorded in metadata, e.g. maml.")
 flags.DEFINE_integer("outer_steps", None, "Outer steps recorded in metadata, e.g. 150000.")
@@ -40,22 +45,28 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.input or not FLAGS.output_dir:
         raise app.UsageError("--input and --output_dir are required.")
-    from learnit_tf import convert  # pylint: disable=import-outside-toplevel
+    from learnit_tf import convert, init_io  # pylint: disable=import-outside-toplevel
     metadata = {k: v for k, v in (("signal_class", FLAGS.signal_class),
                                   ("algorithm", FLAGS.algorithm),
                                   ("outer_steps", FLAGS.outer_steps)) if v is not None}
+    out = OutputDir(FLAGS.output_dir, FLAGS.overwrite, owned=init_io.INIT_FILES)
     try:
-        output_dir, model, error = convert.convert_checkpoint(
-            FLAGS.input, FLAGS.output_dir, w0=FLAGS.w0, metadata=metadata,
-            overwrite=FLAGS.overwrite, verify_npz=FLAGS.verify_npz, tolerance=FLAGS.tolerance)
-    except FileExistsError:
-        print(f"error: --output_dir {FLAGS.output_dir!r} already exists; pass --overwrite to "
-              "replace it.", file=sys.stderr)
-        return 1
-    except (convert.UnsafePickleError, convert.CheckpointFormatError, FileNotFoundError,
-            ValueError) as e:
+        out.open()  # Before the pickle is read: a folder that cannot be written fails at once.
+    except OutputDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    with out:
+        staged = os.path.join(out.staging(), "init")
+        try:
+            _, model, error = convert.convert_checkpoint(
+                FLAGS.input, staged, w0=FLAGS.w0, metadata=metadata,
+                verify_npz=FLAGS.verify_npz, tolerance=FLAGS.tolerance)
+        except (convert.UnsafePickleError, convert.CheckpointFormatError, FileNotFoundError,
+                ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        out.commit(staged)
+    output_dir = FLAGS.output_dir
     print(f"Wrote {output_dir}: Siren(width={model.width}, depth={model.depth}, "
           f"w0={model.w0:g}, out_features={model.out_features})")
     if error is not None:

@@ -5,18 +5,24 @@ r"""Cross-class transfer: PSNR after k steps of every init on every signal class
 Rows are inits (by the class they were learned on) plus a standard init (Adam 1e-4);
 columns are the held-out test splits of each init's own signal class. Writes
 cross_class.csv and cross_class.png (a heatmap). All inits must share a resolution.
+An OUTPUT_DIR that already holds files is refused unless --overwrite, which replaces only
+these two files (`learnit_tf.output_dir`).
 """
 
 import json
 import os
+import sys
 
 from absl import app, flags  # noqa: E402
 
 from learnit_tf import commands  # noqa: E402
+from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("inits", None, "Init directories or zoo names (one per signal class).")
-flags.DEFINE_string("output_dir", None, "Where cross_class.csv and cross_class.png go.")
+flags.DEFINE_string("output_dir", None, "Where cross_class.csv and cross_class.png go (an "
+                    "existing folder holding files needs --overwrite).")
+define_overwrite_flag()
 flags.DEFINE_integer("num_examples", 8, "Held-out signals per class.")
 flags.DEFINE_integer("steps", 2, "Test-time steps (the paper's image table: 2).")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
@@ -26,6 +32,18 @@ flags.mark_flags_as_required(["inits", "output_dir"])
 def main(argv):
     commands.configure_logging()
     del argv
+    out = OutputDir(FLAGS.output_dir, FLAGS.overwrite,
+                    owned=("cross_class.csv", "cross_class.png"))
+    try:
+        out.open()  # Before any work: a folder that cannot be written fails at once.
+    except OutputDirError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)
+    with out:
+        _cross_class(out)
+
+
+def _cross_class(out):
     import numpy as np  # pylint: disable=import-outside-toplevel
     from learnit_tf import cli, evaluation, plots  # pylint: disable=import-outside-toplevel
     from learnit_tf.baselines import standard_init  # pylint: disable=import-outside-toplevel
@@ -62,13 +80,14 @@ def main(argv):
             matrix[r, c] = float(np.mean(psnr))
             csv_rows.append({"init": label, "tested_on": cls, "steps": FLAGS.steps,
                              "psnr_mean": float(np.mean(psnr)), "psnr_std": float(np.std(psnr))})
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    evaluation.write_csv_atomic(csv_rows, os.path.join(FLAGS.output_dir, "cross_class.csv"),
+    staging = out.staging()
+    evaluation.write_csv_atomic(csv_rows, os.path.join(staging, "cross_class.csv"),
                                 columns=["init", "tested_on", "steps", "psnr_mean", "psnr_std"])
     plots.plot_heatmap(matrix, [label for label, _, _ in rows_models], classes,
-                       os.path.join(FLAGS.output_dir, "cross_class.png"),
+                       os.path.join(staging, "cross_class.png"),
                        title=f"PSNR after {FLAGS.steps} steps (mean of {FLAGS.num_examples} "
                              "held-out signals)")
+    out.commit(staging)
     print()
     for row in csv_rows:
         print(f"{row['init']:>32} on {row['tested_on']:<14} {row['psnr_mean']:.2f} dB")

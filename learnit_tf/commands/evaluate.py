@@ -15,7 +15,11 @@ fits one view (Phototourism: the left half of a photo) and reports held-out PSNR
 
 Writes OUTPUT_DIR/report.csv (init, optimizer, learning_rate, steps, observations,
 psnr_mean, psnr_std, count), report.json (rows, summary with the headline, settings),
-per_example.csv and the protocol's PNGs (and baselines.csv with --baselines).
+per_example.csv and the protocol's PNGs (and baselines.csv with --baselines). An
+OUTPUT_DIR that already holds files is refused unless --overwrite, which replaces only
+the report's files (others are kept); the folder is checked and locked before the
+evaluation starts (`learnit_tf.output_dir`). --write_metadata changes the init's
+metadata.json under a lock, merging the evaluation into the file as it is then.
 
 Protocol flags are the fields of each kind's `Protocol.Options`; a flag left unset
 keeps that protocol's default (shown in its help), and a flag the init's protocol does
@@ -31,10 +35,13 @@ from absl import app, flags  # noqa: E402
 from learnit_tf import commands  # noqa: E402
 
 from learnit_tf import kinds  # noqa: E402
+from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("init", None, "Init directory or zoo name[@version].")
-flags.DEFINE_string("output_dir", None, "Where report.csv, report.json and the PNGs go.")
+flags.DEFINE_string("output_dir", None, "Where report.csv, report.json and the PNGs go "
+                    "(an existing folder holding files needs --overwrite).")
+define_overwrite_flag()
 flags.DEFINE_bool("write_metadata", False,
                   "Store the report as metadata['evaluation'] of a local init directory.")
 
@@ -78,8 +85,20 @@ def main(argv):
     commands.configure_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    out = OutputDir(FLAGS.output_dir, FLAGS.overwrite,
+                    owned=("report.csv", "report.json", "per_example.csv", "baselines.csv"))
+    try:
+        out.open()  # Before the evaluation: a folder that cannot be written fails at once.
+    except OutputDirError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    with out:
+        return _evaluate(out)
+
+
+def _evaluate(out):
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation, init_io
+    from learnit_tf import cli, evaluation, init_io, locks
 
     try:
         model, metadata, init_dir = cli.resolve_init(FLAGS.init)
@@ -103,15 +122,19 @@ def main(argv):
     headline = protocol.headline(report)
     report.summary["headline"] = headline
     report.settings["command"] = " ".join(["python"] + sys.argv)
-    paths = report.write(FLAGS.output_dir)
+    if FLAGS.write_metadata and init_dir is None:
+        raise app.UsageError("--write_metadata needs a local init directory, not a zoo name.")
+    staging = out.staging()
+    report.write(staging)
+    paths = [os.path.join(FLAGS.output_dir, name) for name in out.commit(staging)]
     if FLAGS.write_metadata:
-        if init_dir is None:
-            raise app.UsageError("--write_metadata needs a local init directory, not a zoo name.")
-        metadata = dict(metadata)
-        metadata["evaluation"] = report.to_json()
+        added = {"evaluation": report.to_json()}
         if "fit_recipe" in report.summary:  # --select_fit_recipe: fit and evaluate use it.
-            metadata["fit_recipe"] = report.summary["fit_recipe"]
-        init_io.write_json_atomic(os.path.join(init_dir, init_io.METADATA_FILE), metadata)
+            added["fit_recipe"] = report.summary["fit_recipe"]
+        # Locked read-merge-replace: another evaluation (or an edit) of this init's
+        # metadata since it was read at the start is kept.
+        locks.update_json(os.path.join(init_dir, init_io.METADATA_FILE),
+                          lambda current: {**current, **added})
 
     print(f"\n{'init':<10}{'optimizer':>10}{'lr':>9}{'steps':>7}{'obs.':>10}{'PSNR (dB)':>17}")
     for row in report.rows:

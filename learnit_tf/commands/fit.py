@@ -26,23 +26,26 @@ and learning rate, stepping with its learned Meta-SGD rates if it has them).
 Writes OUTPUT_DIR/reconstruction.png (observations and the fit at the first and last
 step), reconstruction.npy, curve.csv (step, loss, metrics), psnr_curve.png and the fitted
 weights as an init directory OUTPUT_DIR/fitted/. Nothing is written if the fit fails
-(non-finite weights exit with status 1).
+(non-finite weights exit with status 1). An OUTPUT_DIR that already holds files is
+refused unless --overwrite, which replaces only these outputs (other files, also inside
+fitted/, are kept); the folder is locked while the fit runs (`learnit_tf.output_dir`).
 """
 
 import os
-import shutil
 import sys
-import tempfile
 
 from absl import app, flags  # noqa: E402
 from learnit_tf import commands  # noqa: E402
+from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("init", None, "Zoo name[@version], or an init directory as a path "
                     "(./NAME, DIR/NAME, /abs/path).")
 flags.DEFINE_string("input", None, "The signal to fit: an image file (image inits), a "
                     "sinogram .npy (CT inits) or a posed-views folder (NeRF inits).")
-flags.DEFINE_string("output_dir", None, "Where the outputs go (created).")
+flags.DEFINE_string("output_dir", None, "Where the outputs go (created; an existing folder "
+                    "holding files needs --overwrite).")
+define_overwrite_flag()
 flags.DEFINE_integer("steps", 100, "Optimization steps (>= 0).")
 flags.DEFINE_enum("optimizer", None, ["sgd", "adam"],
                   "Default: the init's fit recipe, else its inner optimizer.")
@@ -76,6 +79,9 @@ flags.mark_flags_as_required(["init", "input", "output_dir"])
 
 READER_FLAGS = ("resolution", "angles", "num_angles", "convention", "ground_truth",
                 "interpolation", "num_support_views")
+# What a fit writes (an earlier fit's copy that this one does not write is removed).
+OUTPUTS = ("curve.csv", "psnr_curve.png", "reconstruction.png", "reconstruction.npy",
+           "fitted/config.json", "fitted/metadata.json", "fitted/model.weights.h5")
 
 
 class FitError(Exception):
@@ -87,13 +93,6 @@ def _check_flags():
         raise ValueError(f"--steps must be >= 0, got {FLAGS.steps}.")
     if FLAGS.learning_rate is not None and not FLAGS.learning_rate > 0:
         raise ValueError(f"--learning_rate must be > 0, got {FLAGS.learning_rate}.")
-    out = os.path.abspath(FLAGS.output_dir)
-    ancestor = out
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        what = "exists and is not" if ancestor == out else f"is inside {ancestor!r}, not"
-        raise ValueError(f"--output_dir={FLAGS.output_dir!r} {what} a directory.")
     if not os.path.exists(FLAGS.input):
         raise ValueError(f"--input={FLAGS.input!r} does not exist.")
 
@@ -150,7 +149,8 @@ def run_fit(model, fit_input, optimizer):
 
 
 def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
-    """Writes every output into a staging folder next to `out`, then moves them in."""
+    """Writes every output into a staging folder of the open `OutputDir` `out`, then moves
+    them in (each file replaced atomically; nothing else in the folder is touched)."""
     # pylint: disable=import-outside-toplevel
     import numpy as np
     from learnit_tf import init_io, plots
@@ -159,54 +159,27 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
     rows = [{"step": k, "loss": float(result.losses[k]),
              **{m: float(result.metrics[m][k]) for m in metric_names}} for k in range(steps + 1)]
     renders = {k: fit_input.render(fitter.fmodel, w) for k, w in sorted(result.snapshots.items())}
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.fit-",
-                               dir=parent)
-    try:
-        init_io.write_csv_atomic(rows, os.path.join(staging, "curve.csv"),
-                                 columns=["step", "loss"] + metric_names)
-        # Every PSNR the task reports (CT: image and sinogram); NaN ones (no truth) are left out.
-        curves = {name.replace("_", " "): {"psnr": np.asarray(result.metrics[name])[None]}
-                  for name in metric_names
-                  if "psnr" in name and np.all(np.isfinite(result.metrics[name]))}
-        if curves:
-            plots.plot_psnr_curves(curves, os.path.join(staging, "psnr_curve.png"),
-                                   title=f"fit from {FLAGS.init} ({optimizer.describe()})")
-        cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
-        plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
-                                                                     "reconstruction.png"))
-        init_io.save_npy_atomic(os.path.join(staging, "reconstruction.npy"),
-                                np.asarray(renders[steps], np.float32))
-        fitter.fmodel.assign(result.weights)
-        fitted_metadata = dict(metadata, fitted={
-            "source_init": FLAGS.init, "input": os.path.abspath(FLAGS.input), "steps": steps,
-            **optimizer.record(), "command": " ".join(["python"] + sys.argv)})
-        init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
-        written = sorted(os.listdir(staging))
-        _publish(staging, out)
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish(staging, out):
-    """Moves the staged outputs into `out` (each entry replaced atomically)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.makedirs(out, exist_ok=True)
-    for name in sorted(os.listdir(staging)):
-        source, target = os.path.join(staging, name), os.path.join(out, name)
-        if os.path.isdir(source):
-            os.chmod(source, 0o777 & ~umask)  # mkdtemp's 0700 is not meant for results.
-            if os.path.isdir(target):
-                old = target + ".old"
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(source, target)
-                shutil.rmtree(old, ignore_errors=True)
-                continue
-        os.replace(source, target)
+    staging = out.staging()
+    init_io.write_csv_atomic(rows, os.path.join(staging, "curve.csv"),
+                             columns=["step", "loss"] + metric_names)
+    # Every PSNR the task reports (CT: image and sinogram); NaN ones (no truth) are left out.
+    curves = {name.replace("_", " "): {"psnr": np.asarray(result.metrics[name])[None]}
+              for name in metric_names
+              if "psnr" in name and np.all(np.isfinite(result.metrics[name]))}
+    if curves:
+        plots.plot_psnr_curves(curves, os.path.join(staging, "psnr_curve.png"),
+                               title=f"fit from {FLAGS.init} ({optimizer.describe()})")
+    cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
+    plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
+                                                                 "reconstruction.png"))
+    init_io.save_npy_atomic(os.path.join(staging, "reconstruction.npy"),
+                            np.asarray(renders[steps], np.float32))
+    fitter.fmodel.assign(result.weights)
+    fitted_metadata = dict(metadata, fitted={
+        "source_init": FLAGS.init, "input": os.path.abspath(FLAGS.input), "steps": steps,
+        **optimizer.record(), "command": " ".join(["python"] + sys.argv)})
+    init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
+    return out.commit(staging)
 
 
 def main(argv):
@@ -214,21 +187,28 @@ def main(argv):
     import numpy as np  # pylint: disable=import-outside-toplevel
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    out = OutputDir(FLAGS.output_dir, FLAGS.overwrite, owned=OUTPUTS)
     try:
-        model, metadata, fit_input, optimizer = prepare()
-    except (ValueError, FileNotFoundError, LookupError) as e:
-        print(f"Error: {e}", file=sys.stderr)  # The message, not the whole --help text.
-        return 2
-    try:
-        fitter, result = run_fit(model, fit_input, optimizer)
-    except FitError as e:
+        out.open()  # Before any work: a folder that cannot be written fails at once.
+    except OutputDirError as e:
         print(f"Error: {e}", file=sys.stderr)
-        return 1
-    out = FLAGS.output_dir
-    written = write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
+        return 2
+    with out:
+        try:
+            model, metadata, fit_input, optimizer = prepare()
+        except (ValueError, FileNotFoundError, LookupError) as e:
+            print(f"Error: {e}", file=sys.stderr)  # The message, not the whole --help text.
+            return 2
+        try:
+            fitter, result = run_fit(model, fit_input, optimizer)
+        except FitError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            return 1
+        written = write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
     last = {name: round(float(v[-1]), 4) for name, v in result.metrics.items()
             if np.isfinite(v[-1])}
-    print(f"\nAfter {FLAGS.steps} steps: {last}. Wrote {', '.join(written)} in {out}.")
+    print(f"\nAfter {FLAGS.steps} steps: {last}. Wrote {', '.join(written)} in "
+          f"{FLAGS.output_dir}.")
     return 0
 
 

@@ -20,6 +20,10 @@ blending the two weight sets linearly:
         --optimizer=sgd --learning_rate=1 --downsample=4 --output_dir=/tmp/appearance
 
 writes appearance.gif and appearance_*.png stills.
+
+An OUTPUT_DIR that already holds files is refused unless --overwrite, which replaces only
+the render's files (others are kept); the folder is checked and locked before anything is
+rendered (`learnit_tf.output_dir`).
 """
 
 import sys
@@ -27,6 +31,7 @@ import sys
 from absl import app, flags  # noqa: E402
 
 from learnit_tf import cli, commands  # noqa: E402
+from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("init", None, "Init directory or zoo name[@version] of a NeRF init.")
@@ -44,7 +49,9 @@ flags.DEFINE_integer("num_samples", None, "Samples per ray (default: the init's 
 flags.DEFINE_integer("downsample", 4, "Phototourism: keep every k-th pixel.")
 flags.DEFINE_integer("chunk", 4096, "Rays per rendering call.")
 flags.DEFINE_integer("seed", 0, "Seed of the test-time ray batches.")
-flags.DEFINE_string("output_dir", None, "Output directory.")
+flags.DEFINE_string("output_dir", None, "Output directory (an existing folder holding files "
+                    "needs --overwrite).")
+define_overwrite_flag()
 flags.mark_flags_as_required(["init", "output_dir"])
 flags.DEFINE_integer("index", 0, "Object index within the split.")
 flags.DEFINE_integer("fit_steps", 0, "Test-time steps before rendering (0: the init as is).")
@@ -63,6 +70,23 @@ def main(argv):
     commands.configure_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    out = OutputDir(FLAGS.output_dir, FLAGS.overwrite, owned=OUTPUTS)
+    try:
+        out.open()  # Before any work: a folder that cannot be written fails at once.
+    except OutputDirError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    with out:
+        return _render(out)
+
+
+# What a render writes (an earlier render's copy that this one does not write is removed).
+OUTPUTS = ("turntable.gif", "turntable_depth.gif", "frame_[0-9][0-9][0-9].png",
+           "contact_sheet.png", "input_view.png", "appearance.gif",
+           "appearance_[0-9][0-9][0-9].png")
+
+
+def _render(out):
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
     from learnit_tf.meta import InnerOptimizer  # pylint: disable=import-outside-toplevel
@@ -79,18 +103,22 @@ def main(argv):
         if len(FLAGS.appearance_indices) != 2:
             raise app.UsageError("--dataset=phototourism renders an appearance interpolation: "
                                  "pass --appearance_indices=A,B (two image indices).")
+        staging = out.staging()
         video.render_appearance_interpolation(
-            init_dir, FLAGS.output_dir, [int(i) for i in FLAGS.appearance_indices],
+            init_dir, staging, [int(i) for i in FLAGS.appearance_indices],
             landmark=FLAGS.landmark, downsample=FLAGS.downsample, **common)
+        out.commit(staging)
         print(f"Wrote {FLAGS.output_dir}/appearance.gif and appearance_*.png")
     else:
         if FLAGS.appearance_indices:
             raise app.UsageError("--appearance_indices is for --dataset=phototourism.")
+        staging = out.staging()
         video.render_object_turntable(
-            init_dir, FLAGS.output_dir, dataset=FLAGS.dataset, split=FLAGS.split,
+            init_dir, staging, dataset=FLAGS.dataset, split=FLAGS.split,
             index=FLAGS.index, single_view=FLAGS.single_view, resolution=FLAGS.resolution,
             elevation=FLAGS.elevation, radius=FLAGS.radius, config=FLAGS.config,
             class_name=FLAGS.class_name, **common)
+        out.commit(staging)
         print(f"Wrote {FLAGS.output_dir}/turntable.gif, turntable_depth.gif, frame_*.png, "
               "contact_sheet.png, input_view.png")
     return 0
