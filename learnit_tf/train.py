@@ -33,6 +33,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import functools
 import hashlib
 import inspect
 import io
@@ -321,7 +322,10 @@ class RunConfig:
 
     @property
     def dataset_name(self):
-        return getattr(self.dataset_fn, "__name__", str(self.dataset_fn))
+        fn = self.dataset_fn
+        while isinstance(fn, functools.partial):  # Name the function, not a partial's repr.
+            fn = fn.func
+        return getattr(fn, "__name__", str(fn))
 
 
 # ---------------------------------------------------------------- one run per model_dir
@@ -599,7 +603,26 @@ class MetaTrainRunner:
             raise MetaTrainConfigError(
                 f"The dataset does not fit the task: {config.dataset_name}(split={split!r}) "
                 f"does not match {type(config.task).__name__}: {e}") from e
+        if config.eval_every and config.num_eval_examples:  # Read now: before any build.
+            self.eval_examples = self._read_eval_examples()
         return example
+
+    def _read_eval_examples(self):
+        """The held-out examples of the periodic evaluation, each checked against the task;
+        a bad split is a MetaTrainConfigError naming it (and the file, from the reader)."""
+        config, split = self.config, self.config.eval_split
+        where = (f"meta_train.eval_split={split!r} of {config.dataset_name} (the "
+                 f"{config.num_eval_examples} held-out examples evaluated every "
+                 f"{config.eval_every} steps)")
+        hint = " Fix that split, or set meta_train.eval_every=0 to train without it."
+        try:
+            examples = take_examples(config.dataset_fn(split=split), config.num_eval_examples,
+                                     seed=config.seed + 1)
+            for i, example in enumerate(examples):
+                config.task.validate_example(example, name=f"held-out example {i}")
+        except (ValueError, OSError, tf.errors.OpError) as e:
+            raise MetaTrainConfigError(f"{where}: {e}{hint}") from e
+        return examples
 
     def build(self):
         """The model, the meta-trainer and the step/time counters (in the strategy scope)."""
@@ -607,6 +630,7 @@ class MetaTrainRunner:
         keras.utils.set_random_seed(config.seed)
         with self.strategy.scope():
             self.model = self.build_model()
+            self._check_model_dtype()
             try:
                 self.trainer = MetaTrainer(
                     self.model, config.task, self.meta_config,
@@ -620,6 +644,19 @@ class MetaTrainRunner:
                                            name="skipped_steps")
             self.seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                            name="train_seconds")
+
+    def _check_model_dtype(self):
+        """Refuses a model whose dtype policy (e.g. `Siren.dtype = 'float16'` in gin) is not
+        the data's float dtype: it would fail in the first step with a raw dtype error."""
+        policy = self.model.dtype_policy
+        data = sorted({v.dtype.name for v in self.first_example.values()
+                       if v.dtype.is_floating})
+        if data and (policy.compute_dtype, policy.variable_dtype) != (data[0], data[0]):
+            raise MetaTrainConfigError(
+                f"meta_train.model_fn builds a {type(self.model).__name__} with dtype "
+                f"{policy.name!r} (its 'dtype' argument, e.g. a gin binding), but the data is "
+                f"{data[0]}; supported: {data[0]!r}. For bfloat16 hidden layers use "
+                "Siren(mixed_precision=True).")
 
     def build_model(self):
         """model_fn(seed=...), with inner_rates=... when Meta-SGD rates are learned."""
@@ -773,8 +810,8 @@ class MetaTrainRunner:
         """Held-out examples and a fitter for the periodic evaluation (if enabled)."""
         config = self.config
         if config.eval_every and config.num_eval_examples:
-            self.eval_examples = take_examples(config.dataset_fn(split=config.eval_split),
-                                               config.num_eval_examples, seed=config.seed + 1)
+            if self.eval_examples is None:
+                self.eval_examples = self._read_eval_examples()
             optimizer = self.meta_config.inner_optimizer
             if self.trainer.rates_layer is not None:  # Held-out fits step as training does.
                 optimizer = FitRecipe((FitPhase(optimizer, learned_rates=True),))

@@ -54,6 +54,31 @@ def check_config(class_name, config, source="model config"):
         raise ValueError(f"{source}: field(s) {', '.join('config.' + f for f in unknown)} "
                          f"are not {class_name} options (expected some of "
                          f"{', '.join(fields)}).")
+    check_dtype(config.get("dtype"), f"{source}: field 'config.dtype'",
+                mixed_option="mixed_precision" in fields)
+
+
+SUPPORTED_DTYPES = ("float32",)
+
+
+def check_dtype(dtype, what="dtype", mixed_option=True):
+    """Refuses a Keras dtype policy other than float32 (None: the default, float32).
+
+    Every signal kind feeds float32 coordinates and targets, so a float16, bfloat16,
+    float64 or mixed_* policy would fail inside the first fit step with a raw dtype
+    error. Mixed precision exists as an option of its own: Siren's `mixed_precision`
+    (hidden layers in mixed_bfloat16, inputs and outputs in float32).
+
+    Raises:
+        ValueError naming `what`, the value and the supported values.
+    """
+    name = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+    if name is None or name in SUPPORTED_DTYPES:
+        return
+    hint = (" For bfloat16 hidden layers use the option mixed_precision=True "
+            "(learnit-fit --mixed_precision)." if mixed_option else "")
+    raise ValueError(f"{what} is {name!r}; supported: {', '.join(map(repr, SUPPORTED_DTYPES))} "
+                     f"(the signals are float32, so other dtypes fail in the first step).{hint}")
 
 
 def model_from_config(class_name, config, source="model config"):
@@ -78,5 +103,5 @@ def model_from_config(class_name, config, source="model config"):
 
 
 __all__ = ["Siren", "SirenInitializer", "FourierFeatureMLP", "NerfMLP", "FunctionalModel",
-           "MODEL_CLASSES", "check_config", "config_fields", "model_from_config",
+           "MODEL_CLASSES", "check_config", "check_dtype", "config_fields", "model_from_config",
            "with_mixed_precision", "presets"]
