@@ -216,3 +216,48 @@ class ProtocolTest(TestCase):
         self.assertEqual(self.asked, ["validation"])
         self.assertNotIn("split", report.summary["fit_recipe_selection"][0])
         self.assertLen(report.summary["fit_recipe_selection"], 2)
+
+
+def _shipped_whole_curve_versions():
+    """(name, version, metadata) of every shipped version whose evaluation recorded the
+    full mean curves (`whole_curve.add_whole_curve`)."""
+    import json
+    import os
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
+    with open(os.path.join(root, "index.json")) as f:
+        entries = json.load(f)["entries"]
+    out = []
+    for name, entry in sorted(entries.items()):
+        for version in sorted(entry["versions"], key=int):
+            with open(os.path.join(root, name, version, "metadata.json")) as f:
+                metadata = json.load(f)
+            summary = (metadata.get("evaluation") or {}).get("summary") or {}
+            if "mean_psnr_by_step" in summary:
+                out.append((name, version, metadata, entry["versions"][version]))
+    return out
+
+
+class ShippedWholeCurveTest(TestCase):
+    """Shipped versions evaluated to the whole curve: what they record is what their
+    curves say (recomputed here from the recorded mean curves, no fitting)."""
+
+    def test_recorded_checks_and_steps_to_levels_match_the_recorded_curves(self):
+        from learnit_tf import zoo
+        for name, version, metadata, record in _shipped_whole_curve_versions():
+            with self.subTest(entry=f"{name}@{version}"):
+                summary = metadata["evaluation"]["summary"]
+                curves = summary["mean_psnr_by_step"]
+                meta, standard = curves["meta"], curves["standard"]
+                behind = _levels_behind_brute_force(meta, standard)
+                self.assertEqual(summary["whole_curve"]["ahead_at_every_level"], not behind)
+                self.assertEqual(summary["whole_curve"]["steps"], len(meta) - 1)
+                headline = zoo.headline_from_metadata(metadata)
+                self.assertEqual(record["headline"]["whole_curve"], headline["whole_curve"])
+                for label, curve in curves.items():
+                    direct = {f"{level:g}": next((s for s, v in enumerate(curve) if v >= level),
+                                                 None) for level in (25, 30, 35, 40)}
+                    self.assertEqual(record["headline"]["steps_to_psnr"][label]["steps"],
+                                     direct)
+                # Published with the claim: ahead at every level to 1000 steps or more.
+                self.assertTrue(not behind and len(meta) - 1 >= 1000,
+                                f"{name}@{version}: behind at levels {behind[:3]}")
