@@ -202,7 +202,8 @@ class NerfProtocolTest(testing.TestCase):
     def test_evaluate_script_on_a_nerf_init(self):
         """scripts/evaluate_nerf.py (an alias of evaluate.py) dispatches to NerfProtocol."""
         out = os.path.join(self.root, "script_out")
-        result = run_evaluate("evaluate_nerf.py", f"--init={self.init_dir}", "--config=tiny",
+        result = run_evaluate("evaluate_nerf.py", f"--init={self.init_dir}",
+                              "--dataset=procedural_objects", "--config=tiny",
                               f"--data_dir={self.data_dir}", "--num_examples=1",
                               "--steps=0,2", "--num_held_out_views=1", "--rays_per_step=16",
                               f"--output_dir={out}", "--noprogress")

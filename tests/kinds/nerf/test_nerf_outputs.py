@@ -188,8 +188,11 @@ class ScriptsTest(testing.TestCase):
     def test_render_script(self):
         root = self.get_temp_dir()
         init_dir = save_tiny_init(os.path.join(root, "init"))
-        self.run_script("render.py", f"--init={init_dir}", "--config=tiny",
-                        f"--data_dir={os.path.join(root, 'tfds')}", "--fit_steps=2",
-                        "--frames=3", f"--output_dir={root}/render")
+        # The flags docs/README.md shows (--dataset, --config, --fit_steps, --scale).
+        self.run_script("render.py", f"--init={init_dir}", "--dataset=procedural_objects",
+                        "--config=tiny", f"--data_dir={os.path.join(root, 'tfds')}",
+                        "--fit_steps=2", "--frames=3", "--scale=2",
+                        f"--output_dir={root}/render")
         with Image.open(os.path.join(root, "render", "turntable.gif")) as gif:
             self.assertEqual(gif.n_frames, 3)
+            self.assertEqual(gif.size, (32, 32))  # 16x16 tiny views, upscaled 2x

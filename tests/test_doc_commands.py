@@ -1,0 +1,89 @@
+"""Every shell command README.md and docs/**/*.md show is run by a test (doc_commands.py
+maps each program and flag to the test that runs it)."""
+import ast
+import os
+import re
+import subprocess
+import sys
+
+import doc_commands
+from doc_commands import COVERAGE, REPO
+
+
+def test_every_documented_command_and_flag_has_a_test():
+    commands = doc_commands.documented_commands()
+    assert len(commands) > 40, "the docs' sh blocks were not found"
+    missing = doc_commands.uncovered(commands)
+    assert not missing, "documented commands no test runs (add the test and its entry in " \
+        "tests/doc_commands.py COVERAGE):\n" + "\n".join(
+            f"  {doc}: {command}  -- missing {what}" for doc, command, what in missing)
+
+
+def test_a_new_readme_command_without_a_test_is_reported(tmp_path):
+    """What the check above does when a command (or a flag) is added to a doc."""
+    readme = tmp_path / "README.md"
+    readme.write_text("Intro.\n\n```sh\npython scripts/fit.py --init=text_siren "
+                      "--input=a.png --steps=2 --output_dir=out\n"
+                      "python scripts/fit.py --init=text_siren --input=a.png --new_flag=1\n"
+                      "python scripts/new_tool.py --x=1 \\\n    --y=2\n```\n")
+    commands = doc_commands.documented_commands([str(readme)])
+    assert len(commands) == 3
+    missing = doc_commands.uncovered(commands)
+    assert [what for _, _, what in missing] == ["scripts/fit.py --new_flag",
+                                                "program 'scripts/new_tool.py'"]
+
+
+def _test_names(path):
+    """{"Class::test", "test"} defined in a test file."""
+    tree = ast.parse(open(path).read())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names |= {f"{node.name}::{f.name}" for f in node.body
+                      if isinstance(f, ast.FunctionDef)}
+    return names
+
+
+def test_every_coverage_entry_names_a_test_that_uses_the_flag():
+    """Each entry is an existing test, in a file that names the program (its script,
+    console command or module) and passes the flag."""
+    for program, flags in COVERAGE.items():
+        stem = program.split(" ")[-1 if program.startswith("scripts/zoo.py") else 0]
+        stem = os.path.basename(stem).replace(".py", "")
+        for flag, node in flags.items():
+            path, name = node.split("::", 1)
+            assert os.path.isfile(os.path.join(REPO, path)), node
+            assert name in _test_names(os.path.join(REPO, path)), f"no test {node}"
+            text = open(os.path.join(REPO, path)).read()
+            if program.startswith("scripts/") and program != "scripts/meta_train.py" or \
+                    flag == "":
+                assert stem in text or program in text, (program, node)
+            if flag and program.startswith("scripts/"):
+                assert re.search(rf"--{flag}\b|\b{flag}=|\"{flag}\"", text), (program, flag, node)
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run installs with README's development install and runs README's test
+    command, exactly."""
+    readme = open(os.path.join(REPO, "README.md")).read()
+    ci = open(os.path.join(REPO, ".ci", "run")).read()
+    assert "pip install -e '.[test]' && python -m pytest -n 2 tests" in readme
+    assert "python -m pip install -q -e '.[test]'" in ci
+    assert re.search(r"^python -m pytest -n 2 tests$", ci, re.M)
+
+
+def test_python_snippet_of_distributed_md_runs(tmp_path):
+    """docs/distributed.md's data-preparation one-liner, with a local directory for the
+    bucket and the `small` config instead of `paper` (the same builder call)."""
+    (command,) = [c for d, c in doc_commands.documented_commands()
+                  if c.startswith("python -c ")]
+    code = re.search(r'python -c "(.*)"', command).group(1)
+    code = code.replace("$BUCKET", str(tmp_path)).replace("'paper'", "'small'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    built = os.path.join(str(tmp_path), "tensorflow_datasets", "text_images", "small")
+    assert os.path.isdir(built), os.listdir(tmp_path)
