@@ -24,7 +24,8 @@ flags.DEFINE_list("inits", None, "Image inits: zoo name[@version] or init direct
 flags.DEFINE_list("resolutions", ["64", "128", "256"], "Grid sides to fit at.")
 flags.DEFINE_integer("num_examples", 3, "Held-out test signals per init and resolution.")
 flags.DEFINE_integer("meta_steps", 2, "Steps from the meta init (its fit recipe).")
-flags.DEFINE_integer("standard_steps", 100, "Cap of the standard init's Adam 1e-4 steps.")
+flags.DEFINE_list("standard_steps", ["100"], "Cap of the standard init's Adam 1e-4 steps: "
+                  "one number, or one per resolution.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
 flags.DEFINE_string("output_dir", None, "Where the table goes.")
 flags.mark_flags_as_required(["inits", "output_dir"])
@@ -40,7 +41,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     commands.configure_logging()
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import atomic, cli, init_io
+    from learnit_tf import cli
     from learnit_tf.kinds.image import resolution_table as rt
 
     try:
@@ -52,11 +53,23 @@ def main(argv):
         for name in FLAGS.inits:
             model, metadata, _ = cli.resolve_init(name)
             inits.append(rt.Loaded(name, model, dict(metadata)))
+        caps = [int(c) for c in FLAGS.standard_steps]
+        caps = caps[0] if len(caps) == 1 else caps
         rows, curves = rt.resolution_table(
-            inits, resolutions, FLAGS.num_examples, FLAGS.meta_steps, FLAGS.standard_steps,
-            data_dir=FLAGS.data_dir)
+            inits, resolutions, FLAGS.num_examples, FLAGS.meta_steps, caps,
+            data_dir=FLAGS.data_dir,
+            on_row=lambda rows, curves: _write(rows, curves, resolutions, quiet=True))
     except (ValueError, FileNotFoundError, LookupError) as e:
         raise app.UsageError(str(e)) from e
+    _write(rows, curves, resolutions)
+    return 0
+
+
+def _write(rows, curves, resolutions, quiet=False):
+    """The table so far: resolution.csv, resolution.json and resolution_table.md."""
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf import atomic, init_io
+    from learnit_tf.kinds.image import resolution_table as rt
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     init_io.write_csv_atomic(rows, os.path.join(FLAGS.output_dir, "resolution.csv"),
                              rt.COLUMNS)
@@ -66,9 +79,9 @@ def main(argv):
     table = rt.markdown_table(rows, resolutions)
     atomic.atomic_save(os.path.join(FLAGS.output_dir, "resolution_table.md"),
                        lambda tmp: _write_text(tmp, table))
-    print("\n" + table)
-    print(json.dumps(result["standard"], indent=1))
-    return 0
+    if not quiet:
+        print("\n" + table)
+        print(json.dumps(result["standard"], indent=1))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def _architecture_key(model, metadata):
 
 
 def resolution_table(inits, resolutions, num_examples=3, meta_steps=2, standard_steps=100,
-                     match_step=2, data_dir=None, standard_seed=1, progress=True):
+                     match_step=2, data_dir=None, standard_seed=1, progress=True,
+                     on_row=None):
     """Rows of `COLUMNS`, one per (init, resolution), and the standard curves.
 
     Args:
@@ -79,14 +80,24 @@ def resolution_table(inits, resolutions, num_examples=3, meta_steps=2, standard_
         resolutions: sides R of the grids to fit at.
         num_examples: held-out test signals per (init, R) (the first of the split).
         meta_steps: steps from the meta init (>= match_step).
-        standard_steps: the standard init's cap; steps_to_match is None beyond it.
+        standard_steps: the standard init's cap; steps_to_match is None beyond it. One
+            number, or one per resolution (e.g. 40 at 128 and 256: enough to show the
+            20× criterion at 2 steps, and a 256×256 step costs 16 of a 64×64 one).
         match_step: the meta step whose PSNR the standard init must reach.
+        on_row: optional callable(rows so far, standard curves) after each row (e.g. to
+            write the table as it grows).
     """
     if meta_steps < match_step:
         raise ValueError(f"meta_steps={meta_steps} must be >= match_step={match_step}.")
+    if isinstance(standard_steps, int):
+        standard_steps = [standard_steps] * len(resolutions)
+    if len(standard_steps) != len(resolutions):
+        raise ValueError(f"standard_steps {list(standard_steps)} must give one cap per "
+                         f"resolution {list(resolutions)}.")
+    caps = dict(zip(resolutions, standard_steps))
     total = len(inits) * len(resolutions) * num_examples * meta_steps
     keys = {(_architecture_key(i.model, i.metadata), r) for i in inits for r in resolutions}
-    total += len(keys) * num_examples * standard_steps
+    total += sum(num_examples * caps[r] for _, r in keys)
     bar = keras.utils.Progbar(total, verbose=1 if progress else 0, unit_name="step")
     done = [0]
 
@@ -109,7 +120,7 @@ def resolution_table(inits, resolutions, num_examples=3, meta_steps=2, standard_
                 standard = standard_init(init.model, seed=standard_seed)
                 start = time.perf_counter()
                 result = evaluation.compare_inits(
-                    {"standard": (standard, InnerOptimizer("adam", 1e-4), standard_steps)},
+                    {"standard": (standard, InnerOptimizer("adam", 1e-4), caps[res])},
                     task, examples, None, progress=tick)["standard"]
                 standard_curves[key] = {"psnr": result["psnr"],
                                         "seconds": time.perf_counter() - start}
@@ -122,9 +133,11 @@ def resolution_table(inits, resolutions, num_examples=3, meta_steps=2, standard_
                 "num_examples": len(examples), "meta_steps": meta_steps,
                 "meta_psnr_at_match": round(target, 3),
                 "standard_psnr_at_match": round(float(base[match_step]), 3),
-                "steps_to_match": reached, "standard_steps_evaluated": standard_steps,
+                "steps_to_match": reached, "standard_steps_evaluated": caps[res],
                 "ratio": None if reached is None else round(reached / match_step, 2),
                 "fit_recipe": optimizer.describe()})
+            if on_row is not None:
+                on_row(rows, standard_curves)
     return rows, standard_curves
 
 
