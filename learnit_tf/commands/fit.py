@@ -105,7 +105,10 @@ def prepare():
     init = FLAGS.init
     if FLAGS.resolution is not None and not cli.is_path_like(init):
         from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-        init, note = zoo_resolution.choose_init(zoo.Zoo(), init, FLAGS.resolution)
+        try:
+            init, note = zoo_resolution.choose_init(zoo.Zoo(), init, FLAGS.resolution)
+        except zoo.ZooError:  # E.g. no index: resolve_init below says so, naming --init.
+            note = None
         if note:
             print(note, file=sys.stderr)
     model, metadata, _ = cli.resolve_init(init)
