@@ -50,6 +50,7 @@ from typing import Optional
 
 import numpy as np
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from learnit_tf.data.files import list_image_files, load_image
 from learnit_tf.data.procedural_builders import prepare_procedural_builder
@@ -237,8 +238,27 @@ class EmojiImages(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, items):
         resolution = self.builder_config.resolution
         for name, path in items:
-            rgb = load_image(path, resolution)
+            rgb = load_image_upsampled(path, resolution)
             yield name, {"image": np.round(rgb * 255.0).astype(np.uint8), "name": name}
+
+
+def load_image_upsampled(path, resolution):
+    """`load_image(path, resolution)`, also for artwork smaller than `resolution`.
+
+    The package's emoji are 64×64 (879 of its 881 PNGs): at 128 or 256 they are
+    centre-cropped and upsampled (bicubic, per channel in float, as `load_image`
+    downsamples), so larger sizes are smooth versions of the same artwork.
+    """
+    rgb = load_image(path)
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    if side >= resolution:
+        return load_image(path, resolution)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = np.ascontiguousarray(rgb[top:top + side, left:left + side], np.float32)
+    channels = [np.asarray(Image.fromarray(square[..., c], mode="F").resize(
+        (resolution, resolution), Image.BICUBIC)) for c in range(square.shape[-1])]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
 def _provenance(source_dir):

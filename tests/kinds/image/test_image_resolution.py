@@ -334,3 +334,24 @@ class ResolutionTableTest(testing.TestCase):
         self.assertIn("| tiny | 32² |", table)
         by_res = rt.evaluations_by_resolution(rows, "tiny")
         self.assertEqual(sorted(by_res), ["16", "24"])
+
+
+class EmojiUpsamplingTest(testing.TestCase):
+
+    def test_small_artwork_is_upsampled_not_refused(self):
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.image.emoji import load_image_upsampled
+        path = os.path.join(self.get_temp_dir(), "e.png")
+        # Left half red, right half blue (x is the second axis).
+        pixels = np.zeros((8, 8, 3), np.uint8)
+        pixels[:, :4, 0] = 255
+        pixels[:, 4:, 2] = 255
+        Image.fromarray(pixels).save(path)
+        big = load_image_upsampled(path, 32)
+        self.assertEqual(big.shape, (32, 32, 3))
+        self.assertGreater(big[16, 2, 0], 0.95)    # Left stays red,
+        self.assertGreater(big[16, 29, 2], 0.95)   # right stays blue,
+        self.assertLess(big[16, 29, 0], 0.05)
+        down = big.reshape(8, 4, 8, 4, 3).mean(axis=(1, 3))
+        self.assertLess(np.abs(down - pixels / 255.0).mean(), 0.05)
+        np.testing.assert_array_equal(load_image_upsampled(path, 8), pixels / np.float32(255))
