@@ -28,6 +28,9 @@ flags.DEFINE_list("standard_steps", ["100"], "Cap of the standard init's Adam 1e
                   "one number, or one per resolution.")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: TFDS's).")
 flags.DEFINE_string("output_dir", None, "Where the table goes.")
+flags.DEFINE_bool("write_metadata", False,
+                  "Record each local init directory's rows as metadata['evaluated_resolutions'] "
+                  "(what zoo.load(resolution=) and learnit-fit --resolution read).")
 flags.mark_flags_as_required(["inits", "output_dir"])
 
 
@@ -49,10 +52,15 @@ def main(argv):
     except ValueError as e:
         raise app.UsageError(f"--resolutions must be integers, got {FLAGS.resolutions}.") from e
     try:
-        inits = []
+        inits, directories = [], {}
         for name in FLAGS.inits:
-            model, metadata, _ = cli.resolve_init(name)
+            model, metadata, directory = cli.resolve_init(name)
             inits.append(rt.Loaded(name, model, dict(metadata)))
+            directories[name] = directory
+        if FLAGS.write_metadata and None in directories.values():
+            zoo_names = [n for n, d in directories.items() if d is None]
+            raise ValueError(f"--write_metadata needs local init directories, not the zoo "
+                             f"entries {zoo_names} (published files are immutable).")
         caps = [int(c) for c in FLAGS.standard_steps]
         caps = caps[0] if len(caps) == 1 else caps
         rows, curves = rt.resolution_table(
@@ -62,6 +70,16 @@ def main(argv):
     except (ValueError, FileNotFoundError, LookupError) as e:
         raise app.UsageError(str(e)) from e
     _write(rows, curves, resolutions)
+    if FLAGS.write_metadata:
+        from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.image.zoo_resolution import EVALUATED_RESOLUTIONS
+        for init in inits:
+            path = os.path.join(directories[init.name], init_io.METADATA_FILE)
+            metadata = dict(init.metadata)
+            metadata[EVALUATED_RESOLUTIONS] = rt.evaluations_by_resolution(rows, init.name)
+            metadata["resolution_evaluation_command"] = " ".join(["python"] + sys.argv)
+            init_io.write_json_atomic(path, metadata)
+            print(f"Recorded {sorted(metadata[EVALUATED_RESOLUTIONS], key=int)} in {path}")
     return 0
 
 

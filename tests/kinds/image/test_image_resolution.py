@@ -355,3 +355,27 @@ class EmojiUpsamplingTest(testing.TestCase):
         down = big.reshape(8, 4, 8, 4, 3).mean(axis=(1, 3))
         self.assertLess(np.abs(down - pixels / 255.0).mean(), 0.05)
         np.testing.assert_array_equal(load_image_upsampled(path, 8), pixels / np.float32(255))
+
+
+class ResolutionTableScriptTest(testing.TestCase):
+
+    def test_write_metadata_records_what_zoo_load_reads(self):
+        from learnit_tf.kinds.image import zoo_resolution as zr
+        root = self.get_temp_dir()
+        init_dir = _tiny_text_init(os.path.join(root, "init"))
+        out = os.path.join(root, "table")
+        result = subprocess.run(
+            [sys.executable, os.path.join(REPO, "scripts", "resolution_table.py"),
+             f"--inits={init_dir}", "--resolutions=16,24", "--num_examples=1",
+             "--standard_steps=3", f"--output_dir={out}", "--write_metadata",
+             f"--data_dir={os.path.join(root, 'tfds')}"],
+            capture_output=True, text=True, timeout=600, check=False)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        metadata = init_io.read_metadata(init_dir)
+        rows = __import__("json").load(open(os.path.join(out, "resolution.json")))["rows"]
+        self.assertEqual(sorted(zr.evaluated_resolutions(metadata)), [16, 24])
+        self.assertEqual(zr.evaluated_resolutions(metadata)[24]["meta_psnr_at_match"],
+                         rows[1]["meta_psnr_at_match"])
+        self.assertIsNone(zr.resolution_warning("tiny", metadata, 24))
+        self.assertIn("not evaluated at 64×64", zr.resolution_warning("tiny", metadata, 64))
+        self.assertTrue(os.path.exists(os.path.join(out, "resolution_table.md")))
