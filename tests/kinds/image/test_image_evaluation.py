@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from learnit_tf import evaluation, init_io, testing, zoo
+from learnit_tf.output_dir import LOCK_FILE
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.kinds.image.evaluation import ImageProtocol
 from learnit_tf.models import Siren
@@ -143,9 +144,10 @@ class EvaluateScriptTest(testing.TestCase):
         self.assertEqual(report["settings"]["directory"], folder)
         headline = report["summary"]["headline"]
         self.assertAlmostEqual(headline["meta_psnr_at_2"], float(rows[2]["psnr_mean"]), places=4)
-        self.assertEqual(sorted(os.listdir(out)), ["per_example.csv", "psnr_curves.png",
-                                                   "reconstructions.png", "report.csv",
-                                                   "report.json"])
+        # The command's output-folder lock (learnit_tf.output_dir) is not an output.
+        outputs = sorted(n for n in os.listdir(out) if n != LOCK_FILE)
+        self.assertEqual(outputs, ["per_example.csv", "psnr_curves.png", "reconstructions.png",
+                                   "report.csv", "report.json"])
         # --write_metadata stored the report; the zoo's headline of the init is its headline.
         metadata = init_io.read_metadata(init_dir)
         self.assertEqual(metadata["evaluation"]["protocol"], "image_psnr_vs_steps")
