@@ -71,12 +71,15 @@ Example:
 TensorFlow and Keras are imported lazily, so listing a zoo is fast.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
 import os
 import re
+import shutil
 import urllib.parse
+import uuid
 
 from absl import logging
 
@@ -85,6 +88,10 @@ from learnit_tf.headline import finite_number as _number
 from learnit_tf.headline import headline_from_metadata as protocol_headline
 from learnit_tf import locks, shipped, zoo_transport
 from learnit_tf.atomic import atomic_save
+from learnit_tf.zoo_errors import (  # noqa: F401  (public names of learnit_tf.zoo)
+    ZooError, UnknownEntryError, IntegrityError, UnsafePathError,
+    IndexFormatError, VersionExistsError, DownloadTimeoutError,
+    PinnedVersionChangedError, NonFiniteWeightsError)
 
 # Mirrors learnit_tf.init_io (not imported here, to keep `list` free of TensorFlow;
 # tests assert the two stay equal).
@@ -103,68 +110,19 @@ SHIPPED_ZOO_DIR = shipped.shipped_dir("zoo")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_URL_SCHEMES = ("http", "https", "file")
 _CHUNK = 1 << 20
 PINS_DIR = "pins"
 _List = list  # this module defines a public `list()`; keep the builtin at hand
 
-
-class ZooError(Exception):
-    """Base class of zoo errors."""
-
-
-class UnknownEntryError(ZooError, LookupError):
-    """A name or version that the index does not list."""
-
-
-class IntegrityError(ZooError):
-    """A file whose size or sha256 differs from the index (tampered, damaged or replaced)."""
-
-
-class UnsafePathError(ZooError):
-    """An index path or file name that would escape the zoo or cache directory."""
-
-
-class IndexFormatError(ZooError, ValueError):
-    """A malformed index.json."""
-
-
-class VersionExistsError(ZooError, FileExistsError):
-    """Publishing a version that already exists (published versions are immutable)."""
-
-
-class DownloadTimeoutError(ZooError, TimeoutError):
-    """A download that did not finish within its total deadline (`learnit_tf.zoo_transport`)."""
-
-
-class PinnedVersionChangedError(IntegrityError):
-    """The index lists other bytes for a version already verified and pinned in the cache."""
-
-
-class NonFiniteWeightsError(ZooError, ValueError):
-    """An init whose weights hold NaN or infinite values (`verify`, `publish`)."""
+# Locations (local, URL, gfile) and byte checks: learnit_tf.zoo_transport.
+_gfile = zoo_transport.gfile
+_scheme = zoo_transport.scheme
+_is_url = zoo_transport.is_url
+_is_local = zoo_transport.is_local
+_mismatch = zoo_transport.mismatch
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _gfile():
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tf.io.gfile
-
-
-def _scheme(location):
-    """URL scheme of `location` ('' for a local path)."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", str(location))
-    return match.group(1).lower() if match else ""
-
-
-def _is_url(location):
-    return _scheme(location) in _URL_SCHEMES
-
-
-def _is_local(location):
-    return _scheme(location) == ""
 
 
 def _join(base, *parts):
@@ -245,20 +203,6 @@ def _gfile_digest(path):
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
-
-
-def _mismatch(path, size, sha256, expected):
-    """Describes how (size, sha256) differs from an index record, or returns None."""
-    if size != expected["size"]:
-        # Only the size is known to differ (cut off, edited or replaced): say just that.
-        relation = "fewer" if size < expected["size"] else "more"
-        return (f"{path!r} has the wrong size (size mismatch: expected {expected['size']} "
-                f"bytes as the index records, got {size} bytes, "
-                f"{abs(expected['size'] - size)} {relation})")
-    if sha256 != expected["sha256"]:
-        return (f"{path!r} has sha256 {sha256}, the index expects {expected['sha256']} "
-                "(file tampered with or corrupted)")
-    return None
 
 
 def _check_local_file(path, expected):
@@ -900,7 +844,203 @@ def _utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# publish() lives in learnit_tf.zoo_publish (imported at the end of this module).
+# Several publishers may write one local zoo at the same moment: the whole publish (the
+# check that the version is new, the copy, the change of index.json) holds the index's
+# lock (learnit_tf.locks), and index.json is re-read under it before the new version is
+# merged in, so no entry is lost and of two publishers of one version exactly one wins.
+# gs:// has no lock: the index is re-read just before it is replaced (publish to one gs://
+# zoo from one process at a time).
+_PUBLISH_LOCK_TIMEOUT_SECONDS = 600
+
+
+def _read_gfile_index(gfile, index_path):
+    if not gfile.exists(index_path):
+        return empty_index()
+    with gfile.GFile(index_path, "rb") as f:
+        return _parse_index(f.read(), index_path)
+
+
+def _write_gfile_index(gfile, index_path, index):
+    """Writes the index to a temporary name, then renames it over the old one."""
+    tmp = f"{index_path}.tmp-{uuid.uuid4().hex}"
+    data = json.dumps(index, indent=2, sort_keys=True) + "\n"
+    try:
+        with gfile.GFile(tmp, "w") as f:
+            f.write(data)
+        gfile.rename(tmp, index_path, overwrite=True)
+    except BaseException:
+        if gfile.exists(tmp):
+            gfile.remove(tmp)
+        raise
+
+
+def _check_destination(destination):
+    """The destination as an absolute local path or a gs:// path; refuses non-directories."""
+    if _is_url(destination):
+        raise ValueError(f"Cannot publish to {destination!r}: http(s) is read-only; publish to "
+                         "a local directory or gs:// and serve that directory.")
+    if not _is_local(destination):
+        return destination
+    destination = os.path.abspath(os.path.expanduser(destination))
+    ancestor = destination
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        where = ("is a file" if ancestor == destination
+                 else f"is inside {ancestor!r}, which is a file")
+        raise ValueError(f"Cannot publish to --destination={destination!r}: it {where}, not a "
+                         "zoo directory (a directory holding index.json and one folder per "
+                         "entry). Nothing was written.")
+    return destination
+
+
+def _remove_dead_staging(gfile, destination, name, version):
+    """Deletes staging folders of `name/version` left by a killed publish (lock held)."""
+    parent = os.path.join(destination, name)
+    if not os.path.isdir(parent):
+        return
+    for entry in os.listdir(parent):
+        if entry.startswith(f".{version}.tmp-"):
+            logging.info("Removing %s, left by an interrupted publish.", entry)
+            gfile.rmtree(os.path.join(parent, entry))
+
+
+def publish(init_dir, name, version, destination=None, description=None):
+    """Publishes an init directory as `name`/`version` of a zoo.
+
+    Validates the init (all three files, config builds, weights load), copies the
+    files to `destination/<name>/<version>/` through tf.io.gfile, checks the copies'
+    hashes, then adds the version to `destination/index.json` (written to a temporary
+    name and renamed). Published versions are immutable: an existing version is
+    refused. On a local destination the files are staged in a hidden sibling
+    directory and renamed into place, so a reader never sees a partial version, and
+    the publish holds the index's lock (see the module docstring), so concurrent
+    publishers into one zoo all keep their entries.
+
+    Args:
+        init_dir: local init directory (see `learnit_tf.init_io.save_init`).
+        name: entry name ([A-Za-z0-9_.-]).
+        version: version string, e.g. "1".
+        destination: zoo directory, local or `gs://…` (default: the repo's `zoo/`).
+        description: one-line description of the entry (default: kept, or derived
+            from the metadata).
+
+    Returns:
+        The index record of the new version.
+
+    Raises:
+        VersionExistsError: the version is already published (or was, concurrently).
+        ValueError: a bad name, init or destination (e.g. an existing file).
+        learnit_tf.locks.SharedFileBusyError: another publish held the index's lock
+            for 10 minutes.
+
+    Example:
+
+    >>> import tempfile
+    >>> from learnit_tf.init_io import save_init
+    >>> from learnit_tf.models import Siren
+    >>> init = save_init(Siren(width=8, depth=2, seed=0), tempfile.mkdtemp() + "/init",
+    ...                  {"signal_class": "demo"})
+    >>> record = publish(init, "demo", "1", tempfile.mkdtemp())
+    >>> record["path"]
+    'demo/1/'
+    """
+    from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
+    check_name(name, "name")
+    check_name(str(version), "version")
+    version = str(version)
+    destination = _check_destination(str(destination or SHIPPED_ZOO_DIR))
+    for filename in ALLOWED_FILES:
+        if not os.path.isfile(os.path.join(init_dir, filename)):
+            raise FileNotFoundError(f"Cannot publish {init_dir!r}: {filename} is missing "
+                                    f"(an init directory holds {', '.join(ALLOWED_FILES)}).")
+    # Validate before anything is written: the config builds, the weights load.
+    config = init_io.read_config(init_dir)
+    try:
+        metadata = init_io.read_metadata(init_dir)  # Validated against the schema.
+    except init_metadata.MetadataError as e:
+        raise ValueError(f"Cannot publish {init_dir!r}: {e}") from e
+    try:
+        model = init_io.load_init(init_dir)
+    except Exception as e:
+        raise ValueError(f"Cannot publish {init_dir!r}: the init does not load ({e}).") from e
+    problem = non_finite_weights(model)
+    if problem:
+        raise NonFiniteWeightsError(f"Cannot publish {init_dir!r}: {problem}.")
+    files = {}
+    for filename in ALLOWED_FILES:
+        size, sha = _file_digest(os.path.join(init_dir, filename))
+        files[filename] = {"size": size, "sha256": sha}
+    headline = headline_from_metadata(metadata, config, int(model.count_params()))
+
+    gfile = _gfile()
+    index_path = _join(destination, INDEX_FILE)
+    local = _is_local(destination)
+    if local:
+        os.makedirs(destination, exist_ok=True)
+        lock = locks.locked(index_path, _PUBLISH_LOCK_TIMEOUT_SECONDS, what=f"zoo index {index_path}")
+    else:
+        lock = contextlib.nullcontext()
+    with lock:
+        index = _read_gfile_index(gfile, index_path)
+        existing = index["entries"].get(name, {}).get("versions", {})
+        if version in existing:
+            raise VersionExistsError(
+                f"{name!r} version {version!r} is already published in {index_path}; "
+                "published versions are immutable (existing: "
+                f"{', '.join(sorted(existing, key=version_key))}). Publish a new version.")
+        version_dir = _join(destination, name, version)
+        if local:
+            _remove_dead_staging(gfile, destination, name, version)
+        if gfile.exists(version_dir):
+            raise VersionExistsError(
+                f"{version_dir!r} exists but is not in the index (left by an interrupted "
+                "publish?); remove it or publish another version.")
+
+        gfile.makedirs(_join(destination, name))
+        staging = (_join(destination, name, f".{version}.tmp-{uuid.uuid4().hex[:8]}")
+                   if local else version_dir)
+        try:
+            gfile.makedirs(staging)
+            for filename, record in files.items():
+                target = _join(staging, filename)
+                gfile.copy(os.path.join(init_dir, filename), target, overwrite=False)
+                problem = _mismatch(target, *_gfile_digest(target), record)
+                if problem:
+                    raise IntegrityError(f"Copy failed verification: {problem}.")
+            if staging != version_dir:
+                gfile.rename(staging, version_dir, overwrite=False)
+        except BaseException:
+            if gfile.exists(staging):
+                gfile.rmtree(staging)
+            raise
+
+        # Commit: re-read the index (under the lock on a local zoo) and merge into it.
+        index = _read_gfile_index(gfile, index_path)
+        entry = index["entries"].setdefault(name, {"versions": {}})
+        if version in entry["versions"]:  # Only possible on gs:// (no lock).
+            raise VersionExistsError(
+                f"{name!r} version {version!r} was published concurrently.")
+        record = {"path": f"{name}/{version}/", "files": files, "headline": headline,
+                  "published": _utc_now()}
+        entry["versions"][version] = record
+        entry["latest"] = max(entry["versions"], key=version_key)
+        if description is not None:
+            entry["description"] = description
+        elif not entry.get("description"):
+            entry["description"] = metadata.get("description") or " ".join(
+                str(x) for x in (headline.get("signal_class"), headline.get("model_class"),
+                                 "init", f"({headline['algorithm']})" if "algorithm" in headline
+                                 else None) if x)
+        try:
+            _write_gfile_index(gfile, index_path, index)
+        except BaseException:
+            # The version folder without its index record would block a retry.
+            if local:
+                shutil.rmtree(version_dir, ignore_errors=True)
+            raise
+    logging.info("Published %s version %s to %s", name, version, version_dir)
+    return record
 
 
 # ------------------------------------------------------------------------------ table
@@ -999,7 +1139,3 @@ def format_table(rows, markdown=False):
     if not cells:
         lines.append("(no entries)")
     return "\n".join(line.rstrip() for line in lines)
-
-
-# Kept as `zoo.publish` (the code lives in its own module, beside the zoo's locks).
-from learnit_tf.zoo_publish import publish  # noqa: E402  pylint: disable=wrong-import-position

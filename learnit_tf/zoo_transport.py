@@ -20,12 +20,15 @@ that file once no live download holds it (an OS lock marks live ones).
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
 from absl import logging
+
+from learnit_tf.zoo_errors import DownloadTimeoutError, IntegrityError, ZooError
 
 try:
     import fcntl
@@ -43,9 +46,41 @@ FRESH_PART_SECONDS = 5
 STALE_PART_SECONDS_WITHOUT_LOCKS = 3600
 
 
-def _zoo():
-    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel  # zoo imports us
-    return zoo
+_URL_SCHEMES = ("http", "https", "file")
+
+
+def gfile():
+    """tf.io.gfile (TensorFlow is imported only when a gs:// or other gfile path is used)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.io.gfile
+
+
+def scheme(location):
+    """URL scheme of `location` ('' for a local path)."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", str(location))
+    return match.group(1).lower() if match else ""
+
+
+def is_url(location):
+    return scheme(location) in _URL_SCHEMES
+
+
+def is_local(location):
+    return scheme(location) == ""
+
+
+def mismatch(path, size, sha256, expected):
+    """Describes how (size, sha256) differs from an index record, or returns None."""
+    if size != expected["size"]:
+        # Only the size is known to differ (cut off, edited or replaced): say just that.
+        relation = "fewer" if size < expected["size"] else "more"
+        return (f"{path!r} has the wrong size (size mismatch: expected {expected['size']} "
+                f"bytes as the index records, got {size} bytes, "
+                f"{abs(expected['size'] - size)} {relation})")
+    if sha256 != expected["sha256"]:
+        return (f"{path!r} has sha256 {sha256}, the index expects {expected['sha256']} "
+                "(file tampered with or corrupted)")
+    return None
 
 
 def deadline_seconds(expected_size):
@@ -77,7 +112,7 @@ class _Deadline:
             self.fail(received)
 
     def fail(self, received, cause=None):
-        raise _zoo().DownloadTimeoutError(
+        raise DownloadTimeoutError(
             f"Could not download {self.url}: it did not finish within {self.seconds:g} s "
             f"(the total deadline of a download; {received} bytes arrived). Nothing was "
             f"kept. The server is too slow or stalled; set ${ENV_DEADLINE} to allow more "
@@ -92,29 +127,28 @@ def _socket_of(stream):
 
 def open_stream(url, deadline=None):
     """Opens `url` (http/https/file, gs:// and other gfile schemes, or a local path)."""
-    zoo = _zoo()
-    if zoo._is_url(url):  # pylint: disable=protected-access
+    if is_url(url):
         timeout = READ_TIMEOUT_SECONDS
         if deadline is not None:
             timeout = max(0.001, min(timeout, deadline.remaining()))
         try:
             return urllib.request.urlopen(url, timeout=timeout)  # nosec: verified
         except urllib.error.HTTPError as e:
-            raise zoo.ZooError(f"Could not download {url}: HTTP {e.code} {e.reason}.") from e
+            raise ZooError(f"Could not download {url}: HTTP {e.code} {e.reason}.") from e
         except TimeoutError as e:
             if deadline is not None and deadline.remaining() <= 0:
                 deadline.fail(0, e)
-            raise zoo.ZooError(f"Could not download {url}: {e}.") from e
+            raise ZooError(f"Could not download {url}: {e}.") from e
         except (urllib.error.URLError, OSError) as e:
-            raise zoo.ZooError(f"Could not download {url}: {e}.") from e
-    if zoo._is_local(url):  # pylint: disable=protected-access
+            raise ZooError(f"Could not download {url}: {e}.") from e
+    if is_local(url):
         if not os.path.isfile(url):
-            raise zoo.ZooError(f"Could not read {url!r}: no such file.")
+            raise ZooError(f"Could not read {url!r}: no such file.")
         return open(url, "rb")
-    gfile = zoo._gfile()  # pylint: disable=protected-access
-    if not gfile.exists(url):
-        raise zoo.ZooError(f"Could not read {url!r}: no such file.")
-    return gfile.GFile(url, "rb")
+    files = gfile()
+    if not files.exists(url):
+        raise ZooError(f"Could not read {url!r}: no such file.")
+    return files.GFile(url, "rb")
 
 
 def stream_chunks(src, limit, deadline):
@@ -139,7 +173,7 @@ def stream_chunks(src, limit, deadline):
         except (TimeoutError, OSError) as e:
             if deadline.remaining() <= 0 or isinstance(e, TimeoutError):
                 deadline.fail(received, e)
-            raise _zoo().ZooError(f"Could not download {deadline.url}: {e}.") from e
+            raise ZooError(f"Could not download {deadline.url}: {e}.") from e
         if not chunk:
             return
         received += len(chunk)
@@ -153,7 +187,7 @@ def read_bytes(location, limit=MAX_INDEX_BYTES):
     with open_stream(location, deadline) as src:
         data = b"".join(stream_chunks(src, limit, deadline))
     if len(data) > limit:
-        raise _zoo().ZooError(f"{location!r} is larger than {limit} bytes; refusing it as an "
+        raise ZooError(f"{location!r} is larger than {limit} bytes; refusing it as an "
                               "index (nothing more was read).")
     return data
 
@@ -165,7 +199,6 @@ def download(url, target, expected, progress=True):
     at the deadline (`deadline_seconds`); the temporary file is removed on any
     failure, so the cache never holds a bad or partial file.
     """
-    zoo = _zoo()
     directory = os.path.dirname(target)
     os.makedirs(directory, exist_ok=True)
     remove_stale_parts(target)
@@ -180,7 +213,7 @@ def download(url, target, expected, progress=True):
         with os.fdopen(fd, "wb") as out, open_stream(url, deadline) as src:
             length = getattr(src, "headers", None) and src.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) != cap:
-                raise zoo.IntegrityError(
+                raise IntegrityError(
                     f"Refusing {url}: size mismatch: expected {cap} bytes as the "
                     f"index records, the server sends {int(length)} bytes (Content-Length). "
                     "Nothing was cached.")
@@ -191,7 +224,7 @@ def download(url, target, expected, progress=True):
             for chunk in stream_chunks(src, cap, deadline):
                 size += len(chunk)
                 if size > cap:
-                    raise zoo.IntegrityError(
+                    raise IntegrityError(
                         f"Refusing {url}: the server sends more than the {cap} bytes the "
                         "index records (cut off there, nothing more was read). Nothing was "
                         "cached.")
@@ -199,9 +232,9 @@ def download(url, target, expected, progress=True):
                 out.write(chunk)
                 if bar is not None:
                     bar.update(size)
-        problem = zoo._mismatch(url, size, digest.hexdigest(), expected)  # pylint: disable=protected-access
+        problem = mismatch(url, size, digest.hexdigest(), expected)
         if problem:
-            raise zoo.IntegrityError(f"Refusing download: {problem}. Nothing was cached.")
+            raise IntegrityError(f"Refusing download: {problem}. Nothing was cached.")
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -156,15 +156,14 @@ def test_publish_waits_for_the_index_lock_then_gives_up_clearly(tmp_path):
          "time.sleep(60)", locks.lock_path(index)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        import learnit_tf.zoo_publish as zoo_publish  # pylint: disable=import-outside-toplevel
-        previous = zoo_publish._LOCK_TIMEOUT_SECONDS  # pylint: disable=protected-access
-        zoo_publish._LOCK_TIMEOUT_SECONDS = 0.5  # pylint: disable=protected-access
+        previous = zoo._PUBLISH_LOCK_TIMEOUT_SECONDS  # pylint: disable=protected-access
+        zoo._PUBLISH_LOCK_TIMEOUT_SECONDS = 0.5  # pylint: disable=protected-access
         try:
             with pytest.raises(locks.SharedFileBusyError, match=r"zoo index .*index.json.* "
                                r"is being changed by another process"):
                 zoo.publish(init, "tiny", "1", str(zoo_dir))
         finally:
-            zoo_publish._LOCK_TIMEOUT_SECONDS = previous  # pylint: disable=protected-access
+            zoo._PUBLISH_LOCK_TIMEOUT_SECONDS = previous  # pylint: disable=protected-access
         assert sorted(os.listdir(zoo_dir)) == [".index.json.lock"]  # Nothing else written.
     finally:
         holder.kill()
