@@ -180,7 +180,8 @@ def standard_psnr_rows(standard_curves):
     out = []
     for (key, res), curve in standard_curves.items():
         mean = curve["psnr"].mean(0)
-        out.append({"class": json.loads(key)[3], "resolution": res,
+        function, bindings = json.loads(key)[2:4]
+        out.append({"dataset": function, "bindings": bindings, "resolution": res,
                     **{f"step_{s}": round(float(mean[s]), 2)
                        for s in (0, 2, 10, 50, len(mean) - 1) if s < len(mean)},
                     "seconds": round(curve["seconds"], 1)})
