@@ -88,6 +88,7 @@ from learnit_tf.headline import finite_number as _number
 from learnit_tf.headline import headline_from_metadata as protocol_headline
 from learnit_tf import locks, shipped, zoo_transport
 from learnit_tf.atomic import atomic_save
+from learnit_tf.zoo_names import split_name, version_key  # noqa: F401  (public names of learnit_tf.zoo)
 from learnit_tf.zoo_errors import (  # noqa: F401  (public names of learnit_tf.zoo)
     ZooError, UnknownEntryError, IntegrityError, UnsafePathError,
     IndexFormatError, VersionExistsError, DownloadTimeoutError,
@@ -147,10 +148,6 @@ def check_name(value, what="name"):
     return value
 
 
-def version_key(version):
-    """Sort key that orders versions naturally ("2" < "10", "1.2" < "1.10")."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
-                 for p in re.split(r"[._-]", str(version)))
 
 
 def _safe_parts(path, what):
@@ -762,19 +759,6 @@ def _write_bytes_atomic(path, data):
     atomic_save(path, save)
 
 
-def split_name(name_or_spec, version=None):
-    """Splits "name@version" (the explicit `version` argument must agree).
-
-    "name@" (an empty version) and "@version" (an empty name) are errors, not "latest".
-    """
-    name, at, spec_version = str(name_or_spec).partition("@")
-    if at and not (name and spec_version):
-        raise ValueError(f"{name_or_spec!r} has an empty {'version' if name else 'name'} "
-                         "around '@'; expected NAME@VERSION (e.g. text_images_maml@1), or "
-                         "just NAME for its latest version.")
-    if spec_version and version is not None and str(version) != spec_version:
-        raise ValueError(f"Conflicting versions: {name_or_spec!r} and version={version!r}.")
-    return name, (spec_version or (None if version is None else str(version)))
 
 
 # ------------------------------------------------------------------ module-level API
@@ -811,7 +795,7 @@ def load(name_or_path, version=None, cache_dir=None, base_url=None, index=None,
         resolution: image inits: the grid side R you will fit at. A bare name loads the
             newest version evaluated at R; a `ResolutionWarning` with the measured
             numbers says when the loaded init was not
-            (`learnit_tf.kinds.image.zoo_resolution`).
+            (`learnit_tf.zoo_resolution`).
 
     Example:
 
@@ -820,7 +804,7 @@ def load(name_or_path, version=None, cache_dir=None, base_url=None, index=None,
     """
     zoo_obj = Zoo(index, cache_dir, base_url)
     if resolution is not None:
-        from learnit_tf.kinds.image import zoo_resolution  # pylint: disable=import-outside-toplevel
+        from learnit_tf import zoo_resolution  # pylint: disable=import-outside-toplevel
         return zoo_resolution.load_at_resolution(zoo_obj, name_or_path, version, resolution)
     return zoo_obj.load(name_or_path, version)
 

@@ -76,7 +76,7 @@ def resolution_warning(label, metadata, resolution):
 def version_for_resolution(zoo_obj, name, resolution):
     """The newest version of zoo entry `name` evaluated at `resolution`, or None."""
     # pylint: disable=import-outside-toplevel,protected-access
-    from learnit_tf.zoo import version_key
+    from learnit_tf.zoo_names import version_key
     versions = sorted(zoo_obj._entry(name)["versions"], key=version_key, reverse=True)
     for version in versions:
         if int(resolution) in evaluated_resolutions(zoo_obj.describe(name, version)):
@@ -88,7 +88,7 @@ def choose_init(zoo_obj, name_or_spec, resolution):
     """(spec to load, note or None): a bare zoo `name` becomes `name@V` for the newest
     version evaluated at `resolution` when its latest was not; anything else is kept."""
     # pylint: disable=import-outside-toplevel
-    from learnit_tf.zoo import split_name
+    from learnit_tf.zoo_names import split_name
     name, version = split_name(name_or_spec)
     if resolution is None or version is not None or name not in zoo_obj.names():
         return name_or_spec, None

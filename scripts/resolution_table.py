@@ -72,7 +72,7 @@ def main(argv):
     _write(rows, curves, resolutions)
     if FLAGS.write_metadata:
         from learnit_tf import init_io  # pylint: disable=import-outside-toplevel
-        from learnit_tf.kinds.image.zoo_resolution import EVALUATED_RESOLUTIONS
+        from learnit_tf.zoo_resolution import EVALUATED_RESOLUTIONS
         for init in inits:
             path = os.path.join(directories[init.name], init_io.METADATA_FILE)
             metadata = dict(init.metadata)

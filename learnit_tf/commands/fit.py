@@ -101,7 +101,7 @@ def prepare():
     """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
     _check_flags()  # Before importing TensorFlow: bad flags fail at once.
     from learnit_tf import cli  # pylint: disable=import-outside-toplevel
-    from learnit_tf.kinds.image import zoo_resolution  # pylint: disable=import-outside-toplevel
+    from learnit_tf import zoo_resolution  # pylint: disable=import-outside-toplevel
     init = FLAGS.init
     if FLAGS.resolution is not None and not cli.is_path_like(init):
         from learnit_tf import zoo  # pylint: disable=import-outside-toplevel

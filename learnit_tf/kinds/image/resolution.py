@@ -120,11 +120,3 @@ def first_examples_config(builder_cls, config, resolution, count):
         num_validation=int(count), num_test=int(count),
         description=f"{scaled.description} First {int(count)} validation and test signals.")
 
-
-def procedural_builders():
-    """{dataset function name: builder class} of the classes whose signals are drawn
-    from (seed, split, index) alone (`first_examples_config` applies)."""
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf.kinds.image.sdf_2d import Sdf2d
-    from learnit_tf.kinds.image.text_images import TextImages
-    return {"text_images_examples": TextImages, "sdf_2d_examples": Sdf2d}

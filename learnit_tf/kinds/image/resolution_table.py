@@ -20,9 +20,16 @@ import keras
 from learnit_tf import evaluation, kinds
 from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import take_examples
-from learnit_tf.kinds.image.resolution import (first_examples_config, metadata_at_resolution,
-                                               procedural_builders)
+from learnit_tf.kinds.image.resolution import first_examples_config, metadata_at_resolution
+from learnit_tf.kinds.image.sdf_2d import Sdf2d
+from learnit_tf.kinds.image.text_images import TextImages
 from learnit_tf.meta.inner import InnerOptimizer
+
+def procedural_builders():
+    """{dataset function name: builder class} of the classes whose signals are drawn
+    from (seed, split, index) alone (`first_examples_config` applies)."""
+    return {"text_images_examples": TextImages, "sdf_2d_examples": Sdf2d}
+
 
 COLUMNS = ("init", "signal_class", "trained_at", "resolution", "num_examples",
            "meta_steps", "meta_psnr_at_match", "standard_psnr_at_match", "steps_to_match",

@@ -221,7 +221,7 @@ class ZooResolutionTest(testing.TestCase):
 
     def test_load_picks_the_version_evaluated_there_and_warns_otherwise(self):
         from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-        from learnit_tf.kinds.image import zoo_resolution as zr
+        from learnit_tf import zoo_resolution as zr
         latest = zoo.load("tiny", index=self.index)
         with self._no_warning():
             at16 = zoo.load("tiny", index=self.index, resolution=16)
@@ -252,7 +252,7 @@ class ZooResolutionTest(testing.TestCase):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 yield
-            from learnit_tf.kinds.image.zoo_resolution import ResolutionWarning
+            from learnit_tf.zoo_resolution import ResolutionWarning
             self.assertEqual([w for w in caught if w.category is ResolutionWarning], [])
         return check()
 
@@ -360,7 +360,7 @@ class EmojiUpsamplingTest(testing.TestCase):
 class ResolutionTableScriptTest(testing.TestCase):
 
     def test_write_metadata_records_what_zoo_load_reads(self):
-        from learnit_tf.kinds.image import zoo_resolution as zr
+        from learnit_tf import zoo_resolution as zr
         root = self.get_temp_dir()
         init_dir = _tiny_text_init(os.path.join(root, "init"))
         out = os.path.join(root, "table")
