@@ -28,6 +28,7 @@ EXTERNAL = {
     "export": "shell variables for the Cloud TPU / multi-worker examples",
     "tensorboard": "TensorBoard's own viewer",
     "pip show": "inspecting the TPU VM's TensorFlow",
+    "apt-get": "Debian's package manager: the emoji test data (libjs-emojify), which .ci/run installs",
 }
 
 _T = "tests/"
@@ -74,7 +75,15 @@ COVERAGE = {
         "recipe_views": _T + "kinds/ct/test_ct_evaluation.py::CtProtocolTest::test_select_fit_recipe_on_validation_phantoms",
         "config": _EVAL_CT, "steps": _EVAL_CT, "views": _EVAL_CT,
         "dataset": _EVAL_NERF, "num_held_out_views": _EVAL_NERF,
+        "recipe_ahead": _EVAL_SELECT, "recipe_switch_steps": _EVAL_SELECT,
+        "resolution": (_T + "kinds/image/test_image_resolution.py::ProtocolResolutionTest::"
+                       "test_evaluate_command_resolution_flag"),
     },
+    "scripts/resolution_table.py": {
+        flag: (_T + "kinds/image/test_image_resolution.py::ResolutionTableScriptTest::"
+               "test_write_metadata_records_what_zoo_load_reads")
+        for flag in ("", "inits", "resolutions", "num_examples", "standard_steps",
+                     "output_dir", "write_metadata")},
     "scripts/fit.py": {
         "": _FIT, "init": _FIT, "input": _FIT, "steps": _FIT, "output_dir": _FIT,
         "num_angles": _FIT_CT, "convention": _FIT_CT, "angles": _FIT_CT,
@@ -133,6 +142,8 @@ def program_and_flags(command):
         words = shlex.split(command)
     except ValueError:
         words = command.split()
+    if words[:1] == ["nice"]:  # `nice -n N COMMAND`: the command's own coverage
+        words = words[3:] if words[1:2] == ["-n"] else words[1:]
     if words[:2] == ["python", "-c"]:
         return "python -c", []
     if words[:3] == ["python", "-m", "pytest"]:
