@@ -649,7 +649,7 @@ class MetaTrainRunner:
         """Refuses a model whose dtype policy (e.g. `Siren.dtype = 'float16'` in gin) is not
         the data's float dtype: it would fail in the first step with a raw dtype error."""
         policy = self.model.dtype_policy
-        data = sorted({v.dtype.name for v in self.first_example.values()
+        data = sorted({v.dtype.name for v in (self.first_example or {}).values()
                        if v.dtype.is_floating})
         if data and (policy.compute_dtype, policy.variable_dtype) != (data[0], data[0]):
             raise MetaTrainConfigError(
