@@ -14,11 +14,76 @@ any kind and the shared layers stay free of import cycles.
 
 import dataclasses
 import importlib
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 _KINDS = {}
 _LOADED = False
 REGISTRANTS_MODULE = "learnit_tf.kinds.registrants"
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A kind's primary metric: what its evaluation report, headline, zoo table and card show.
+
+    Attributes:
+        key: short name used in report columns and headline keys
+            (`meta_<key>_at_<point>`), e.g. "psnr", "iou".
+        label: how people read it, e.g. "PSNR", "IoU".
+        unit: e.g. "dB"; "" for unitless metrics.
+        higher_is_better: False for errors such as a Chamfer distance.
+        levels: levels at which "steps to reach" is reported (e.g. 25/30/35/40 dB).
+        digits: decimals when formatted.
+    """
+
+    key: str
+    label: str
+    unit: str = ""
+    higher_is_better: bool = True
+    levels: Tuple[float, ...] = ()
+    digits: int = 2
+
+    def format(self, value):
+        """`value` with the metric's digits and unit ("?" when missing)."""
+        if value is None:
+            return "?"
+        text = f"{float(value):.{self.digits}f}"
+        return f"{text} {self.unit}" if self.unit else text
+
+    def better(self, a, b):
+        """True when value `a` is better than `b`."""
+        return a > b if self.higher_is_better else a < b
+
+
+PSNR = Metric(key="psnr", label="PSNR", unit="dB", levels=(25.0, 30.0, 35.0, 40.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderOption:
+    """One option of a kind's reader of a user's own files, offered as a command flag.
+
+    The fit and evaluate commands define `--<name>` for every option of every
+    registered kind (two kinds may share an option name only with the same type) and
+    pass the values that were set to the reader as keyword arguments.
+
+    Attributes:
+        name: flag and keyword name, e.g. "angles".
+        type: one of "string", "integer", "float", "boolean", "list" (comma-separated
+            strings), "float_list".
+        default: value when the flag is not given (None: the reader's own default).
+        help: the flag's help text; say what the value means and its convention.
+    """
+
+    name: str
+    type: str
+    default: Any = None
+    help: str = ""
+
+    TYPES = ("string", "integer", "float", "boolean", "list", "float_list")
+
+    def __post_init__(self):
+        if self.type not in self.TYPES:
+            raise ValueError(f"ReaderOption {self.name!r}: type must be one of {self.TYPES}, "
+                             f"got {self.type!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +104,12 @@ class SignalKind:
             `learnit_tf.kinds.fit_input.FitInput` (task, example, pictures), the reader
             of one user signal for `scripts/fit.py --input=PATH`.
         default_init: a zoo init name shown in examples and used by the tests.
+        metric: the kind's primary `Metric` (report columns, headline, zoo table, card).
+        reader_options: `ReaderOption`s of `fit_input` (offered as fit/evaluate flags).
+        models: Keras model/layer classes only this kind uses, by name (registered as
+            serializable when the kind is loaded, e.g. NeRF's `NerfMLP`).
+        commands: extra command name -> "module:attribute" of an absl `main(argv)`
+            (e.g. NeRF's "render"), reachable through `learnit-<name>`/`learnit_tf.commands`.
     """
 
     name: str
@@ -49,6 +120,10 @@ class SignalKind:
     protocol: Optional[str] = None
     fit_input: Optional[str] = None
     default_init: Optional[str] = None
+    metric: Metric = PSNR
+    reader_options: Tuple[ReaderOption, ...] = ()
+    models: Mapping[str, type] = dataclasses.field(default_factory=dict)
+    commands: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def task_class(self, class_name):
         if class_name not in self.tasks:
