@@ -19,6 +19,7 @@ This module names no kind: it looks kinds up in `learnit_tf.kinds`.
 
 import abc
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -32,7 +33,8 @@ from learnit_tf import init_io, kinds
 from learnit_tf.baselines import standard_init
 from learnit_tf.data.pipeline import add_example_seeds, take_examples
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer
-from learnit_tf.headline import headline_from_metadata, steps_headline  # noqa: F401
+from learnit_tf.headline import finite_number, headline_from_metadata, steps_headline  # noqa: F401
+from learnit_tf.core.registry import PSNR
 from learnit_tf.metadata import DatasetSpec, TaskSpec, as_init_metadata
 
 REPORT_STEPS = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -43,6 +45,20 @@ META, STANDARD = "meta", "standard"
 
 
 # -- init metadata -> task, data, optimizer ------------------------------------------------
+
+def format_count(value):
+    """A count of steps/views for tables: 3 significant digits ("43", "1e+03", "> 300"),
+    a ratio dict as "21.5×"."""
+    if isinstance(value, dict):
+        for key in ("ratio", "speedup"):
+            if finite_number(value.get(key)) is not None:
+                return f"{finite_number(value[key]):.3g}×"
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    number = finite_number(value)
+    if number is not None:
+        return f"{number:.3g}"
+    return "" if value is None else str(value)
+
 
 def task_from_metadata(metadata):
     """Rebuilds the task recorded in an init's metadata (an `InitMetadata` or its dict)."""
@@ -527,6 +543,75 @@ class Protocol(abc.ABC):
             report = Report.from_json(evaluation)
             return cls.headline(report) if report.protocol == cls.name else {}
         return cls.legacy_headline(evaluation)
+
+    # Formatting a headline for tables and cards.
+
+    metric = PSNR
+
+    @classmethod
+    def headline_values(cls, headline):
+        """(meta value, standard value, where) of a headline's key point, e.g.
+        (20.0, 12.9, "2 steps"); (None, None, "") if it records none.
+
+        Reads the keys `meta_<metric>_at_<point>` / `standard_<metric>_at_<point>` and
+        `<metric>_at` (older headlines without it name the step in the key).
+        """
+        key = cls.metric.key
+        prefix = f"meta_{key}_at_"
+        for name in sorted(headline or {}):
+            if name.startswith(prefix):
+                point = name[len(prefix):]
+                where = headline.get(f"{key}_at") or (
+                    f"{point} steps" if point.isdigit() else point.replace("_", " "))
+                return (finite_number(headline[name]),
+                        finite_number(headline.get(f"standard_{key}_at_{point}")), where)
+        return None, None, ""
+
+    @classmethod
+    def match_cell(cls, headline):
+        """How much the standard init needs to match the meta init, in words
+        ("43 steps", "> 1000 steps", "21.5×"); "" if the headline does not say."""
+        value = (headline or {}).get("steps_to_match")
+        if value is None:
+            return ""
+        text = format_count(value)
+        return text if text.endswith("×") else f"{text} steps"
+
+    @classmethod
+    def headline_cells(cls, headline):
+        """The headline as the text cells of the zoo table and the model cards.
+
+        Example:
+
+        >>> StepsProtocol.headline_cells({"meta_psnr_at_2": 35.1, "standard_psnr_at_2": 12.0,
+        ...                               "psnr_at": "2 steps", "steps_to_match": 43})
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'metric': 'PSNR (dB)', 'meta': '35.10', 'standard': '12.00', 'at': '2 steps',
+         'match': '43 steps', 'unit': 'dB', 'comparison': '35.10 vs 12.00 dB'}
+
+        Returns:
+            {"metric": label with unit, "meta", "standard": the values at the key point
+            ("?" where one is missing, "" where both are), "at": where that point is,
+            "match": `match_cell`, "unit", "comparison": "<meta> vs <standard> <unit>"
+            (the zoo table's cell; "" without values)}.
+        """
+        metric = cls.metric
+        meta, standard, where = cls.headline_values(headline or {})
+        shown = meta is not None or standard is not None
+
+        def value(v):
+            if not shown:
+                return ""
+            return "?" if v is None else f"{v:.{metric.digits}f}"
+
+        comparison = ""
+        if shown:
+            comparison = f"{value(meta)} vs {value(standard)}" + (
+                f" {metric.unit}" if metric.unit else "")
+        return {"metric": f"{metric.label} ({metric.unit})" if metric.unit else metric.label,
+                "meta": value(meta), "standard": value(standard),
+                "at": where if shown else "", "match": cls.match_cell(headline or {}),
+                "unit": metric.unit, "comparison": comparison}
 
     # Helpers for subclasses.
 
