@@ -8,13 +8,14 @@ Importing the package registers every model and custom object with Keras (so
 `Siren.from_preset(name)` (and the other model classes') load verified zoo inits.
 """
 
-from learnit_tf.version import __version__  # noqa: F401
+from learnit_tf.core.version import __version__  # noqa: F401
 
-from learnit_tf import _startup  # before anything imports TensorFlow
+from learnit_tf.core import _startup  # before anything imports TensorFlow
 
 _startup.quiet_commands()
 
 from learnit_tf import models  # noqa: E402  (registers the Keras serializables)
+from learnit_tf.core import cli as _core_cli  # noqa: E402
 
 
 def _load_preset(preset, **kwargs):
@@ -24,3 +25,13 @@ def _load_preset(preset, **kwargs):
 
 
 models.presets.set_preset_loader(_load_preset)
+
+
+def _resolve_init_directory(init, log=None):
+    # Commands (and a kind's own command, e.g. NeRF's render) resolve --init through
+    # core.cli; the zoo behind it is imported only when an init is resolved.
+    from learnit_tf.commands import init_args  # pylint: disable=import-outside-toplevel
+    return init_args.resolve_init_directory(init, log)
+
+
+_core_cli.set_init_resolver(_resolve_init_directory)

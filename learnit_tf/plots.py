@@ -5,7 +5,7 @@ Matplotlib with the Agg backend (files only); every figure is written atomically
 
 import numpy as np
 
-from learnit_tf.atomic import atomic_save
+from learnit_tf.core.atomic import atomic_save
 
 
 def pyplot():

@@ -86,7 +86,8 @@ def main(argv):
 def _write(rows, curves, resolutions, quiet=False):
     """The table so far: resolution.csv, resolution.json and resolution_table.md."""
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import atomic, init_io
+    from learnit_tf import init_io
+    from learnit_tf.core import atomic
     from learnit_tf.kinds.image import resolution_table as rt
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     init_io.write_csv_atomic(rows, os.path.join(FLAGS.output_dir, "resolution.csv"),

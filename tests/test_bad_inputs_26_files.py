@@ -22,7 +22,7 @@ from learnit_tf.kinds.audio import folder as audio_folder
 from learnit_tf.kinds.ct import files as ct_files
 from learnit_tf.kinds.ct.task import CtTask
 from learnit_tf.models import Siren
-from learnit_tf.output_dir import LOCK_FILE
+from learnit_tf.core.output_dir import LOCK_FILE
 from test_bad_inputs import Case, Ctx, _exits, _local_init, _run_case, pristine_zoo  # noqa: F401
 from test_zoo_transport import _Server
 from tiny_runs import never_build, tiny_kwargs

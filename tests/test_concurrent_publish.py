@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from learnit_tf import init_io, locks, zoo
+from learnit_tf import init_io, zoo
+from learnit_tf.core import locks
 from learnit_tf.models import Siren
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))

@@ -14,14 +14,14 @@ import time
 
 import pytest
 
-from learnit_tf import locks
+from learnit_tf.core import locks
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 WORKER = textwrap.dedent("""
     import os, sys, time
     path, gate, worker = sys.argv[1:4]
-    from learnit_tf import locks
+    from learnit_tf.core import locks
     while not os.path.exists(gate):
         time.sleep(0.001)
     for i in range(25):

@@ -18,7 +18,7 @@ from PIL import Image
 
 from learnit_tf import init_io
 from learnit_tf.models import Siren
-from learnit_tf.output_dir import (LOCK_FILE, OutputDir, OutputDirError, OutputDirExistsError,
+from learnit_tf.core.output_dir import (LOCK_FILE, OutputDir, OutputDirError, OutputDirExistsError,
                                    OutputDirLockedError, OutputDirNotWritableError)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))

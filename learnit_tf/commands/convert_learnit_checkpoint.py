@@ -24,7 +24,7 @@ import sys
 from absl import app, flags
 
 from learnit_tf import commands  # noqa: E402
-from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
+from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Haiku parameter pickle of the authors' image SIREN.")

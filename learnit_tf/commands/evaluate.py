@@ -35,7 +35,7 @@ from absl import app, flags  # noqa: E402
 from learnit_tf import commands  # noqa: E402
 
 from learnit_tf import kinds  # noqa: E402
-from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
+from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("init", None, "Init directory or zoo name[@version].")
@@ -98,7 +98,8 @@ def main(argv):
 
 def _evaluate(out):
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation, init_io, locks
+    from learnit_tf import cli, evaluation, init_io
+    from learnit_tf.core import locks
 
     try:
         model, metadata, init_dir = cli.resolve_init(FLAGS.init)

@@ -36,7 +36,7 @@ import sys
 
 from absl import app, flags  # noqa: E402
 from learnit_tf import commands  # noqa: E402
-from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
+from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("init", None, "Zoo name[@version], or an init directory as a path "

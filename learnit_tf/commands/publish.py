@@ -21,7 +21,8 @@ from absl import app, flags
 from learnit_tf import commands
 
 
-from learnit_tf import locks, zoo  # pylint: disable=wrong-import-position
+from learnit_tf import zoo  # pylint: disable=wrong-import-position
+from learnit_tf.core import locks  # noqa: E402  pylint: disable=wrong-import-position
 
 flags.DEFINE_string("init", None, "Init directory to publish (config.json, metadata.json, "
                     "model.weights.h5).")

@@ -13,8 +13,9 @@ importing learnit_tf keep TensorFlow's defaults.
 import os
 import sys
 
-_SCRIPTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "scripts")
+# The repository's scripts/ folder (this file is learnit_tf/core/_startup.py).
+_SCRIPTS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts")
 
 
 def is_learnit_command(argv=None):

@@ -1,10 +1,22 @@
-"""Shared pieces of the absl scripts: resolving an init, common flags, progress."""
+"""Command-line helpers every command may use, a kind's own command included.
+
+Progress bars, the `--verbose` flag and the quiet start-up it controls, error printing
+(an `absl.app.UsageError` is printed alone, as "Error: ...", with a pointer to --help,
+instead of absl's whole module docstring and flag list), the `--init` convention
+(`is_path_like`) and the resolution of `--init` to a directory.
+
+Resolving a zoo name needs the zoo (a higher layer), so `resolve_init_directory` calls
+the resolver the package installs at import (`set_init_resolver`, done by
+`learnit_tf/__init__.py`): core, and a kind's command such as NeRF's render, never import
+the zoo themselves.
+"""
 
 import os
+import sys
 
-import keras
+from learnit_tf.core import _startup
 
-from learnit_tf import init_io
+_INIT_RESOLVER = None
 
 
 def is_path_like(init):
@@ -13,91 +25,74 @@ def is_path_like(init):
     Path-like: it contains a path separator, or starts with "." or "~" (pass
     "./NAME" for a folder in the current directory). Anything else is a zoo name
     ("name" or "name@version").
+
+    >>> is_path_like("./text_siren"), is_path_like("text_siren@4")
+    (True, False)
     """
     init = os.fspath(init)
     return (os.sep in init or "/" in init or (os.altsep or "/") in init
             or init.startswith((".", "~")))
 
 
+def set_init_resolver(resolver):
+    """Installs callable(init, log) -> (directory, from_zoo) for `resolve_init_directory`."""
+    global _INIT_RESOLVER
+    _INIT_RESOLVER = resolver
+
+
 def resolve_init_directory(init, log=None):
     """(local directory, from_zoo) of an init directory or a verified zoo name[@version].
 
-    A path-like argument (see `is_path_like`) is an init directory; a bare name is a
-    zoo entry, downloaded if needed and verified against the zoo's hashes. A local
-    folder never shadows the zoo: if a bare name is both a zoo entry and a directory
-    here, the zoo entry is used and a note says to pass ./NAME for the folder.
-
-    Args:
-        init: the `--init` flag value.
-        log: callable(str) for notes (default: print to stderr).
-
-    Raises:
-        ValueError with a message naming `init`: not a directory, unknown zoo name, or
-        a zoo entry that fails verification.
+    See `learnit_tf.commands.init_args.resolve_init_directory` (the installed resolver).
     """
-    import sys  # pylint: disable=import-outside-toplevel
-    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-    log = log or (lambda message: print(message, file=sys.stderr))
-    init = os.fspath(init)
-    if not init:
-        raise ValueError("--init is empty; expected an init directory or a zoo name.")
-    if is_path_like(init):
-        directory = os.path.expanduser(init)
-        if not os.path.isdir(directory):
-            raise ValueError(f"--init={init!r} is not a directory (expected an init directory "
-                             f"with {', '.join(init_io.INIT_FILES)}, or a bare zoo name).")
-        return directory, False
-    local = os.path.isdir(init)
-    try:
-        directory = zoo.download(init)
-    except zoo.UnknownEntryError as e:
-        hint = (f" A directory {init!r} exists here: pass --init=./{init} to use it."
-                if local else "")
-        raise ValueError(f"--init={init!r} is not a zoo init ({e}).{hint} Directories must "
-                         "be given as paths (./NAME, DIR/NAME or an absolute path).") from e
-    except (zoo.ZooError, OSError) as e:
-        raise ValueError(f"--init={init!r}: the zoo entry could not be loaded and verified: "
-                         f"{e}") from e
-    if local:
-        log(f"Note: --init={init!r} is the zoo init; the local directory {init!r} is ignored "
-            f"(pass --init=./{init} to use it).")
-    return directory, True
+    if _INIT_RESOLVER is None:
+        raise RuntimeError("No init resolver is installed (import learnit_tf first).")
+    return _INIT_RESOLVER(init, log)
 
 
-def resolve_init(init, log=None):
-    """(model, metadata, directory or None) for an init directory or a zoo name[@version].
+def define_verbose_flag():
+    """Defines `--verbose` once (commands and a kind's own command both call this)."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    if "verbose" not in flags.FLAGS:
+        flags.DEFINE_bool("verbose", False, "Show TensorFlow start-up lines and INFO logging.")
 
-    The directory is None for zoo entries (their files are verified and must not be
-    written to). Resolution and its errors: `resolve_init_directory`.
+
+def print_usage_error(shorthelp=False, writeto_stdout=False, detailed_error=None,
+                      exitcode=None):
+    """`absl.app.usage` for the commands: --help as absl prints it, an error alone."""
+    if detailed_error is None:
+        return _ABSL_USAGE[0](shorthelp, writeto_stdout, detailed_error, exitcode)
+    stream = sys.stdout if writeto_stdout else sys.stderr
+    stream.write(f"Error: {detailed_error}\n(Run with --help for the usage.)\n")
+    stream.flush()
+    if exitcode is not None:
+        sys.exit(exitcode)
+    return None
+
+
+# absl's own `app.usage`, kept when `install_command_behaviour` replaces it.
+_ABSL_USAGE = []
+
+
+def install_command_behaviour():
+    """For a command module, at import: `--verbose`, and usage errors printed alone.
+
+    absl.app.run reports a UsageError through the module-level `app.usage`; replacing
+    it here makes every command print its errors alone.
     """
-    directory, from_zoo = resolve_init_directory(init, log)
-    try:
-        model, metadata = init_io.load_init(directory), init_io.read_metadata(directory)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        if from_zoo:
-            raise ValueError(f"--init={init!r}: zoo entry at {directory} is not a readable "
-                             f"init: {e}") from e
-        raise ValueError(f"--init={init!r} is not a readable init directory: {e}") from e
-    return model, metadata, None if from_zoo else directory
+    from absl import app  # pylint: disable=import-outside-toplevel
+    define_verbose_flag()
+    if not _ABSL_USAGE:
+        _ABSL_USAGE.append(app.usage)
+        app.usage = print_usage_error
 
 
-def kind_of_init(metadata, init="init"):
-    """(SignalKind, task) of an init from its metadata (the task class picks the kind)."""
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf import kinds
-    from learnit_tf.metadata import as_init_metadata
-    spec = as_init_metadata(metadata, source=f"{init} metadata").task
-    if spec is None or not spec.class_name:
-        raise ValueError(f"{init}'s metadata records no task class ('task': {{'class_name', "
-                         "'config'}), so its task cannot be rebuilt (e.g. a converted "
-                         "checkpoint: fit it from Python with the task you need).")
-    kind = kinds.kind_of_task(spec.class_name)
-    try:
-        task = kind.task_class(spec.class_name)(**spec.config)
-    except TypeError as e:
-        raise ValueError(f"{init}'s metadata has a task config {spec.config} that "
-                         f"{spec.class_name} does not accept: {e}") from e
-    return kind, task
+def configure_logging():
+    """Sets absl logging for a command from --verbose (call at the start of main)."""
+    from absl import flags, logging  # pylint: disable=import-outside-toplevel
+    verbose = flags.FLAGS["verbose"].value if flags.FLAGS.is_parsed() else \
+        _startup.verbose_requested()
+    logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
 
 
 def reader_options(kind, reader, flag_values):
@@ -117,36 +112,11 @@ def reader_options(kind, reader, flag_values):
     return given
 
 
-def fit_optimizer(metadata, name=None, learning_rate=None):
-    """The test-time optimizer: by default the init's fit recipe, else the inner
-    optimizer it was meta-trained for (with its learned rates, if any).
-
-    Args:
-        metadata: the init's metadata.
-        name: "sgd" or "adam" (default: the init's inner optimizer).
-        learning_rate: > 0 (default: the init's inner learning rate; required when
-            `name` is not the init's inner optimizer).
-    """
-    from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
-    hyper = (metadata or {}).get("hyperparameters") or {}
-    default_name = hyper.get("inner_optimizer", "sgd")
-    if learning_rate is not None and not learning_rate > 0:
-        raise ValueError(f"--learning_rate must be > 0, got {learning_rate}.")
-    if learning_rate is None and name is None and not (
-            (metadata or {}).get("fit_recipe") or "inner_learning_rate" in hyper):
-        raise ValueError("The init records neither a fit recipe nor an inner learning rate; "
-                         "pass --learning_rate (and --optimizer).")
-    if learning_rate is None and name is not None and (
-            name != default_name or "inner_learning_rate" not in hyper):
-        raise ValueError(f"--optimizer={name} needs --learning_rate: the init was meta-trained "
-                         f"for {default_name} and records no learning rate for {name}.")
-    return evaluation.meta_optimizer_from_metadata(metadata, learning_rate, optimizer=name)
-
-
 class StepProgress:
     """A Keras progress bar (with ETA) over a known total number of optimization steps."""
 
     def __init__(self, total_steps, verbose=1):
+        import keras  # pylint: disable=import-outside-toplevel
         self.bar = keras.utils.Progbar(max(1, int(total_steps)), verbose=verbose,
                                        unit_name="step")
         self.done = 0

@@ -19,7 +19,7 @@ import os
 
 import filelock
 
-from learnit_tf.atomic import write_json_atomic
+from learnit_tf.core.atomic import write_json_atomic
 
 DEFAULT_TIMEOUT_SECONDS = 600
 

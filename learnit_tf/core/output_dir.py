@@ -32,7 +32,7 @@ Example:
 >>> OutputDir(out.path).open()
 Traceback (most recent call last):
 ...
-learnit_tf.output_dir.OutputDirExistsError: --output_dir=... already holds table.csv; \
+learnit_tf.core.output_dir.OutputDirExistsError: --output_dir=... already holds table.csv; \
 pass --overwrite to replace the files this command writes (other files are kept), or \
 choose another folder.
 """

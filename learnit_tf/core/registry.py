@@ -93,7 +93,7 @@ class SignalKind:
     Attributes:
         name: short name ("image", "ct", "nerf"), recorded in init metadata.
         description: one line for listings.
-        tasks: task class name -> `learnit_tf.tasks.Task` subclass.
+        tasks: task class name -> `learnit_tf.core.task.Task` subclass.
         datasets: dataset function name -> callable(split, **kwargs) returning an
             unbatched `tf.data.Dataset` of examples (gin-configurable by that name).
         folder_dataset: name (in `datasets`) of the function that reads a folder of
@@ -101,7 +101,7 @@ class SignalKind:
         protocol: "module:attribute" of the kind's `learnit_tf.evaluation.Protocol`
             subclass (imported when first needed).
         fit_input: "module:attribute" of callable(path, task, **options) ->
-            `learnit_tf.kinds.fit_input.FitInput` (task, example, pictures), the reader
+            `learnit_tf.core.fit_input.FitInput` (task, example, pictures), the reader
             of one user signal for `scripts/fit.py --input=PATH`.
         default_init: a zoo init name shown in examples and used by the tests.
         metric: the kind's primary `Metric` (report columns, headline, zoo table, card).

@@ -1,5 +1,8 @@
-"""The task interface shared by every signal kind (kinds' tasks live in `learnit_tf.kinds`)."""
+"""The task interface shared by every signal kind; moved to `learnit_tf.core.task`.
 
-from learnit_tf.tasks.base import Task, mse_to_psnr
+`learnit_tf.tasks.Task` keeps working (kinds' tasks live in `learnit_tf.kinds`).
+"""
+
+from learnit_tf.core.task import Task, mse_to_psnr
 
 __all__ = ["Task", "mse_to_psnr"]

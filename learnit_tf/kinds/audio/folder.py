@@ -158,7 +158,7 @@ def fit_example(path, task, resample=True, max_decoded_bytes=MAX_DECODED_BYTES):
     # pylint: disable=import-outside-toplevel
     from learnit_tf.kinds.audio.plots import waveform_picture
     from learnit_tf.kinds.audio.task import AudioTask
-    from learnit_tf.kinds.fit_input import FitInput
+    from learnit_tf.core.fit_input import FitInput
     if not isinstance(task, AudioTask):
         raise ValueError(f"WAV inputs need an AudioTask init, got {type(task).__name__}.")
     if os.path.isdir(path):

@@ -1,7 +1,7 @@
 """Registers the audio kind."""
 
 from learnit_tf.kinds.audio import folder, procedural, task
-from learnit_tf.kinds.registry import SignalKind, register_kind
+from learnit_tf.core.registry import SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="audio",

@@ -19,7 +19,7 @@ Conventions (each one tested in tests/kinds/audio/test_audio_task.py):
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.tasks.base import Task, mse_to_psnr
+from learnit_tf.core.task import Task, mse_to_psnr
 
 #: Peak-to-peak range of a waveform in [-1, 1], the "max value" of PSNR.
 PEAK_TO_PEAK = 2.0

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.kinds.ct.task import CtTask, evenly_spaced_angles, sinogram_example
-from learnit_tf.kinds.fit_input import FitInput
+from learnit_tf.core.fit_input import FitInput
 from learnit_tf.data import files as image_files
 
 CONVENTIONS = ("learnit", "skimage")

@@ -1,7 +1,7 @@
 """Registers the CT kind."""
 
 from learnit_tf.kinds.ct import anatomy, files, shepp_logan, task
-from learnit_tf.kinds.registry import SignalKind, register_kind
+from learnit_tf.core.registry import SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="ct",

@@ -41,7 +41,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.tasks.base import Task, mse_to_psnr
+from learnit_tf.core.task import Task, mse_to_psnr
 from learnit_tf.kinds.image.task import image_grid
 
 INTERPOLATIONS = ("bilinear", "nearest")

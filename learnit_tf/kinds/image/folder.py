@@ -45,7 +45,7 @@ def fit_example(path, task, resolution=None):
             well an init does where it was not evaluated).
     """
     # pylint: disable=import-outside-toplevel
-    from learnit_tf.kinds.fit_input import FitInput
+    from learnit_tf.core.fit_input import FitInput
     from learnit_tf.kinds.image.resolution import task_at_resolution
     from learnit_tf.kinds.image.subset_task import PixelSubsetImageTask
     from learnit_tf.kinds.image.task import ImageTask

@@ -2,7 +2,7 @@
 
 from learnit_tf.kinds.image import (catalog, emoji, folder, sdf_2d, subset_task, task,
                                    text_images)
-from learnit_tf.kinds.registry import SignalKind, register_kind
+from learnit_tf.core.registry import SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="image",

@@ -20,7 +20,7 @@ Test-time fits use the full grid of the resolution asked for
 import tensorflow as tf
 
 from learnit_tf.kinds.image.task import ImageTask
-from learnit_tf.tasks.base import mse_to_psnr
+from learnit_tf.core.task import mse_to_psnr
 
 # Folded into an example's seed for the outer loss's subset, so it is drawn independently
 # of the inner steps' (which use seed + step, as ImageTask's pixels_per_step does).

@@ -8,7 +8,7 @@ squared error over all pixels; quality is PSNR.
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.tasks.base import Task, mse_to_psnr
+from learnit_tf.core.task import Task, mse_to_psnr
 
 
 def image_grid(height, width=None):

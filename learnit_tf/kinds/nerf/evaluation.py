@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf import evaluation, init_io
-from learnit_tf.atomic import atomic_save
+from learnit_tf.core.atomic import atomic_save
 from learnit_tf.data.pipeline import take_examples
 from learnit_tf.kinds.nerf import sources
 from learnit_tf.kinds.nerf.density import density_alive_fraction, draw_standard_init

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.kinds.fit_input import FitInput
+from learnit_tf.core.fit_input import FitInput
 from learnit_tf.data import files as image_files
 from learnit_tf.kinds.nerf import views as views_lib
 from learnit_tf.kinds.nerf.rendering import render_rays_chunked

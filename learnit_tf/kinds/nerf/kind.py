@@ -1,7 +1,7 @@
 """Registers the NeRF view-synthesis kind."""
 
 from learnit_tf.kinds.nerf import files, phototourism, procedural, shapenet, task
-from learnit_tf.kinds.registry import SignalKind, register_kind
+from learnit_tf.core.registry import SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="nerf",

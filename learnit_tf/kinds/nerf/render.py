@@ -23,17 +23,20 @@ writes appearance.gif and appearance_*.png stills.
 
 An OUTPUT_DIR that already holds files is refused unless --overwrite, which replaces only
 the render's files (others are kept); the folder is checked and locked before anything is
-rendered (`learnit_tf.output_dir`).
+rendered (`learnit_tf.core.output_dir`).
 """
 
 import sys
 
 from absl import app, flags  # noqa: E402
 
-from learnit_tf import cli, commands  # noqa: E402
-from learnit_tf.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
+from learnit_tf.core import cli  # noqa: E402
+from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
+# --verbose and usage errors printed alone, as every learnit command (a kind's command
+# uses core, not learnit_tf.commands).
+cli.install_command_behaviour()
 flags.DEFINE_string("init", None, "Init directory or zoo name[@version] of a NeRF init.")
 flags.DEFINE_enum("dataset", "procedural_objects",
                   ["procedural_objects", "shapenet", "phototourism"], "Signal class.")
@@ -67,7 +70,7 @@ flags.DEFINE_list("appearance_indices", [], "Phototourism: two image indices A,B
 
 
 def main(argv):
-    commands.configure_logging()
+    cli.configure_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     out = OutputDir(FLAGS.output_dir, FLAGS.overwrite, owned=OUTPUTS)

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.kinds.nerf.rendering import render_rays, render_rays_chunked
-from learnit_tf.tasks.base import Task, mse_to_psnr
+from learnit_tf.core.task import Task, mse_to_psnr
 
 SUPPORT_KEYS = ("rays_o", "rays_d", "rgb")
 TEST_KEYS = ("test_rays_o", "test_rays_d", "test_rgb")

@@ -10,7 +10,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from learnit_tf.atomic import atomic_save
+from learnit_tf.core.atomic import atomic_save
 from learnit_tf.kinds.nerf import cameras
 
 

@@ -17,7 +17,7 @@ from learnit_tf.kinds.ct.evaluation import CtProtocol
 from learnit_tf.kinds.ct.shepp_logan import random_phantom
 from learnit_tf.meta import InnerOptimizer
 from learnit_tf.models import FourierFeatureMLP
-from learnit_tf.output_dir import LOCK_FILE
+from learnit_tf.core.output_dir import LOCK_FILE
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from learnit_tf import evaluation, init_io, testing, zoo
-from learnit_tf.output_dir import LOCK_FILE
+from learnit_tf.core.output_dir import LOCK_FILE
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.kinds.image.evaluation import ImageProtocol
 from learnit_tf.models import Siren

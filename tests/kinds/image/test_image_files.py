@@ -5,7 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from learnit_tf.kinds.fit_input import FitInput
+from learnit_tf.core.fit_input import FitInput
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.kinds.image import folder
 from learnit_tf.testing import TestCase
