@@ -5,6 +5,10 @@ Copies config.json, metadata.json and model.weights.h5 to
 init's headline metrics in `<destination>/index.json` (written atomically, under a lock:
 several publishes into one local zoo at once all keep their entries).
 Published versions are immutable: re-publishing an existing version is refused.
+Then it writes the version's model card next to its files (`README.md`, `curve.png` and,
+when the evaluation's folder is here, `reconstructions.png`; see
+`learnit_tf.zoo.card`): generated from the published metadata and index record, not
+listed in the index.
 
 Example:
 
@@ -14,6 +18,7 @@ Example:
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags
@@ -31,6 +36,10 @@ flags.DEFINE_string("version", None, "Version to publish, e.g. 1 (must not exist
 flags.DEFINE_string("destination", zoo.SHIPPED_ZOO_DIR,
                     "Zoo directory (local path or gs://); default: the repo's zoo/.")
 flags.DEFINE_string("description", None, "One-line description of the entry.")
+flags.DEFINE_string("evaluation_dir", None,
+                    "Folder the init's recorded evaluation wrote (its reconstructions.png "
+                    "goes on the card). Default: the --output_dir of the evaluation command "
+                    "in metadata.json, when that folder exists here.")
 flags.mark_flags_as_required(["init", "name", "version"])
 
 FLAGS = flags.FLAGS
@@ -55,6 +64,38 @@ def main(argv):
     print(f"Published {FLAGS.name} version {FLAGS.version} to "
           f"{FLAGS.destination.rstrip('/')}/{record['path']}")
     print(json.dumps(record, indent=2, sort_keys=True))
+    try:
+        written = _write_card(FLAGS.destination, FLAGS.name, FLAGS.version, FLAGS.evaluation_dir)
+    except (OSError, ValueError, zoo.ZooError) as e:
+        # The version is published and verified; only its card is missing.
+        print(f"error: published, but its card could not be written ({e}); write it "
+              f"with `learnit-zoo cards --index={FLAGS.destination}`", file=sys.stderr)
+        sys.exit(1)
+    print(f"Card: {', '.join(written)}")
+
+
+def _write_card(destination, name, version, evaluation_dir):
+    """Writes the card of the published version into its folder (any tf.io.gfile path)."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+    from learnit_tf.zoo import card  # pylint: disable=import-outside-toplevel
+    with tempfile.TemporaryDirectory() as cache:
+        the_zoo = zoo.Zoo(destination.rstrip("/") + "/index.json", cache_dir=cache,
+                          progress=False)
+        record = card.read_version(the_zoo, name, version)
+        if evaluation_dir is None:
+            evaluation_dir = card.evaluation_folder(record.metadata)
+        elif not os.path.isdir(evaluation_dir):
+            raise ValueError(f"--evaluation_dir={evaluation_dir!r} is not a folder")
+        local = os.path.isdir(destination) and not destination.startswith(("gs://", "ram://"))
+        target = record.directory if local else tempfile.mkdtemp(dir=cache)
+        written = card.write_card(target, record, evaluation_dir)
+        if not local:
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            folder = f"{destination.rstrip('/')}/{record.info['path'].rstrip('/')}"
+            for filename in written:
+                tf.io.gfile.copy(os.path.join(target, filename), f"{folder}/{filename}",
+                                 overwrite=True)
+    return written
 
 
 def run():

@@ -1,0 +1,171 @@
+"""Model cards (learnit_tf/zoo/card.py): every zoo version has one, generated from its
+metadata and index record, with numbers equal to the metadata's; publishing writes one."""
+import copy
+import hashlib
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from absl import flags
+from PIL import Image
+
+from learnit_tf import zoo
+from learnit_tf.zoo import card
+from learnit_tf.zoo import init_io
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = zoo.Zoo(os.path.join(REPO, "zoo", "index.json"), progress=False)
+LABELS = [f"{row['name']}@{row['version']}" for row in SHIPPED.list()]
+
+
+def _record(label):
+    name, version = label.split("@")
+    return card.read_version(SHIPPED, name, version)
+
+
+def _card_text(record):
+    with open(os.path.join(record.directory, card.CARD_FILE), encoding="utf-8") as f:
+        return f.read()
+
+
+def _table_row(text, first_cells):
+    """The cells of the Markdown table row starting with `first_cells`."""
+    prefix = "| " + " | ".join(first_cells) + " |"
+    rows = [line for line in text.splitlines() if line.startswith(prefix)]
+    assert len(rows) == 1, (prefix, rows)
+    return [c.strip() for c in rows[0].strip("|").split("|")][len(first_cells):]
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_checked_in_card_is_what_the_generator_makes(label):
+    """The card next to each shipped init is byte for byte `card_markdown` of its
+    metadata and index record (so nobody edited it by hand, and it is up to date)."""
+    record = _record(label)
+    expected = card.card_markdown(record, card.card_images(record.directory))
+    assert _card_text(record) == expected, (
+        f"zoo/{record.info['path']}README.md is stale; regenerate it with "
+        "`learnit-zoo cards`")
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_card_numbers_equal_the_metadata(label):
+    """Read back from the card text, independently of the generator: the headline
+    values and match of the index record, every recorded evaluation mean, the steps to
+    each level, the training steps and wall time, and each file's size and sha256."""
+    record = _record(label)
+    text = _card_text(record)
+    metadata = json.load(open(os.path.join(record.directory, "metadata.json")))
+    headline = record.info["headline"]
+    meta_key = next(k for k in headline if k.startswith("meta_psnr_at_"))
+    point = meta_key[len("meta_psnr_at_"):]
+    bold = re.search(r"\*\*PSNR \(dB\) at (.*?): ([\d.]+) \(this init\) vs ([\d.]+) "
+                     r"\(standard init\)\*\*", text)
+    assert bold, text[:2000]
+    assert float(bold.group(2)) == pytest.approx(headline[meta_key], abs=0.005)
+    assert float(bold.group(3)) == pytest.approx(headline[f"standard_psnr_at_{point}"],
+                                                 abs=0.005)
+    match = headline.get("steps_to_match", headline.get("views_to_match"))
+    assert re.search(rf"needs >? ?{re.escape(str(match).lstrip('> '))} (steps|views) to match",
+                     text), match
+
+    evaluation = metadata["evaluation"]
+    if "rows" in evaluation:
+        for row in evaluation["rows"]:
+            if row["init"] not in ("meta", "standard"):
+                continue
+            optimizer = row["optimizer"] if "(" in row["optimizer"] else \
+                f"{row['optimizer']} {row['learning_rate']:g}"
+            points = re.search(r"\n\| init \| optimizer \| (.*) \|\n", text).group(1).split(" | ")
+            cells = _table_row(text, [row["init"], optimizer])
+            by_views = "observations (at" in text
+            column = points.index(str(row["observations"] if by_views else row["steps"]))
+            assert float(cells[column]) == pytest.approx(row["psnr_mean"], abs=0.005), row
+    else:
+        curve = evaluation["psnr_curve"]["meta"]
+        points = re.search(r"\n\| init \| optimizer \| (.*) \|\n", text).group(1).split(" | ")
+        cells = next(c for line in text.splitlines() if line.startswith("| meta |")
+                     for c in [[x.strip() for x in line.strip("|").split("|")][2:]])
+        for step, value in curve.items():
+            assert float(cells[points.index(str(step))]) == pytest.approx(value, abs=0.005)
+
+    reach = (evaluation.get("summary") or {}).get("steps_to_psnr")
+    if reach:
+        for level, steps in reach["meta"]["steps"].items():
+            cells = _table_row(text, [f"{float(level):.2f} dB"])
+            assert cells[0] == f"{steps:g}"
+            assert cells[1] == f"{reach['standard']['steps'][level]:g}"
+    assert f"{metadata['steps']} outer steps" in text
+    assert f"{metadata['wall_time_seconds'] / 60:.1f} min" in text or \
+        f"{metadata['wall_time_seconds']:.0f} s" in text
+    assert f"{headline['parameters']:,} parameters" in text
+    for filename, info in record.info["files"].items():
+        assert _table_row(text, [f"`{filename}`"]) == [f"{info['size']:,} B",
+                                                      f"`{info['sha256']}`"]
+        with open(os.path.join(record.directory, filename), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == info["sha256"]
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_card_pictures_exist_decode_and_are_not_blank(label):
+    record = _record(label)
+    text = _card_text(record)
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert card.CURVE_FILE in images
+    for name in images:
+        with Image.open(os.path.join(record.directory, name)) as image:
+            pixels = np.asarray(image.convert("L"), np.float32)
+        assert pixels.shape[0] >= 100 and pixels.shape[1] >= 100, pixels.shape
+        assert pixels.std() > 10, (name, pixels.std())  # drawn, not a blank canvas
+
+
+def test_a_changed_number_changes_the_card():
+    """The card reads the metadata: moving one recorded mean moves the card."""
+    record = _record("text_siren@4")
+    changed = copy.deepcopy(record)
+    row = next(r for r in changed.metadata["evaluation"]["rows"]
+               if r["init"] == "standard" and r["steps"] == 100)
+    before = f"{row['psnr_mean']:.2f}"
+    row["psnr_mean"] += 1.0
+    text = card.card_markdown(changed, ["curve.png"])
+    cells = _table_row(text, ["standard", "adam 0.0001"])
+    assert before not in cells and f"{row['psnr_mean']:.2f}" in cells
+    assert text != card.card_markdown(record, ["curve.png"])
+
+
+def test_cards_are_not_in_the_index():
+    """What a pinned version verifies is unchanged: only the init files are listed."""
+    for row in SHIPPED.list():
+        files = SHIPPED.info(row["name"], row["version"])["files"]
+        assert sorted(files) == sorted(init_io.INIT_FILES)
+
+
+def test_publish_command_writes_the_card(tmp_path):
+    """`learnit-publish` into a local zoo writes README.md and curve.png next to the
+    published files (from text_siren@1's recorded evaluation), the index still lists
+    only the init files, and the version loads verified."""
+    from learnit_tf.commands import publish  # pylint: disable=import-outside-toplevel
+    from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
+    metadata = json.load(open(os.path.join(REPO, "zoo", "text_siren", "1", "metadata.json")))
+    init = init_io.save_init(Siren(width=8, depth=2, seed=0), str(tmp_path / "init"),
+                             metadata)
+    destination = tmp_path / "zoo"
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["publish.py", f"--init={init}", "--name=tiny", "--version=1",
+                 f"--destination={destination}", f"--evaluation_dir={REPO}/docs/image/text"])
+    try:
+        publish.main(["publish.py"])
+    finally:
+        flags.FLAGS.unparse_flags()
+    version_dir = destination / "tiny" / "1"
+    assert sorted(os.listdir(version_dir)) == sorted(
+        list(init_io.INIT_FILES) + [card.CARD_FILE, card.CURVE_FILE, card.RECONSTRUCTIONS_FILE])
+    the_zoo = zoo.Zoo(str(destination / "index.json"), progress=False)
+    assert sorted(the_zoo.info("tiny", "1")["files"]) == sorted(init_io.INIT_FILES)
+    record = card.read_version(the_zoo, "tiny", "1")
+    text = (version_dir / card.CARD_FILE).read_text()
+    assert text == card.card_markdown(record, card.card_images(str(version_dir)))
+    assert "**PSNR (dB) at 2 steps: 20.03 (this init) vs 12.87 (standard init)**" in text
+    assert "`Siren` (width=8, depth=2" in text
+    zoo.load("tiny", index=str(destination / "index.json"))
