@@ -1,50 +1,11 @@
-"""Gin registration of library pieces (gin stays at the edges: library code is plain Python).
+"""Moved to `learnit_tf.training.gin_config`; this alias keeps the old import path working (issue 25).
 
-Importing this module makes the coordinate networks, tasks, dataset functions and
-the `meta_train` entry point configurable from `.gin` files and `--gin_bindings`.
-Every registered signal kind's tasks and dataset functions are registered under
-their own names.
+The old name is the very same module object (`sys.modules` points it at the new one),
+so module state and monkeypatching are shared.
 """
 
-import gin
+import sys
 
-from learnit_tf import kinds, models, shipped
-from learnit_tf.train import meta_train  # noqa: F401  (registers @meta_train)
+from learnit_tf.training import gin_config as _moved
 
-_REGISTERED = False
-
-
-def register_all():
-    """Registers everything with gin once (idempotent).
-
-    Tasks and dataset functions come from the signal-kind registry
-    (`learnit_tf.kinds`), which also rebuilds an init's task and data from its
-    metadata, so every class that can be trained can also be evaluated.
-    """
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    for cls in (models.Siren, models.FourierFeatureMLP, models.NerfMLP):
-        gin.external_configurable(cls, module="learnit_tf")
-    for kind in kinds.all_kinds():
-        for name, obj in {**kind.tasks, **kind.datasets}.items():
-            gin.external_configurable(obj, name=name, module="learnit_tf")
-    _REGISTERED = True
-
-
-def parse_config(gin_files=(), gin_bindings=()):
-    """Parses gin files and bindings with errors that name the offending input."""
-    register_all()
-    # A path, or the name of a shipped config ("image/text_maml_cpu.gin").
-    gin_files = [shipped.resolve_gin_file(path) for path in gin_files]
-    for path in gin_files:
-        try:
-            open(path).close()
-        except OSError as e:
-            raise ValueError(f"Cannot read gin file {path!r}: {e}") from e
-    try:
-        gin.parse_config_files_and_bindings(list(gin_files), list(gin_bindings))
-    except (ValueError, KeyError, gin.config.ParseError if hasattr(gin.config, "ParseError")
-            else SyntaxError) as e:
-        raise ValueError(f"Invalid gin configuration (files {list(gin_files)}, bindings "
-                         f"{list(gin_bindings)}): {e}") from e
+sys.modules[__name__] = _moved

@@ -22,7 +22,7 @@ from learnit_tf.meta.algorithms import MetaConfig
 from learnit_tf.meta.fit import Fitter
 from learnit_tf.meta.trainer import MetaTrainer
 from learnit_tf.models.functional import FunctionalModel
-from learnit_tf.train import LOG_FILE
+from learnit_tf.training.logs import LOG_FILE
 
 
 class TestCase(tf.test.TestCase, parameterized.TestCase):

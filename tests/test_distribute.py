@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf import distribute
+from learnit_tf.training import distribute
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer
 from learnit_tf.models import Siren
 from learnit_tf.kinds.image import ImageTask

@@ -43,10 +43,11 @@ import h5py
 import numpy as np
 import pytest
 
-from learnit_tf import gin_config, testing
+from learnit_tf import testing
+from learnit_tf.training import gin_config
 from learnit_tf.commands import launch_workers
 from learnit_tf.kinds.image.text_images import text_images_examples
-from learnit_tf.train import meta_train
+from learnit_tf.training import meta_train
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "scripts" / "launch_workers.py"
@@ -341,7 +342,7 @@ def test_a_signal_to_the_launcher_reaches_every_worker(tmp_path, signum):
 _STALLED_PEER = textwrap.dedent("""
     import sys, time
     import tensorflow as tf
-    from learnit_tf import distribute
+    from learnit_tf.training import distribute
     strategy = distribute.get_distribution_strategy("multi_worker_mirrored",
                                                     collective_timeout=float(sys.argv[1]))
     if strategy.cluster_resolver.task_id == 1:

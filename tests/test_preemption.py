@@ -156,7 +156,7 @@ def _manager(directory):
 
 def test_sigterm_flag_checkpoints_at_the_next_step(tmp_path, main_thread_only):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from learnit_tf.distribute import PreemptionWatcher  # pylint: disable=import-outside-toplevel
+    from learnit_tf.training.distribute import PreemptionWatcher  # pylint: disable=import-outside-toplevel
     _, manager = _manager(tmp_path)
     flushed = []
     previous = signal.getsignal(signal.SIGTERM)
@@ -175,7 +175,7 @@ def test_sigterm_flag_checkpoints_at_the_next_step(tmp_path, main_thread_only):
 
 def test_preemption_checkpoint_handler_path(tmp_path, main_thread_only, monkeypatch):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from learnit_tf.distribute import PreemptionWatcher  # pylint: disable=import-outside-toplevel
+    from learnit_tf.training.distribute import PreemptionWatcher  # pylint: disable=import-outside-toplevel
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")  # "Not on GCP", without a 5 s wait.
     checkpoint, manager = _manager(tmp_path)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -208,7 +208,7 @@ def test_object_store_model_dir_resumes(tmp_path):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
     from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
-    from learnit_tf.train import meta_train  # pylint: disable=import-outside-toplevel
+    from learnit_tf.training import meta_train  # pylint: disable=import-outside-toplevel
 
     images = np.random.RandomState(0).rand(6, 8, 8, 3).astype(np.float32)
     kwargs = dict(model_fn=lambda seed: Siren(out_features=3, width=8, depth=2, seed=seed),

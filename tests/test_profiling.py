@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from learnit_tf.meta import MetaConfig, MetaTrainer
 from learnit_tf.models import FunctionalModel, Siren
-from learnit_tf.profiling import matmul_flops
+from learnit_tf.training.profiling import matmul_flops
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.testing import TestCase
 

@@ -1,4 +1,4 @@
-"""The meta-training runner (learnit_tf.train): argument and data checks before building,
+"""The meta-training runner (learnit_tf.training): argument and data checks before building,
 one run per model_dir, Ctrl-C, TensorBoard on resume, non-finite weights, metadata.
 
 Tiny in-memory data (8×8 images, SIREN width 8) in graph mode, so each run takes seconds;
@@ -21,9 +21,9 @@ from learnit_tf import evaluation, init_io, testing
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.metadata import SCHEMA_VERSION
 from tiny_runs import IMAGES, never_build, tiny_kwargs
-from learnit_tf.train import (LOCK_FILE, CheckpointWriteError, MetaTrainConfigError, ModelDirLock,
-                              ModelDirLockedError, NonFiniteWeightsError, meta_train,
-                              purge_events_after)
+from learnit_tf.training import (LOCK_FILE, CheckpointWriteError, MetaTrainConfigError,
+                                 ModelDirLock, ModelDirLockedError, NonFiniteWeightsError,
+                                 meta_train, purge_events_after)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ DRIVER = """
 import sys
 sys.path.insert(0, {tests!r})
 from tiny_runs import tiny_kwargs
-from learnit_tf.train import meta_train
+from learnit_tf.training import meta_train
 result = meta_train(sys.argv[1], **tiny_kwargs(num_steps=100000, checkpoint_every=3))
 sys.exit(0 if result["init_dir"] or result["step"] else 1)
 """

@@ -15,7 +15,7 @@ import pytest
 from learnit_tf import init_io, kinds, zoo
 from learnit_tf.models import Siren
 from learnit_tf.models.inner_rates import inner_rates_of
-from learnit_tf.train import MetaTrainConfigError, MetaTrainRunner, RunConfig, meta_train
+from learnit_tf.training import MetaTrainConfigError, MetaTrainRunner, RunConfig, meta_train
 from tiny_runs import tiny_kwargs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ def test_long_gin_files_continue_a_shipped_init_of_their_architecture(gin_file):
     """Each *_long.gin warm-starts from a shipped entry whose network, task and data it
     repeats (a mismatch would only surface when the run starts, hours in the queue)."""
     import gin  # pylint: disable=import-outside-toplevel
-    from learnit_tf import gin_config  # pylint: disable=import-outside-toplevel
+    from learnit_tf.training import gin_config  # pylint: disable=import-outside-toplevel
     try:
         gin_config.parse_config([str(REPO / gin_file)])
         parent = gin.query_parameter("meta_train.warm_start")

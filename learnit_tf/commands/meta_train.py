@@ -21,11 +21,13 @@ import sys
 
 from absl import app, flags  # noqa: E402
 
-from learnit_tf import commands, gin_config  # noqa: E402
+from learnit_tf import commands  # noqa: E402
 from learnit_tf.metadata import MetadataError  # noqa: E402
-from learnit_tf.train import (CheckpointWriteError, MetaTrainConfigError,  # noqa: E402
-                              ModelDirLockedError, NonFiniteLossError, NonFiniteWeightsError,
-                              meta_train)
+from learnit_tf.training import distribute, gin_config  # noqa: E402
+from learnit_tf.training.errors import (CheckpointWriteError, MetaTrainConfigError,  # noqa: E402
+                                        ModelDirLockedError, NonFiniteLossError,
+                                        NonFiniteWeightsError)
+from learnit_tf.training.runner import meta_train  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin config files (experiments live in gin/).")
@@ -50,7 +52,6 @@ def main(argv):
     commands.configure_logging()
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from learnit_tf import distribute  # pylint: disable=import-outside-toplevel
     if FLAGS.cpu_devices:
         distribute.configure_cpu_devices(FLAGS.cpu_devices)  # Before any TensorFlow op.
     try:
@@ -74,6 +75,9 @@ def main(argv):
         print(f"meta_train: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # pylint: disable=broad-except
+        if str(e).startswith("Required bindings for `meta_train`"):  # E.g. no --gin_file.
+            raise app.UsageError(f"{e}; pass --gin_file (experiments live in gin/) or "
+                                 "--gin_bindings.") from e
         message = distribute.cluster_failure_message(e, strategy, FLAGS.model_dir)
         if message is None:
             raise
