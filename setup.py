@@ -68,7 +68,7 @@ setuptools.setup(
     extras_require={
         "test": ["pytest", "pytest-xdist", "scikit-image"],
     },
-    package_data={"learnit_tf": ["py.typed"]},
+    package_data={"learnit_tf": ["py.typed", "zoo/site_assets/*.css"]},  # the zoo site's style
     include_package_data=True,
     cmdclass={"build_py": BuildPyWithShippedData},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},

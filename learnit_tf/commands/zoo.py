@@ -6,11 +6,19 @@ Usage:
     python scripts/zoo.py describe NAME [VERSION]
     python scripts/zoo.py download NAME [VERSION]
     python scripts/zoo.py verify [NAME [VERSION]]      # no name: every entry
+    python scripts/zoo.py cards                        # (re)write every version's model card
+    python scripts/zoo.py site --output_dir=DIR        # the static zoo site (HTML + CSS + PNGs)
 
 `verify` checks every file's size and sha256 against the index (and against the
 hashes pinned in the cache: a published version never changes), that the init builds,
 and that its weights are finite (NaN/Inf weights fail); it prints `ok` or
 `FAILED NAME@VERSION: reason` per entry and exits 1 if any failed.
+
+`cards` writes README.md (+ curve.png, reconstructions.png) into every version folder of
+a local zoo (`learnit_tf.zoo.card`; the evaluation folders named in the metadata are read
+from the current folder). `site` renders the zoo index and its cards as plain HTML into
+--output_dir (`learnit_tf.zoo.site`; a folder holding files needs --overwrite, which
+replaces only the site's own files). Open DIR/index.html in a browser (file:// works).
 
 NAME may also be written NAME@VERSION. The zoo is the repo's zoo/index.json unless
 --index or $LEARNIT_TF_ZOO_INDEX names another (local path, http(s) URL or gs://);
@@ -18,6 +26,7 @@ downloads go to --cache_dir, $LEARNIT_TF_CACHE or ~/.cache/learnit_tf.
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags
@@ -26,6 +35,7 @@ from learnit_tf import commands
 
 
 from learnit_tf import zoo  # pylint: disable=wrong-import-position
+from learnit_tf.core import output_dir  # pylint: disable=wrong-import-position
 
 flags.DEFINE_string("index", None, "Zoo index (index.json path or directory, http(s) URL or "
                     "gs://). Default: $LEARNIT_TF_ZOO_INDEX, else the repo's zoo/index.json.")
@@ -33,9 +43,12 @@ flags.DEFINE_string("cache_dir", None, "Download cache. Default: $LEARNIT_TF_CAC
                     "~/.cache/learnit_tf.")
 flags.DEFINE_string("base_url", None, "Fetch entries not shipped locally from this URL.")
 flags.DEFINE_enum("format", "text", ["text", "markdown", "json"], "Output format of `list`.")
+flags.DEFINE_string("output_dir", None, "Folder the `site` command writes.")
+flags.DEFINE_bool("overwrite", False, "`site`: replace the site's files in a non-empty "
+                  "--output_dir (other files there are kept).")
 
 FLAGS = flags.FLAGS
-COMMANDS = ("list", "describe", "download", "verify")
+COMMANDS = ("list", "describe", "download", "verify", "cards", "site")
 
 
 def _name_version(args, command, required=True):
@@ -52,8 +65,9 @@ def main(argv):
     commands.configure_logging()
     try:
         _run(argv)
-    except zoo.ZooError as e:
-        # Refusals (unknown entry, failed verification, unsafe path) are user-facing.
+    except (zoo.ZooError, output_dir.OutputDirError) as e:
+        # Refusals (unknown entry, failed verification, unsafe path, an output folder
+        # holding files) are user-facing.
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 
@@ -72,6 +86,19 @@ def _run(argv):
         else:
             print(f"Zoo index: {the_zoo.index_location}")
             print(zoo.format_table(rows, markdown=FLAGS.format == "markdown"))
+    elif command in ("cards", "site"):
+        if args:
+            raise app.UsageError(f"`{command}` takes no arguments.")
+        from learnit_tf.zoo import card, site  # pylint: disable=import-outside-toplevel
+        if command == "cards":
+            for label, files in card.write_all_cards(the_zoo).items():
+                print(f"{label}: {', '.join(files)}")
+        else:
+            if not FLAGS.output_dir:
+                raise app.UsageError("`site` needs --output_dir=DIR.")
+            written = site.build_site(the_zoo, FLAGS.output_dir, overwrite=FLAGS.overwrite)
+            print(f"Wrote {len(written)} files; open "
+                  f"{os.path.join(os.path.abspath(FLAGS.output_dir), site.PAGE_FILE)}")
     elif command == "describe":
         name, version = _name_version(args, command)
         info = the_zoo.info(name, version)
