@@ -21,6 +21,7 @@ Configs:
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -92,21 +93,74 @@ def anatomy_builder(config="small", data_dir=None):
     return prepare_procedural_builder(CtAnatomy, config, data_dir)
 
 
-def anatomy_ct_examples(split="train", config="small", data_dir=None):
+def few_view_angles(index, views, seed=0):
+    """Training views of example `index`: k evenly spaced angles, k drawn from `views`.
+
+    k is drawn uniformly from `views` and the views' common offset U[0, π/k) (so the
+    network meets every rotation), both from a stateless generator keyed by (seed,
+    index): the same example always gets the same views. Returned as max(views)
+    angles, the k distinct ones repeated max(views)/k times each, so the tensor shape
+    is static and the mean squared error over the rows equals the k-view MSE.
+
+    Args:
+        index: int64 scalar tensor, the example's position in its split.
+        views: view counts, each dividing max(views), e.g. (2, 4, 8).
+        seed: int, the generator's key besides `index`.
+
+    Returns:
+        float32 (max(views),) radians in [0, π).
+
+    Example:
+
+    >>> a = few_view_angles(tf.constant(3, tf.int64), (2,)).numpy()
+    >>> bool(abs(a[1] - a[0] - math.pi / 2) < 1e-6)
+    True
+    """
+    views = _check_views(views)
+    most = max(views)
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(index, tf.int64)])
+    choice = tf.random.stateless_uniform((), key, maxval=len(views), dtype=tf.int64,
+                                         alg="philox")
+    k = tf.gather(tf.constant(views, tf.int64), choice)
+    offset = tf.random.stateless_uniform((), key + 1, dtype=tf.float32, alg="philox")
+    step = math.pi / tf.cast(k, tf.float32)
+    slots = tf.cast(tf.math.floormod(tf.range(most, dtype=tf.int64), k), tf.float32)
+    return offset * step + slots * step
+
+
+def _check_views(views):
+    views = tuple(int(v) for v in views)
+    if not views or min(views) < 1 or any(max(views) % v for v in views):
+        raise ValueError(f"views must be positive view counts that each divide the largest "
+                         f"(e.g. (2, 4, 8)), got {views}.")
+    return views
+
+
+def anatomy_ct_examples(split="train", config="small", data_dir=None, views=None):
     """A split of `ct_anatomy` as unbatched examples {"image": float32 (N, N, 1) in [0, 1]}.
 
     Args:
         split: "train", "validation" or "test" (TFDS slicing such as "test[:8]" works).
         config: "small" (64×64), "paper" (256×256) or "tiny" (32×32, tests).
         data_dir: TFDS data directory (default: TFDS's default).
+        views: None (the task draws its own angles), or view counts such as (2, 4, 8):
+            then every example also gets "angles" (`few_view_angles`), so meta-training
+            fits few evenly spaced views, the regime of the views table.
     """
     builder = anatomy_builder(config, data_dir)
     base = str(split).split("[", 1)[0]
     if base not in builder.info.splits:
         raise ValueError(f"Unknown split {split!r} for dataset {DATASET_NAME!r}; expected one "
                          f"of {sorted(builder.info.splits)} (optionally sliced, e.g. 'test[:8]').")
+    views = None if views is None else _check_views(views)
     with _quiet_tfds_dtype_warning():
         ds = builder.as_dataset(split=split, shuffle_files=False)
     shape = builder.info.features["image"].shape
-    return ds.map(lambda ex: {"image": tf.ensure_shape(ex["image"], shape)},
-                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda ex: {"image": tf.ensure_shape(ex["image"], shape)},
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if views is None:
+        return ds
+    seed = 1000 + SPLIT_NAMES.index(base)  # Different views per split.
+    return ds.enumerate().map(
+        lambda i, ex: dict(ex, angles=few_view_angles(i, views, seed)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

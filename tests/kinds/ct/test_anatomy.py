@@ -119,3 +119,49 @@ class BuilderTest(testing.TestCase):
     def test_unknown_split_is_refused(self):
         with self.assertRaisesRegex(ValueError, "Unknown split 'tests'"):
             anatomy.anatomy_ct_examples("tests", config="tiny", data_dir=self.data_dir)
+
+    def test_few_views_are_evenly_spaced_counts_from_views_fixed_per_example(self):
+        def angle_sets(split):
+            ds = anatomy.anatomy_ct_examples(split, config="tiny", data_dir=self.data_dir,
+                                             views=(2, 4, 8))
+            return [(e["image"], e["angles"]) for e in ds.as_numpy_iterator()]
+
+        first, again = angle_sets("train"), angle_sets("train")
+        counts = []
+        for (image, angles), (image2, angles2) in zip(first, again):
+            np.testing.assert_array_equal(angles, angles2)  # same views every epoch
+            np.testing.assert_array_equal(image, image2)
+            self.assertEqual(angles.shape, (8,))
+            distinct = np.unique(np.round(angles, 5))
+            k = len(distinct)
+            counts.append(k)
+            self.assertIn(k, (2, 4, 8))
+            # k evenly spaced views in [0, π), each repeated 8/k times.
+            np.testing.assert_allclose(np.diff(distinct), np.pi / k, atol=1e-5)
+            self.assertLess(distinct[0], np.pi / k + 1e-6)
+            self.assertGreaterEqual(distinct[0], 0.0)
+            np.testing.assert_allclose(angles, np.tile(angles[:k], 8 // k), atol=1e-6)
+        self.assertEqual(set(counts), {2, 4, 8})  # 24 examples draw every count
+        offsets = [a[0] for _, a in first]
+        self.assertGreater(len(set(np.round(offsets, 4))), 20)  # offsets vary
+        # The validation split draws other views than train's first examples.
+        val = angle_sets("validation")
+        self.assertFalse(all(np.array_equal(a, b) for (_, a), (_, b) in zip(first, val)))
+
+    def test_few_view_loss_equals_the_k_view_loss(self):
+        # Repeating each of k views 8/k times leaves the projection MSE the k-view MSE.
+        from learnit_tf.kinds.ct.task import project
+        angles = anatomy.few_view_angles(np.int64(5), (2, 4, 8)).numpy()
+        k = len(np.unique(np.round(angles, 5)))
+        rng = np.random.default_rng(0)
+        a, b = rng.random((16, 16)).astype(np.float32), rng.random((16, 16)).astype(np.float32)
+        full = np.mean((project(a, angles).numpy() - project(b, angles).numpy()) ** 2)
+        few = np.mean((project(a, angles[:k]).numpy() - project(b, angles[:k]).numpy()) ** 2)
+        self.assertAlmostEqual(float(full), float(few), places=6)
+
+    def test_view_counts_must_divide_the_largest(self):
+        with self.assertRaisesRegex(ValueError, "each divide the largest"):
+            anatomy.anatomy_ct_examples("train", config="tiny", data_dir=self.data_dir,
+                                        views=(3, 4))
+        with self.assertRaisesRegex(ValueError, "positive view counts"):
+            anatomy.few_view_angles(np.int64(0), (0, 2))
