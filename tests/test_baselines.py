@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf import baselines
+from learnit_tf.evaluation import baselines
 from learnit_tf.meta import InnerOptimizer, fit
 from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren
 from learnit_tf.kinds.image import ImageTask

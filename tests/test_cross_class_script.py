@@ -29,7 +29,7 @@ class CrossClassScriptTest(unittest.TestCase):
         # optimizer on the column class's first held-out signal (data the script
         # generated), the standard row a seed-1 standard init with Adam 1e-4.
         from learnit_tf import evaluation, zoo  # pylint: disable=import-outside-toplevel
-        from learnit_tf.baselines import standard_init  # pylint: disable=import-outside-toplevel
+        from learnit_tf.evaluation.baselines import standard_init  # pylint: disable=import-outside-toplevel
         from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
         metadata = {n: zoo.describe(n) for n in ("text_siren", "sdf_siren")}
         classes = {n: m["signal_class"] for n, m in metadata.items()}

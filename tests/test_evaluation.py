@@ -11,6 +11,7 @@ import tempfile
 import numpy as np
 
 from learnit_tf import evaluation, testing, zoo
+from learnit_tf import headline as zoo_headline
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.meta import InnerOptimizer
 from learnit_tf.models import Siren
@@ -242,7 +243,7 @@ class ZooHeadlineTest(testing.TestCase):
         self.assertEqual({k: recorded[k] for k in headline}, headline)
         self.assertNotIn("meta_psnr_at_2", recorded)
         # The generic 2-step numbers in its metadata are not the NeRF protocol's: no headline.
-        self.assertEqual(evaluation.headline_from_metadata(
+        self.assertEqual(zoo_headline.headline_from_metadata(
             zoo.describe("procedural_chairs_nerf", 1)), {})
         table = zoo.format_table(zoo.list(), markdown=True)
         line = [l for l in table.splitlines() if "procedural_chairs_nerf" in l][0]

@@ -6,8 +6,9 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf import evaluation, whole_curve
-from learnit_tf.baselines import standard_init
+from learnit_tf import evaluation
+from learnit_tf.evaluation import whole_curve
+from learnit_tf.evaluation.baselines import standard_init
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.kinds.image.evaluation import ImageProtocol
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer
@@ -159,7 +160,7 @@ class ProtocolTest(TestCase):
                                  recipe_ahead=True, recipe_steps=12, recipe_examples=2,
                                  recipe_learning_rates="1e-3,1e-2", recipe_switch_steps="2",
                                  recipe_decay_steps="6", snapshot_examples=0, progress=False)
-        with mock.patch.object(evaluation, "held_out_examples", self._held_out):
+        with mock.patch.object(evaluation.held_out, "held_out_examples", self._held_out):
             report = protocol.evaluate(self.model, self.metadata, "tiny",
                                        examples=self.splits["test"])
         self.assertEqual(self.asked, ["validation"])
@@ -210,7 +211,7 @@ class ProtocolTest(TestCase):
                                  recipe_steps=3, recipe_examples=1,
                                  recipe_learning_rates="1e-3", snapshot_examples=0,
                                  progress=False)
-        with mock.patch.object(evaluation, "held_out_examples", self._held_out):
+        with mock.patch.object(evaluation.held_out, "held_out_examples", self._held_out):
             report = protocol.evaluate(self.model, self.metadata, "tiny",
                                        examples=self.splits["test"])
         self.assertEqual(self.asked, ["validation"])

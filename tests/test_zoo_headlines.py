@@ -78,7 +78,7 @@ def test_steps_headlines_reproduce_on_all_recorded_signals(group):
     across signals where recorded; the steps to match are the first step at which the
     recomputed standard-init mean curve reaches the meta init's PSNR."""
     from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-    from learnit_tf.baselines import standard_init  # pylint: disable=import-outside-toplevel
+    from learnit_tf.evaluation.baselines import standard_init  # pylint: disable=import-outside-toplevel
     shared = {}
     for name, version, record in group:
         label = f"{name}@{version}"

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf import init_io
+from learnit_tf.evaluation.report import write_csv_atomic
 from learnit_tf.meta.fit import Fitter
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models import model_from_config
@@ -308,4 +308,4 @@ def write_rows_csv(rows, path):
     """Writes `evaluate_baselines` rows (or any list of flat dicts) as CSV, atomically."""
     if not rows:
         raise ValueError("write_rows_csv: no rows to write.")
-    return init_io.write_csv_atomic(rows, path)
+    return write_csv_atomic(rows, path, columns=None)

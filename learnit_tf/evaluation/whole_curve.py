@@ -198,7 +198,7 @@ def choose_ahead_recipe(protocol, model, metadata, task):
         (best FitRecipe, selection record for the report summary).
     """
     from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
-    from learnit_tf.baselines import standard_init  # pylint: disable=import-outside-toplevel
+    from learnit_tf.evaluation.baselines import standard_init  # pylint: disable=import-outside-toplevel
     o = protocol.options
     if o.meta_learning_rate is not None:
         raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
@@ -207,7 +207,7 @@ def choose_ahead_recipe(protocol, model, metadata, task):
         examples = protocol.folder_examples(metadata, o.directory, "validation",
                                             o.recipe_examples, task)
     else:
-        examples = evaluation.held_out_examples(metadata, o.recipe_examples, "validation",
+        examples = evaluation.held_out.held_out_examples(metadata, o.recipe_examples, "validation",
                                                 o.data_dir)
     if not examples:
         raise ValueError("--select_fit_recipe needs validation signals; the validation "

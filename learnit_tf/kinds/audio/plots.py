@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from learnit_tf import plots
+from learnit_tf.evaluation import plots
 
 
 def waveform_picture(waveform, height=64, width=256):

@@ -22,10 +22,10 @@ import keras
 import numpy as np
 
 from learnit_tf import evaluation
-from learnit_tf.baselines import standard_init
+from learnit_tf.evaluation.baselines import standard_init
 from learnit_tf.evaluation import meta_optimizer_from_metadata, write_csv_atomic
 from learnit_tf.meta import Fitter, InnerOptimizer
-from learnit_tf.plots import pyplot, save_figure_atomic
+from learnit_tf.evaluation.plots import pyplot, save_figure_atomic
 from learnit_tf.models import FunctionalModel
 from learnit_tf.kinds.ct.task import CtTask, make_eval_example
 
@@ -85,7 +85,7 @@ def evaluate_views(meta_model, examples, views=(1, 2, 4, 8, 16), steps=1000,
         steps: test-time optimizer steps; an int or {"meta": int, "standard": int}.
         meta_optimizer: optimizer from the meta init (authors: SGD at the inner lr, 10).
         standard_optimizer: optimizer from the standard init (paper: Adam).
-        standard_seed: seed of the standard init (`learnit_tf.baselines.standard_init`; meta-training
+        standard_seed: seed of the standard init (`learnit_tf.evaluation.baselines.standard_init`; meta-training
             starts from seed 0, so 1 gives an init the meta-learner never saw).
         standard_model: use this model as the standard init instead.
         interpolation: projector interpolation for both the observations and the fit.

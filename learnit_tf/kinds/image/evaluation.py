@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from learnit_tf import baselines, plots, whole_curve
+from learnit_tf.evaluation import baselines, plots, whole_curve
 from learnit_tf.evaluation import (META, REPORT_COLUMNS, STANDARD, StepsOptions, StepsProtocol,
                                    dataset_fn_from_metadata)
 from learnit_tf.kinds.image.resolution import metadata_at_resolution
@@ -40,7 +40,7 @@ class ImageOptions(StepsOptions):
     recipe_ahead: bool = dataclasses.field(default=False, metadata={
         "help": "With --select_fit_recipe: rank candidates against the standard init on the "
                 "same validation signals; one never behind it (steps 1..--recipe_steps) "
-                "wins, then the higher mean PSNR (learnit_tf.whole_curve)."})
+                "wins, then the higher mean PSNR (learnit_tf.evaluation.whole_curve)."})
     recipe_switch_steps: str = dataclasses.field(default="", metadata={
         "help": "With --recipe_ahead: learned inner steps before Adam, comma-separated "
                 "(default: the init's inner steps)."})

@@ -18,7 +18,7 @@ import time
 import keras
 
 from learnit_tf import evaluation, kinds
-from learnit_tf.baselines import standard_init
+from learnit_tf.evaluation.baselines import standard_init
 from learnit_tf.data.pipeline import take_examples
 from learnit_tf.kinds.image.resolution import first_examples_config, metadata_at_resolution
 from learnit_tf.kinds.image.sdf_2d import Sdf2d

@@ -12,7 +12,7 @@ from skimage.transform import radon
 
 from learnit_tf import testing
 from learnit_tf.kinds.ct import evaluation as eval_ct
-from learnit_tf.baselines import standard_init
+from learnit_tf.evaluation.baselines import standard_init
 from learnit_tf.data.pipeline import meta_batches
 from learnit_tf.kinds.ct.shepp_logan import random_phantom, shepp_logan_examples
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer

@@ -303,7 +303,7 @@ class ResolutionTableTest(testing.TestCase):
 
     def test_rows_match_an_independent_fit(self):
         from learnit_tf.kinds.image import resolution_table as rt
-        from learnit_tf.baselines import standard_init
+        from learnit_tf.evaluation.baselines import standard_init
         from learnit_tf.meta import Fitter
         from learnit_tf.meta.inner import InnerOptimizer
         root = self.get_temp_dir()
