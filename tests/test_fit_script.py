@@ -1,4 +1,4 @@
-"""scripts/fit.py end to end for every kind, its refusals, and `cli.resolve_init`."""
+"""scripts/fit.py end to end for every kind, its refusals, and `init_args.resolve_init`."""
 
 import csv
 import os
@@ -11,7 +11,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from learnit_tf import cli, init_io, zoo
+from learnit_tf import init_io, zoo
+from learnit_tf.commands import init_args
+from learnit_tf.core import cli, registry
 from learnit_tf.kinds.ct.task import evenly_spaced_angles, make_eval_example
 from learnit_tf.kinds.image import ImageTask, load_image
 from learnit_tf.testing import TestCase
@@ -120,26 +122,24 @@ class FitOptionsTest(TestCase):
     """Which flags reach which kind's reader, and the default optimizer (in-process)."""
 
     def test_reader_options(self):
-        from learnit_tf import kinds  # pylint: disable=import-outside-toplevel
-        image, ct = kinds.get_kind("image"), kinds.get_kind("ct")
+        image, ct = registry.get_kind("image"), registry.get_kind("ct")
         flag_values = {"resolution": None, "num_angles": 4, "convention": None}
-        self.assertEqual(cli.reader_options(ct, ct.fit_input_reader(), flag_values),
-                         {"num_angles": 4})
+        self.assertEqual(cli.reader_options(ct, flag_values), {"num_angles": 4})
         with self.assertRaisesRegex(ValueError, r"--num_angles do\(es\) not apply to image "
                                                 r"inits \(options for image: resolution\)"):
-            cli.reader_options(image, image.fit_input_reader(), flag_values)
+            cli.reader_options(image, flag_values)
 
     def test_fit_optimizer(self):
         metadata = {"hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 10.0}}
-        default = cli.fit_optimizer(metadata)
+        default = init_args.fit_optimizer(metadata)
         self.assertEqual((default.name, default.learning_rate), ("sgd", 10.0))
-        adam = cli.fit_optimizer(metadata, "adam", 1e-3)
+        adam = init_args.fit_optimizer(metadata, "adam", 1e-3)
         self.assertEqual((adam.name, adam.learning_rate), ("adam", 1e-3))
         with self.assertRaisesRegex(ValueError, "--optimizer=adam needs --learning_rate"):
-            cli.fit_optimizer(metadata, "adam")
+            init_args.fit_optimizer(metadata, "adam")
         for bad in (0.0, -1.0):
             with self.assertRaisesRegex(ValueError, "--learning_rate must be > 0"):
-                cli.fit_optimizer(metadata, None, bad)
+                init_args.fit_optimizer(metadata, None, bad)
 
 
 class FitCtTest(TestCase):
@@ -224,7 +224,7 @@ class ResolveInitTest(TestCase):
 
     def test_bare_name_is_the_zoo(self):
         notes = []
-        model, metadata, directory = cli.resolve_init("text_siren", log=notes.append)
+        model, metadata, directory = init_args.resolve_init("text_siren", log=notes.append)
         self.assertIsNone(directory)
         self.assertEqual(metadata["dataset"]["function"], "text_images_examples")
         zoo_model = zoo.load("text_siren")  # Its latest version, not ./text_siren (sdf).
@@ -234,21 +234,21 @@ class ResolveInitTest(TestCase):
 
     def test_path_is_the_directory(self):
         notes = []
-        _, metadata, directory = cli.resolve_init("./text_siren", log=notes.append)
+        _, metadata, directory = init_args.resolve_init("./text_siren", log=notes.append)
         self.assertEqual(directory, "./text_siren")
         self.assertEqual(metadata["dataset"]["function"], "sdf_2d_examples")
         self.assertEqual(notes, [])
-        _, metadata, _ = cli.resolve_init(os.path.join(self.cwd, "my_init"))
+        _, metadata, _ = init_args.resolve_init(os.path.join(self.cwd, "my_init"))
         self.assertEqual(metadata["dataset"]["function"], "sdf_2d_examples")
 
     def test_errors(self):
         with self.assertRaisesRegex(ValueError, r"'my_init' is not a zoo init .*pass "
                                                 r"--init=\./my_init"):
-            cli.resolve_init("my_init")
+            init_args.resolve_init("my_init")
         with self.assertRaisesRegex(ValueError, "'./missing' is not a directory"):
-            cli.resolve_init("./missing")
+            init_args.resolve_init("./missing")
         os.makedirs("not_an_init")
         with self.assertRaisesRegex(ValueError, "'./not_an_init' is not a readable init"):
-            cli.resolve_init("./not_an_init")
+            init_args.resolve_init("./not_an_init")
         with self.assertRaisesRegex(ValueError, "--init is empty"):
-            cli.resolve_init("")
+            init_args.resolve_init("")

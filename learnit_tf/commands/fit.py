@@ -16,7 +16,10 @@ The init's signal kind (from the task class in its metadata) picks the reader of
   `learnit_tf.kinds.ct.files`. `--ground_truth=FILE` adds image PSNR;
 - NeRF inits: a posed-views folder (transforms.json + images, the ShapeNet /
   NeRF-synthetic layout), fitted on every view (or the first `--num_support_views`,
-  scoring PSNR on the rest).
+  scoring PSNR on the rest);
+- audio inits: a WAV file (`--noresample` refuses one at another sample rate).
+Each kind declares its reader's options (`SignalKind.reader_options`); each is a flag
+here, listed with the kind it applies to.
 
 `--init` is a zoo name[@version] or a directory given as a path (./NAME for a folder
 here: a bare name is always the zoo's). The optimizer defaults to the init's fit recipe
@@ -24,8 +27,9 @@ here: a bare name is always the zoo's). The optimizer defaults to the init's fit
 and learning rate, stepping with its learned Meta-SGD rates if it has them).
 
 Writes OUTPUT_DIR/reconstruction.png (observations and the fit at the first and last
-step), reconstruction.npy, curve.csv (step, loss, metrics), psnr_curve.png and the fitted
-weights as an init directory OUTPUT_DIR/fitted/. Nothing is written if the fit fails
+step), reconstruction.npy, curve.csv (step, loss, metrics), psnr_curve.png, the fitted
+weights as an init directory OUTPUT_DIR/fitted/, and the kind's own outputs if it has
+any (`FitInput.extra_outputs`, e.g. a 3D shape's surface mesh). Nothing is written if the fit fails
 (non-finite weights exit with status 1). An OUTPUT_DIR that already holds files is
 refused unless --overwrite, which replaces only these outputs (other files, also inside
 fitted/, are kept); the folder is locked while the fit runs (`learnit_tf.output_dir`).
@@ -35,7 +39,10 @@ import os
 import sys
 
 from absl import app, flags  # noqa: E402
+
 from learnit_tf import commands  # noqa: E402
+from learnit_tf.core import cli as core_cli  # noqa: E402
+from learnit_tf.core import registry  # noqa: E402
 from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -54,31 +61,13 @@ flags.DEFINE_float("learning_rate", None, "> 0. Default: the init's inner learni
 flags.DEFINE_bool("mixed_precision", False,
                   "SIREN inits: hidden layers in bfloat16 (faster on CPUs with AVX512-BF16 "
                   "and on accelerators; PSNR within ~0.3 dB, see benchmarks/README.md).")
-# Reader options: passed to the kind's reader when given (an error if it takes none such).
-flags.DEFINE_integer("resolution", None, "Image inits: fit on the full R×R grid (default: "
-                     "the init's training resolution). The network takes any coordinates, "
-                     "but an init is only as good as where it was evaluated: inits "
-                     "meta-trained at 64×64 lose most of their 2-step advantage at 128 and "
-                     "256 (docs/image/resolution.md). A bare zoo name picks the newest "
-                     "version evaluated at R; a warning with the measured numbers says when "
-                     "none was.")
-flags.DEFINE_string("angles", None, "CT: angles .npy (radians; degrees with "
-                    "--convention=skimage).")
-flags.DEFINE_integer("num_angles", None, "CT, instead of --angles: V evenly spaced views "
-                     "(learnit: k·π/V; skimage: radon's linspace(0, 180, V, endpoint=False)).")
-flags.DEFINE_enum("convention", None, ["learnit", "skimage"],
-                  "CT sinogram layout: learnit (V, N) ray means (default), or skimage radon "
-                  "(N, V) sums.")
-flags.DEFINE_string("ground_truth", None, "CT: optional true image (.npy or image file) for "
-                    "PSNR.")
-flags.DEFINE_enum("interpolation", None, ["bilinear", "nearest"],
-                  "CT projector interpolation (default: the init's).")
-flags.DEFINE_integer("num_support_views", None, "NeRF: fit on the first S views, PSNR on the "
-                     "rest (default: fit on every view).")
 flags.mark_flags_as_required(["init", "input", "output_dir"])
 
-READER_FLAGS = ("resolution", "angles", "num_angles", "convention", "ground_truth",
-                "interpolation", "num_support_views")
+# Reader options: one flag per option any registered kind's reader declares
+# (`SignalKind.reader_options`), passed to the init's kind's reader when given (an error
+# for options its reader does not take). Flags exist before absl parses argv, so the
+# kinds are loaded when this module is imported.
+READER_FLAGS = tuple(core_cli.define_reader_flags(registry.all_kinds()))
 # What a fit writes (an earlier fit's copy that this one does not write is removed).
 OUTPUTS = ("curve.csv", "psnr_curve.png", "reconstruction.png", "reconstruction.npy",
            "fitted/config.json", "fitted/metadata.json", "fitted/model.weights.h5")
@@ -97,29 +86,34 @@ def _check_flags():
         raise ValueError(f"--input={FLAGS.input!r} does not exist.")
 
 
+def _reader_flag_values():
+    """{reader flag: value, None when not given}."""
+    return {name: FLAGS[name].value for name in READER_FLAGS}
+
+
 def prepare():
     """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
     _check_flags()  # Before importing TensorFlow: bad flags fail at once.
-    from learnit_tf import cli  # pylint: disable=import-outside-toplevel
+    from learnit_tf.commands import init_args  # pylint: disable=import-outside-toplevel
     from learnit_tf import zoo_resolution  # pylint: disable=import-outside-toplevel
     init = FLAGS.init
-    if FLAGS.resolution is not None and not cli.is_path_like(init):
+    resolution = _reader_flag_values().get("resolution")
+    if resolution is not None and not core_cli.is_path_like(init):
         from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
         try:
-            init, note = zoo_resolution.choose_init(zoo.Zoo(), init, FLAGS.resolution)
+            init, note = zoo_resolution.choose_init(zoo.Zoo(), init, resolution)
         except zoo.ZooError:  # E.g. no index: resolve_init below says so, naming --init.
             note = None
         if note:
             print(note, file=sys.stderr)
-    model, metadata, _ = cli.resolve_init(init)
-    kind, task = cli.kind_of_init(metadata, f"--init={init}")
-    warning = zoo_resolution.resolution_warning(init, metadata, FLAGS.resolution)
+    model, metadata, _ = init_args.resolve_init(init)
+    kind, task = init_args.kind_of_init(metadata, f"--init={init}")
+    warning = zoo_resolution.resolution_warning(init, metadata, resolution)
     if warning:
         print(f"Warning: {warning}", file=sys.stderr)
-    optimizer = cli.fit_optimizer(metadata, FLAGS.optimizer, FLAGS.learning_rate)
+    optimizer = init_args.fit_optimizer(metadata, FLAGS.optimizer, FLAGS.learning_rate)
     reader = kind.fit_input_reader()
-    options = cli.reader_options(kind, reader, {name: getattr(FLAGS, name)
-                                                for name in READER_FLAGS})
+    options = core_cli.reader_options(kind, _reader_flag_values())
     fit_input = reader(FLAGS.input, task, **options)
     fit_input.task.validate_example(fit_input.example, f"--input={FLAGS.input}")
     if FLAGS.mixed_precision:
@@ -131,12 +125,11 @@ def prepare():
 def run_fit(model, fit_input, optimizer):
     """(Fitter, FitResult); FitError if the fitted weights are not finite."""
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import Fitter  # pylint: disable=import-outside-toplevel
     steps = FLAGS.steps
     print(f"Fitting {fit_input.description or FLAGS.input} from {FLAGS.init} with "
           f"{optimizer.describe()} for {steps} steps.")
-    progress = cli.StepProgress(steps)
+    progress = core_cli.StepProgress(steps)
     fitter = Fitter(model, fit_input.task, optimizer, steps_per_call=max(1, min(steps, 50)))
     result = fitter.fit(fit_input.example, steps, snapshot_steps=(0, steps),
                         progress=lambda done, total: progress.add(done - progress.done))
@@ -157,14 +150,16 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
     # pylint: disable=import-outside-toplevel
     import numpy as np
     from learnit_tf import init_io, plots
+    from learnit_tf.core import atomic
+    from learnit_tf.core.fit_input import check_extra_outputs
     steps = FLAGS.steps
     metric_names = sorted(m for m in result.metrics if m != "loss")  # loss: the fit's own.
     rows = [{"step": k, "loss": float(result.losses[k]),
              **{m: float(result.metrics[m][k]) for m in metric_names}} for k in range(steps + 1)]
     renders = {k: fit_input.render(fitter.fmodel, w) for k, w in sorted(result.snapshots.items())}
     staging = out.staging()
-    init_io.write_csv_atomic(rows, os.path.join(staging, "curve.csv"),
-                             columns=["step", "loss"] + metric_names)
+    atomic.write_csv(os.path.join(staging, "curve.csv"), rows,
+                     columns=["step", "loss"] + metric_names)
     # Every PSNR the task reports (CT: image and sinogram); NaN ones (no truth) are left out.
     curves = {name.replace("_", " "): {"psnr": np.asarray(result.metrics[name])[None]}
               for name in metric_names
@@ -175,9 +170,15 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
     cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
     plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
                                                                  "reconstruction.png"))
-    init_io.save_npy_atomic(os.path.join(staging, "reconstruction.npy"),
-                            np.asarray(renders[steps], np.float32))
+    atomic.save_npy(os.path.join(staging, "reconstruction.npy"),
+                    np.asarray(renders[steps], np.float32))
     fitter.fmodel.assign(result.weights)
+    if fit_input.extra_outputs is not None:  # The kind's own outputs (e.g. a 3D mesh).
+        extra = check_extra_outputs(
+            fit_input.extra_outputs(model, fit_input.task, fit_input.example),
+            reserved=[name for name in OUTPUTS if "/" not in name] + ["fitted"])
+        for name, data in extra.items():
+            atomic.write_bytes(os.path.join(staging, name), data)
     fitted_metadata = dict(metadata, fitted={
         "source_init": FLAGS.init, "input": os.path.abspath(FLAGS.input), "steps": steps,
         **optimizer.record(), "command": " ".join(["python"] + sys.argv)})

@@ -95,21 +95,109 @@ def configure_logging():
     logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
 
 
-def reader_options(kind, reader, flag_values):
-    """The flags (name -> value, None = not given) to pass to a kind's fit reader.
+def reader_option_table(kinds):
+    """{option name: [(kind name, ReaderOption)]} of the kinds' reader options.
 
     Raises:
-        ValueError naming the flags that the kind's reader does not take.
+        ValueError when two kinds declare one name with different types or choices
+        (one flag cannot be both).
     """
-    import inspect  # pylint: disable=import-outside-toplevel
+    table = {}
+    for kind in kinds:
+        for option in kind.reader_options:
+            entries = table.setdefault(option.name, [])
+            for other_kind, other in entries:
+                if (other.type, tuple(other.choices)) != (option.type, tuple(option.choices)):
+                    raise ValueError(
+                        f"Reader option {option.name!r}: kind {kind.name!r} declares it as "
+                        f"{option.type}{_choices(option)}, kind {other_kind!r} as "
+                        f"{other.type}{_choices(other)}; kinds sharing an option name must "
+                        "share its type.")
+            entries.append((kind.name, option))
+    return table
+
+
+def _choices(option):
+    return f" {tuple(option.choices)}" if option.choices else ""
+
+
+def _disclaim_flags():
+    """Flags this module defines are listed under the command that asked for them."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    flags.disclaim_key_flags()
+
+
+def define_reader_flags(kinds, flag_values=None, skip=()):
+    """Defines `--<name>` for every reader option of `kinds` (flags left unset are None).
+
+    A flag shared by several kinds gets every kind's help ("image: ...; ct: ...").
+    Options named in `skip` (flags the command defines itself) are left out.
+
+    Returns:
+        The sorted names of the flags defined.
+    """
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    _disclaim_flags()
+    table = reader_option_table(kinds)
+    defining = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
+                "float": flags.DEFINE_float, "boolean": flags.DEFINE_bool,
+                "list": flags.DEFINE_list, "float_list": flags.DEFINE_list}
+    names = []
+    for name, entries in sorted(table.items()):
+        if name in skip:
+            continue
+        parts = []
+        for kind_name, option in entries:
+            text = option.help.rstrip(".") or name
+            if option.default is not None:
+                text += f" [unset: {option.default}]"
+            parts.append(f"{kind_name}: {text}")
+        text = "; ".join(parts) + "."
+        option = entries[0][1]
+        if option.choices:
+            flags.DEFINE_enum(name, None, list(option.choices), text, flag_values=flag_values)
+        else:
+            defining[option.type](name, None, text, flag_values=flag_values)
+        names.append(name)
+    return names
+
+
+def reader_options(kind, flag_values):
+    """The keyword arguments for `kind`'s reader from the reader flags' values.
+
+    Args:
+        kind: the init's `SignalKind`.
+        flag_values: {flag name: value, None when not given} of the reader flags.
+
+    Returns:
+        {name: value} of the kind's options that were given (numbers of "float_list"
+        options converted), plus the non-None defaults of those that were not.
+
+    Raises:
+        ValueError naming the given flags the kind's reader does not take, and the
+        options it does take.
+    """
+    declared = {option.name: option for option in kind.reader_options}
     given = {name: value for name, value in flag_values.items() if value is not None}
-    accepted = inspect.signature(reader).parameters
-    wrong = sorted(set(given) - set(accepted))
+    wrong = sorted(set(given) - set(declared))
     if wrong:
-        usable = sorted(set(accepted) & set(flag_values)) or ["none"]
+        usable = sorted(declared) or ["none"]
         raise ValueError(f"--{', --'.join(wrong)} do(es) not apply to {kind.name} inits "
                          f"(options for {kind.name}: {', '.join(usable)}).")
-    return given
+    options = {}
+    for name, option in declared.items():
+        value = given.get(name, option.default)
+        if value is None:
+            continue
+        if option.type == "float_list":
+            try:
+                value = [float(v) for v in value]
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"--{name} must be comma-separated numbers, got "
+                                 f"{value!r}.") from e
+        options[name] = value
+    return options
 
 
 class StepProgress:

@@ -62,28 +62,49 @@ class ReaderOption:
     """One option of a kind's reader of a user's own files, offered as a command flag.
 
     The fit and evaluate commands define `--<name>` for every option of every
-    registered kind (two kinds may share an option name only with the same type) and
-    pass the values that were set to the reader as keyword arguments.
+    registered kind (two kinds may share an option name only with the same type and
+    choices; `learnit_tf.core.cli.define_reader_flags`) and pass the values that were
+    set to the reader as keyword arguments.
 
     Attributes:
         name: flag and keyword name, e.g. "angles".
         type: one of "string", "integer", "float", "boolean", "list" (comma-separated
-            strings), "float_list".
-        default: value when the flag is not given (None: the reader's own default).
+            strings), "float_list" (comma-separated numbers).
+        default: passed when the flag is not given (None: not passed, the reader's own
+            default applies).
         help: the flag's help text; say what the value means and its convention.
+        choices: for "string" options, the values allowed (empty: any).
+
+    >>> ReaderOption("num_angles", "integer", help="V evenly spaced views.").type
+    'integer'
+    >>> ReaderOption("angles", "path")
+    Traceback (most recent call last):
+    ...
+    ValueError: ReaderOption 'angles': type must be one of ('string', 'integer', 'float', \
+'boolean', 'list', 'float_list'), got 'path'.
     """
 
     name: str
     type: str
     default: Any = None
     help: str = ""
+    choices: Tuple[str, ...] = ()
 
     TYPES = ("string", "integer", "float", "boolean", "list", "float_list")
 
     def __post_init__(self):
+        if not (isinstance(self.name, str) and self.name.isidentifier()):
+            raise ValueError(f"ReaderOption name must be a Python identifier (it is a keyword "
+                             f"argument of the reader and a flag), got {self.name!r}.")
         if self.type not in self.TYPES:
             raise ValueError(f"ReaderOption {self.name!r}: type must be one of {self.TYPES}, "
                              f"got {self.type!r}.")
+        if self.choices and self.type != "string":
+            raise ValueError(f"ReaderOption {self.name!r}: choices are for 'string' options, "
+                             f"not {self.type!r}.")
+        if self.choices and self.default is not None and self.default not in self.choices:
+            raise ValueError(f"ReaderOption {self.name!r}: default {self.default!r} is not one "
+                             f"of its choices {tuple(self.choices)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +145,13 @@ class SignalKind:
     reader_options: Tuple[ReaderOption, ...] = ()
     models: Mapping[str, type] = dataclasses.field(default_factory=dict)
     commands: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        names = [option.name for option in self.reader_options]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"Signal kind {self.name!r} declares reader options {repeated} "
+                             "more than once.")
 
     def task_class(self, class_name):
         if class_name not in self.tasks:

@@ -1,7 +1,7 @@
 """Registers the CT kind."""
 
 from learnit_tf.kinds.ct import anatomy, files, shepp_logan, task
-from learnit_tf.core.registry import SignalKind, register_kind
+from learnit_tf.core.registry import ReaderOption, SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="ct",
@@ -14,4 +14,19 @@ KIND = register_kind(SignalKind(
     protocol="learnit_tf.kinds.ct.evaluation:CtProtocol",
     fit_input="learnit_tf.kinds.ct.files:fit_example",
     default_init="shepp_logan_ct",
+    reader_options=(
+        ReaderOption("angles", "string", None,
+                     "Angles .npy (radians; degrees with --convention=skimage)"),
+        ReaderOption("num_angles", "integer", None,
+                     "Instead of --angles: V evenly spaced views (learnit: k·π/V; "
+                     "skimage: radon's linspace(0, 180, V, endpoint=False))"),
+        ReaderOption("convention", "string", None,
+                     "Sinogram layout: learnit (V, N) ray means (default), or skimage "
+                     "radon (N, V) sums", choices=("learnit", "skimage")),
+        ReaderOption("ground_truth", "string", None,
+                     "Optional true image (.npy or image file) for PSNR"),
+        ReaderOption("interpolation", "string", None,
+                     "Projector interpolation (default: the init's)",
+                     choices=("bilinear", "nearest")),
+    ),
 ))

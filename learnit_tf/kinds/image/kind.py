@@ -2,7 +2,7 @@
 
 from learnit_tf.kinds.image import (catalog, emoji, folder, sdf_2d, subset_task, task,
                                    text_images)
-from learnit_tf.core.registry import SignalKind, register_kind
+from learnit_tf.core.registry import ReaderOption, SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="image",
@@ -21,4 +21,13 @@ KIND = register_kind(SignalKind(
     protocol="learnit_tf.kinds.image.evaluation:ImageProtocol",
     fit_input="learnit_tf.kinds.image.folder:fit_example",
     default_init="text_siren",
+    reader_options=(
+        ReaderOption("resolution", "integer", None,
+                     "Fit on the full R×R grid (default: the init's training "
+                     "resolution). The network takes any coordinates, but an init is only as "
+                     "good as where it was evaluated: inits meta-trained at 64×64 lose most "
+                     "of their 2-step advantage at 128 and 256 (docs/image/resolution.md). A "
+                     "bare zoo name picks the newest version evaluated at R; a warning with "
+                     "the measured numbers says when none was"),
+    ),
 ))

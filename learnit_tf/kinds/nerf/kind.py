@@ -1,7 +1,7 @@
 """Registers the NeRF view-synthesis kind."""
 
 from learnit_tf.kinds.nerf import files, phototourism, procedural, shapenet, task
-from learnit_tf.core.registry import SignalKind, register_kind
+from learnit_tf.core.registry import ReaderOption, SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="nerf",
@@ -17,4 +17,11 @@ KIND = register_kind(SignalKind(
     protocol="learnit_tf.kinds.nerf.evaluation:NerfProtocol",
     fit_input="learnit_tf.kinds.nerf.files:fit_example",
     default_init="procedural_chairs_nerf",
+    reader_options=(
+        ReaderOption("num_support_views", "integer", None,
+                     "Fit on the first S views, PSNR on the rest (default: fit on "
+                     "every view)"),
+        ReaderOption("seed", "integer", None,
+                     "Seed of the random ray batches of the fit (default 0)"),
+    ),
 ))
