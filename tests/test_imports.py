@@ -1,8 +1,17 @@
-"""The import graph inside learnit_tf/: no cycle, and shared layers name no specific kind.
+"""The import graph inside learnit_tf/: the layers of issue 25, no cycle, small modules.
 
-Imports are read from the source with `ast`, function-local imports included (a cycle
-hidden behind a function-local import is still a cycle: it only moves the failure to
-call time, and makes import order matter).
+Imports are read from the source with `ast` (code only, not docstring examples),
+function-local imports included (a cycle or an upward import hidden behind a
+function-local import still happens, at call time).
+
+Layers, lowest first (a module may import its own layer or lower ones):
+  core, models, meta, data, evaluation, training, zoo, commands.
+Signal kinds (`learnit_tf/kinds/<kind>/`) are plugins: a kind may import core, models,
+meta, data and evaluation, and its own package; no other kind, nothing from training,
+zoo or commands. Shared modules import no `learnit_tf.kinds.<kind>` module and do not
+name one in a string either (the registry finds kinds; only
+`learnit_tf.kinds.registrants` lists them). Old import paths kept as aliases
+(`sys.modules[__name__] = <new module>`) are in their target's layer.
 """
 
 import ast
@@ -14,17 +23,62 @@ import pytest
 PACKAGE = "learnit_tf"
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 
-#: Shared layers: they may use `learnit_tf.kinds` / `learnit_tf.kinds.registry` (the
-#: registry looks kinds up by name) but no module of a specific kind.
-SHARED_LAYERS = ("models", "meta", "tasks", "data", "train.py", "zoo.py", "distribute.py",
-                 "init_io.py", "atomic.py", "plots.py", "profiling.py", "baselines.py",
-                 "evaluation.py", "gin_config.py", "metadata.py",
-                 # Also kind-free today, and meant to stay so (scripts dispatch on the registry):
-                 "headline.py", "callbacks.py", "shipped.py", "cli.py", "commands", "testing.py",
-                 # Added with issues 24 and 26:
-                 "locks.py", "output_dir.py", "zoo_transport.py", "zoo_errors.py", "zoo_names.py",
-                 "zoo_resolution.py", "whole_curve.py")
-KIND_NEUTRAL = {"learnit_tf.kinds", "learnit_tf.kinds.registry"}
+LAYERS = ("core", "models", "meta", "data", "evaluation", "training", "zoo", "commands")
+#: The package's `__init__` wires the layers together (the preset loader, the init
+#: resolver) and may import any of them.
+TOP = "package"
+KIND = "kind"
+REGISTRANTS = "learnit_tf.kinds.registrants"
+
+#: Module (or package prefix) -> layer. The longest matching prefix wins. Old flat
+#: modules are listed under their target package's layer, so the rules hold for them
+#: both before and after they become aliases.
+LAYER_OF = {
+    "learnit_tf.core": "core",
+    "learnit_tf.tasks": "core",  # Old path of core.task.
+    "learnit_tf.kinds": "core",  # The package re-exports the registry (core.registry).
+    "learnit_tf.kinds.registry": "core",
+    "learnit_tf.kinds.fit_input": "core",
+    "learnit_tf.atomic": "core",
+    "learnit_tf.locks": "core",
+    "learnit_tf.output_dir": "core",
+    "learnit_tf.version": "core",
+    "learnit_tf._startup": "core",
+    "learnit_tf.models": "models",
+    "learnit_tf.meta": "meta",
+    "learnit_tf.data": "data",
+    "learnit_tf.evaluation": "evaluation",
+    "learnit_tf.plots": "evaluation",
+    "learnit_tf.baselines": "evaluation",
+    "learnit_tf.whole_curve": "evaluation",
+    "learnit_tf.training": "training",
+    "learnit_tf.train": "training",
+    "learnit_tf.callbacks": "training",
+    "learnit_tf.distribute": "training",
+    "learnit_tf.profiling": "training",
+    "learnit_tf.gin_config": "training",
+    "learnit_tf.zoo": "zoo",
+    "learnit_tf.init_io": "zoo",
+    "learnit_tf.metadata": "zoo",
+    "learnit_tf.headline": "zoo",
+    "learnit_tf.shipped": "zoo",
+    "learnit_tf.zoo_errors": "zoo",
+    "learnit_tf.zoo_names": "zoo",
+    "learnit_tf.zoo_resolution": "zoo",
+    "learnit_tf.zoo_transport": "zoo",
+    "learnit_tf.convert": "zoo",  # Converts a checkpoint of the original code to an init.
+    "learnit_tf.commands": "commands",
+    "learnit_tf.cli": "commands",  # Old path: re-exports core.cli and commands.init_args.
+    "learnit_tf.testing": "commands",  # Test support: may use every shared layer.
+}
+
+#: Library modules allowed over MAX_LINES while the session splits them (issue 25). Each
+#: entry names who is splitting it; the list must be empty when the split is done.
+MAX_LINES = 500
+TOO_LONG_FOR_NOW = {
+    "learnit_tf.kinds.nerf.evaluation",  # H3: its TestTimeFitter/summarize go to the shared ones.
+    "learnit_tf.zoo.card",  # H1: the zoo package split.
+}
 
 
 def module_name(path):
@@ -138,22 +192,123 @@ def _one_cycle(graph, component, start):
     raise AssertionError(f"no cycle through {start}")
 
 
-def is_shared_layer(module):
-    rest = module[len(PACKAGE) + 1:]
-    top = rest.split(".")[0]
-    return any(top == layer.removesuffix(".py") for layer in SHARED_LAYERS)
+def kind_of_module(module):
+    """The kind package a module belongs to ("image" for learnit_tf.kinds.image.task), or None."""
+    parts = module.split(".")
+    if len(parts) >= 3 and parts[:2] == [PACKAGE, "kinds"] and \
+            (PACKAGE_DIR / "kinds" / parts[2]).is_dir():
+        return parts[2]
+    return None
 
 
-def format_cycle(cycle):
-    return " -> ".join(cycle)
+def alias_target(module, path):
+    """The module an old-path alias stands for (`sys.modules[__name__] = <module>`), or None."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    replaces_itself = any(
+        isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Subscript) and ast.unparse(target) == "sys.modules[__name__]"
+            for target in node.targets)
+        for node in tree.body)
+    if not replaces_itself:
+        return None
+    imported = [m for m in imported_modules(module, path, all_modules())
+                if not module.startswith(m + ".")]
+    deepest = sorted(imported, key=lambda m: m.count("."))[-1:]
+    return deepest[0] if deepest else None
+
+
+def layer_of(module):
+    """The layer name of `module` (one of LAYERS, KIND, TOP or REGISTRANTS), or None."""
+    if module == PACKAGE:
+        return TOP
+    if module == REGISTRANTS:
+        return REGISTRANTS
+    if kind_of_module(module):
+        return KIND
+    path = all_modules().get(module)
+    target = alias_target(module, path) if path is not None else None
+    if target and target != module:
+        return layer_of(target)
+    parts = module.split(".")
+    for i in range(len(parts), 1, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in LAYER_OF:
+            return LAYER_OF[prefix]
+    return None
+
+
+def rank(layer):
+    return LAYERS.index(layer)
+
+
+#: Names of the kinds (their package folders), for the "names no kind" check.
+def kind_names():
+    return sorted(p.name for p in (PACKAGE_DIR / "kinds").iterdir()
+                  if p.is_dir() and (p / "__init__.py").exists())
+
+
+def strings_naming_a_kind(path):
+    """String constants in the code of `path` that name a kind module
+    ("learnit_tf.kinds.<kind>..."), e.g. an importlib string."""
+    prefixes = tuple(f"{PACKAGE}.kinds.{name}" for name in kind_names())
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                       ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return sorted({node.value for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                   and id(node) not in docstrings
+                   and (node.value + ".").startswith(tuple(p + "." for p in prefixes))
+                   or (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                       and id(node) not in docstrings and node.value.startswith(
+                           tuple(p + ":" for p in prefixes)))})
+
+
+def layering_violations():
+    """Every import that breaks the layering, as readable lines (sorted)."""
+    graph = import_graph()
+    found = []
+    for module, imports in sorted(graph.items()):
+        layer = layer_of(module)
+        if layer in (TOP, REGISTRANTS):
+            continue
+        own_kind = kind_of_module(module)
+        for imported in imports:
+            target_layer = layer_of(imported)
+            target_kind = kind_of_module(imported)
+            if target_layer is None or layer is None:
+                continue  # Reported by test_every_module_has_a_layer.
+            if layer == KIND:
+                if target_kind and target_kind != own_kind:
+                    found.append(f"kind {own_kind}: {module} imports kind {target_kind} "
+                                 f"({imported})")
+                elif target_layer == REGISTRANTS:
+                    found.append(f"kind {own_kind}: {module} imports {imported}")
+                elif target_layer in LAYERS and rank(target_layer) > rank("evaluation"):
+                    found.append(f"kind {own_kind}: {module} imports {imported} "
+                                 f"({target_layer}: kinds import core..evaluation only)")
+            elif target_layer == KIND or target_layer == REGISTRANTS:
+                found.append(f"{layer}: {module} imports kind module {imported}")
+            elif target_layer == TOP:
+                continue  # Every module runs the package __init__ anyway.
+            elif rank(target_layer) > rank(layer):
+                found.append(f"{layer}: {module} imports {imported} (higher layer "
+                             f"{target_layer})")
+        if layer != KIND:
+            path = all_modules()[module]
+            for text in strings_naming_a_kind(path):
+                found.append(f"{layer}: {module} names kind module {text!r} in a string")
+    return found
 
 
 def test_the_graph_is_read_from_the_sources():
     graph = import_graph()
     # Known edges, one of them a function-local import (so the parser sees those too).
-    assert "learnit_tf.kinds.registry" in graph["learnit_tf.kinds"]
-    assert "learnit_tf.kinds.image.task" in graph["learnit_tf.kinds.ct.task"]
-    assert "learnit_tf.kinds.registrants" not in graph["learnit_tf.kinds.registry"]
+    assert "learnit_tf.core.registry" in graph["learnit_tf.kinds"]
+    assert "learnit_tf.kinds.nerf.task" in graph["learnit_tf.kinds.nerf.kind"]
+    assert "learnit_tf.kinds.registrants" not in graph["learnit_tf.core.registry"]
     local = [m for m, p in all_modules().items()
              if any(isinstance(n, ast.FunctionDef) and any(isinstance(s, (ast.Import,
                                                                           ast.ImportFrom))
@@ -176,9 +331,48 @@ def test_no_import_cycle_inside_learnit_tf():
                        f"{message}"
 
 
-@pytest.mark.parametrize("module", sorted(m for m in all_modules() if is_shared_layer(m)))
-def test_shared_layer_names_no_kind(module):
-    imports = import_graph()[module]
-    named = [m for m in imports if m.startswith(f"{PACKAGE}.kinds.") and m not in KIND_NEUTRAL]
-    assert not named, f"{module} (a shared layer) imports kind modules {named}; look kinds " \
-                      f"up through learnit_tf.kinds.registry instead"
+def test_every_module_has_a_layer():
+    unmapped = sorted(m for m in all_modules() if layer_of(m) is None)
+    assert not unmapped, f"map these modules to a layer in LAYER_OF: {unmapped}"
+
+
+def test_layering():
+    found = layering_violations()
+    message = "\n".join(found)
+    print(f"\nlayering violations:\n{message}" if found else "\nno layering violation")
+    assert not found, f"imports against the layers of issue 25:\n{message}"
+
+
+def test_the_layering_checks_catch_what_they_should():
+    assert layer_of("learnit_tf.core.registry") == "core"
+    assert layer_of("learnit_tf.kinds.image.task") == KIND
+    assert layer_of("learnit_tf.commands.fit") == "commands"
+    assert layer_of("learnit_tf.zoo_names") == "zoo"
+    assert rank("core") < rank("evaluation") < rank("zoo") < rank("commands")
+    assert kind_of_module("learnit_tf.kinds.ct.task") == "ct"
+    assert kind_of_module("learnit_tf.kinds.registry") is None
+    assert {"image", "ct", "nerf", "audio"} <= set(kind_names())
+
+
+def test_the_string_check_sees_code_not_docstrings(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text('''"""Docstring naming learnit_tf.kinds.image.task is fine."""
+import importlib
+def f():
+    """Also learnit_tf.kinds.ct here."""
+    return importlib.import_module("learnit_tf.kinds.image.task"), "learnit_tf.kinds.nerf:x"
+''')
+    assert strings_naming_a_kind(path) == ["learnit_tf.kinds.image.task",
+                                           "learnit_tf.kinds.nerf:x"]
+
+
+def _library_line_counts():
+    return {m: len(p.read_text().splitlines()) for m, p in all_modules().items()}
+
+
+def test_no_library_module_over_500_lines():
+    counts = _library_line_counts()
+    too_long = {m: n for m, n in counts.items() if n > MAX_LINES and m not in TOO_LONG_FOR_NOW}
+    assert not too_long, f"modules over {MAX_LINES} lines (split them): {too_long}"
+    stale = sorted(m for m in TOO_LONG_FOR_NOW if counts.get(m, 0) <= MAX_LINES)
+    assert not stale, f"remove from TOO_LONG_FOR_NOW (gone or short now): {stale}"
