@@ -70,7 +70,7 @@ def _learnit_timer(algorithm, variant, res):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer  # pylint: disable=import-outside-toplevel
     from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
-    from learnit_tf.profiling import matmul_flops  # pylint: disable=import-outside-toplevel
+    from learnit_tf.training.profiling import matmul_flops  # pylint: disable=import-outside-toplevel
     from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
 
     config = MetaConfig(algorithm, FLAGS.inner_steps, InnerOptimizer("sgd", 1e-2),

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from learnit_tf import zoo
 from learnit_tf.evaluation.baselines import standard_init
-from learnit_tf.callbacks import PsnrCallback, psnr
+from learnit_tf.training.callbacks import PsnrCallback, psnr
 from learnit_tf.kinds.image import image_grid, text_images_examples
 from learnit_tf.models import FourierFeatureMLP, NerfMLP, Siren
 from learnit_tf.testing import TestCase

@@ -184,7 +184,7 @@ def _tiny_images(split="train"):
 class MetaSgdRunTest(TestCase):
 
     def test_meta_train_learns_rates_exports_them_and_a_stopped_run_keeps_its_schedule(self):
-        from learnit_tf.train import meta_train
+        from learnit_tf.training import meta_train
         model_dir = os.path.join(tempfile.mkdtemp(), "run")
         kwargs = dict(model_fn=lambda seed, inner_rates=None: Siren(
                           width=8, depth=2, seed=seed, inner_rates=inner_rates),

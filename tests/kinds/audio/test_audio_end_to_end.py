@@ -15,7 +15,8 @@ import wave
 import gin
 import numpy as np
 
-from learnit_tf import gin_config, init_io, testing
+from learnit_tf import init_io, testing
+from learnit_tf.training import gin_config
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 TINY = ["NUM_SAMPLES = 256", "SAMPLE_RATE = 2000", "Siren.width = 16", "Siren.depth = 3",

@@ -16,7 +16,7 @@ from PIL import Image
 
 from data_dependencies import require_emoji_package
 
-from learnit_tf import gin_config
+from learnit_tf.training import gin_config
 from learnit_tf.kinds import dataset_function, kind_of_dataset
 from learnit_tf.kinds.image import emoji
 from learnit_tf.kinds.image.emoji import (emoji_images_builder, emoji_images_examples,
@@ -303,7 +303,7 @@ def test_metasgd_gin_files_parse(gin_file):
 def test_emoji_gin_file_trains_with_tiny_settings(fake, tmp_path):
     """The gin file end to end (2 outer steps of a tiny SIREN on the fake folder)."""
     from learnit_tf.init_io import read_init_metadata  # pylint: disable=import-outside-toplevel
-    from learnit_tf.train import meta_train  # pylint: disable=import-outside-toplevel
+    from learnit_tf.training import meta_train  # pylint: disable=import-outside-toplevel
     source, data_dir = fake
     try:
         gin_config.parse_config([str(REPO / "gin" / "image" / "emoji_metasgd_cpu.gin")], [

@@ -8,14 +8,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from learnit_tf import gin_config, init_io
+from learnit_tf import init_io
+from learnit_tf.training import gin_config
 from learnit_tf.data import meta_batches, take_examples
 from learnit_tf.kinds.image import image_folder_examples, load_image, text_images_examples
 from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer, fit
 from learnit_tf.models import Siren
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.testing import TestCase
-from learnit_tf.train import NonFiniteLossError, evaluate_init, meta_train
+from learnit_tf.training import NonFiniteLossError, evaluate_init, meta_train
 
 _DATA_DIR = tempfile.mkdtemp(prefix="learnit_tfds_")
 
