@@ -28,7 +28,8 @@ EXTERNAL = {
     "export": "shell variables for the Cloud TPU / multi-worker examples",
     "tensorboard": "TensorBoard's own viewer",
     "pip show": "inspecting the TPU VM's TensorFlow",
-    "apt-get": "Debian's package manager: the emoji test data (libjs-emojify), which .ci/run installs",
+    "apt-get": ("Debian's package manager: the emoji test data (libjs-emojify) and the "
+                "browser of the site test (chromium), which .ci/run installs"),
 }
 
 _T = "tests/"
@@ -95,10 +96,15 @@ COVERAGE = {
     "scripts/render.py": {flag: _RENDER for flag in ("", "init", "dataset", "config",
                                                       "fit_steps", "scale", "output_dir")},
     "scripts/publish.py": {
-        flag: _FEATURES + "test_publish_destination_on_a_non_local_file_system"
-        for flag in ("", "init", "name", "version", "description", "destination")},
+        **{flag: _FEATURES + "test_publish_destination_on_a_non_local_file_system"
+           for flag in ("", "init", "name", "version", "description", "destination")},
+        "evaluation_dir": _T + "test_cards.py::test_publish_command_writes_the_card"},
     "scripts/zoo.py list": {flag: _FEATURES + "test_zoo_list_json_and_markdown_formats"
                             for flag in ("", "format")},
+    "scripts/zoo.py cards": {"": _T + "test_cards.py::test_zoo_cards_command_rewrites_the_cards"},
+    "scripts/zoo.py site": {
+        flag: _T + "test_site.py::test_site_command_refuses_a_folder_with_files_and_keeps_them"
+        for flag in ("", "output_dir")},
     "scripts/convert_learnit_checkpoint.py": {
         flag: _FEATURES + "test_convert_command_succeeds_with_its_flags"
         for flag in ("", "input", "output_dir")},

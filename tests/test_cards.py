@@ -169,3 +169,31 @@ def test_publish_command_writes_the_card(tmp_path):
     assert "**PSNR (dB) at 2 steps: 20.03 (this init) vs 12.87 (standard init)**" in text
     assert "`Siren` (width=8, depth=2" in text
     zoo.load("tiny", index=str(destination / "index.json"))
+
+
+def test_zoo_cards_command_rewrites_the_cards(tmp_path):
+    """`scripts/zoo.py cards --index=ZOO` writes the card of every version of a local zoo:
+    a copy of one shipped version with its card removed gets the checked-in card back."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    index = json.load(open(os.path.join(REPO, "zoo", "index.json")))
+    entry = index["entries"]["shepp_logan_ct"]
+    index["entries"] = {"shepp_logan_ct": dict(entry, versions={"2": entry["versions"]["2"]},
+                                               latest="2")}
+    zoo_dir = tmp_path / "zoo"
+    shutil.copytree(os.path.join(REPO, "zoo", "shepp_logan_ct", "2"),
+                    zoo_dir / "shepp_logan_ct" / "2")
+    (zoo_dir / "index.json").write_text(json.dumps(index))
+    shipped_card = (zoo_dir / "shepp_logan_ct" / "2" / card.CARD_FILE).read_text()
+    os.remove(zoo_dir / "shepp_logan_ct" / "2" / card.CARD_FILE)
+    os.remove(zoo_dir / "shepp_logan_ct" / "2" / card.CURVE_FILE)
+    result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "zoo.py"), "cards",
+                             f"--index={zoo_dir / 'index.json'}"], capture_output=True,
+                            text=True, timeout=300, check=False, cwd=str(tmp_path),
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "shepp_logan_ct@2: README.md, curve.png" in result.stdout
+    # Same card (its reconstructions.png was kept: the evaluation folder is not in cwd).
+    assert (zoo_dir / "shepp_logan_ct" / "2" / card.CARD_FILE).read_text() == shipped_card
+    assert (zoo_dir / "shepp_logan_ct" / "2" / card.CURVE_FILE).stat().st_size > 5000

@@ -65,13 +65,70 @@ def test_every_coverage_entry_names_a_test_that_uses_the_flag():
 
 
 def test_ci_runs_the_readme_commands():
-    """.ci/run installs with README's development install and runs README's test
-    command, exactly."""
+    """.ci/run installs README's Debian packages and its development install, and runs
+    README's test command, exactly."""
     readme = open(os.path.join(REPO, "README.md")).read()
     ci = open(os.path.join(REPO, ".ci", "run")).read()
     assert "pip install -e '.[test]' && python -m pytest -n 2 tests" in readme
     assert "python -m pip install -q -e '.[test]'" in ci
     assert re.search(r"^python -m pytest -n 2 tests$", ci, re.M)
+    readme_packages = re.search(r"apt-get install -y ([\w .-]+?) && pip", readme).group(1)
+    ci_packages = re.search(r'^PACKAGES="([^"]*)"', ci, re.M).group(1)
+    assert readme_packages.split() == ci_packages.split() == ["libjs-emojify", "chromium"]
+
+
+def test_readme_is_short_and_starts_with_the_two_commands():
+    """README: under ~10 KB; its first block is the install-and-run command and the
+    test command, in that order."""
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    assert len(readme.encode()) <= 10 * 1024, len(readme.encode())
+    first = re.search(r"```sh\n(.*?)```", readme, re.S)
+    assert readme[:first.start()].strip() == "# learnit_tf"
+    commands = [l for l in first.group(1).splitlines() if not l.startswith("#")]
+    assert commands[0].startswith("pip install . && (cd /tmp && learnit-evaluate --init=")
+    assert commands[1].endswith("python -m pytest -n 2 tests") and len(commands) == 2
+
+
+def test_readme_zoo_table_is_the_generated_one():
+    """README's zoo table is exactly `learnit-zoo list --format=markdown` of zoo/index.json
+    (regenerate it after publishing)."""
+    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    section = readme.split("## The model zoo\n", 1)[1]
+    first_table = []
+    for line in section.strip().splitlines():
+        if not line.startswith("|"):
+            break
+        first_table.append(line)
+    the_zoo = zoo.Zoo(os.path.join(REPO, "zoo", "index.json"), progress=False)
+    assert "\n".join(first_table) == zoo.format_table(the_zoo.list(), markdown=True)
+
+
+def _markdown_links(text):
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+def test_readme_and_docs_links_resolve():
+    """Every relative link and picture of README.md and docs/**/*.md names an existing
+    file or folder (the pages moved out of README link each other)."""
+    broken = []
+    for path in doc_commands._doc_paths():  # pylint: disable=protected-access
+        text = open(path, encoding="utf-8").read()
+        for target in _markdown_links(text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            resolved = os.path.normpath(os.path.join(os.path.dirname(path),
+                                                     target.split("#")[0]))
+            if not os.path.exists(resolved):
+                broken.append((os.path.relpath(path, REPO), target))
+    assert not broken, broken
+
+
+def test_link_check_finds_a_broken_link(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("[ok](page.md) ![no](missing.png) `[x](code.md)`\n```\n[y](z.md)\n```\n")
+    assert _markdown_links(page.read_text()) == ["page.md", "missing.png", "code.md"]
 
 
 def test_python_snippet_of_distributed_md_runs(tmp_path):
