@@ -115,6 +115,25 @@ class FitRecipe:
             out.append((start, steps, len(self.phases) - 1))
         return out
 
+    def segment_at(self, step):
+        """(start, end or None, phase index) of the segment of `boundaries` holding
+        `step`, whatever the fit's length; end None: the segment runs to the end.
+
+        >>> recipe = FitRecipe((FitPhase(InnerOptimizer("sgd", 1e-2), steps=2),
+        ...                     FitPhase(InnerOptimizer("adam", 1e-4))))
+        >>> recipe.segment_at(1), recipe.segment_at(7)
+        ((0, 2, 0), (2, None, 1))
+        """
+        start = 0
+        for i, phase in enumerate(self.phases):
+            if phase.steps is None:
+                return start, None, i
+            if step < start + int(phase.steps):
+                return start, start + int(phase.steps), i
+            start += int(phase.steps)
+        # The last phase has a step count: a new segment continues it to the end.
+        return start, None, len(self.phases) - 1
+
     def to_dict(self):
         return {"phases": [{"optimizer": dataclasses.asdict(p.optimizer), "steps": p.steps,
                             "learned_rates": p.learned_rates} for p in self.phases]}
@@ -155,6 +174,39 @@ class FitResult:
         return self.metrics["psnr"]
 
 
+@dataclasses.dataclass
+class FitState:
+    """A fit in progress (`Fitter.start`): everything `Fitter.advance` needs to continue
+    it, so a fit can stop at any step (to evaluate or keep its weights) and go on with
+    the same optimizer state (Adam's moments are not restarted).
+
+    Attributes:
+        example: the example's tensors.
+        weights: the current weight tensors.
+        step: optimizer steps done.
+        segment: (start, end, phase index) of the recipe segment whose optimizer state
+            `optimizer_state` is (None before the first step).
+        optimizer_state: that optimizer's state.
+        non_trainable, rates: the model's constants and learned inner rates.
+        losses, curves: the recorded chunks (loss, and metric name -> values, before
+            every step).
+        snapshots: step -> weights kept at that step.
+        seconds: wall time spent in `start` and `advance`.
+    """
+
+    example: dict
+    weights: list
+    non_trainable: list
+    rates: list
+    step: int = 0
+    segment: Optional[tuple] = None
+    optimizer_state: object = None
+    losses: list = dataclasses.field(default_factory=list)
+    curves: dict = dataclasses.field(default_factory=dict)
+    snapshots: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+
 class Fitter:
     """Fits examples of one task from given weights with a functional optimizer.
 
@@ -169,9 +221,18 @@ class Fitter:
         steps_per_call: steps compiled into one call.
         jit_compile: compile with XLA (True), graph mode (False) or "auto" (XLA only
             with an accelerator; see `learnit_tf.meta.compile`).
+        record_metrics: record the task's metrics before every step (the curves of
+            `FitResult.metrics`). False records only the loss: for tasks whose metric
+            is measured apart from the fit, at the steps a fit stops at (NeRF renders
+            held-out views), where a metric every step would cost more than the fit.
+
+    `fit` runs a whole fit; `start`, `advance` and `finish` run it in stages, stopping
+    at any step with the optimizer state carried over (`fit(..., stop_at=, on_stop=)`
+    does both).
     """
 
-    def __init__(self, model, task, optimizer=None, steps_per_call=100, jit_compile="auto"):
+    def __init__(self, model, task, optimizer=None, steps_per_call=100, jit_compile="auto",
+                 record_metrics=True):
         if not model.built:
             raise ValueError(f"Model {model.name!r} must be built before fitting.")
         self.model = model
@@ -186,6 +247,9 @@ class Fitter:
                              f"rates, but model {model.name!r} has none (it was not built "
                              "with inner_rates).")
         self.steps_per_call = int(steps_per_call)
+        if self.steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call!r}.")
+        self.record_metrics = bool(record_metrics)
         self.trace_count = 0  # Python-side traces of the compiled chunk (tests count them).
         jit_compile = resolve_jit_compile(jit_compile)
         self._chunks = [tf.function(self._chunk_for(phase), jit_compile=jit_compile,
@@ -212,7 +276,8 @@ class Fitter:
                    rates):
         self.trace_count += 1
         fmodel = BoundFunctionalModel(self.model, non_trainable)
-        names = sorted(self.task.metrics(fmodel, weights, example).keys())
+        names = (sorted(self.task.metrics(fmodel, weights, example).keys())
+                 if self.record_metrics else [])
         rates = list(rates) if phase.learned_rates else None
 
         def body(k, ws, st, losses, mets):
@@ -220,9 +285,12 @@ class Fitter:
                 tape.watch(ws)
                 loss = self.task.inner_loss(fmodel, ws, example, start + k)
             grads = tape.gradient(loss, ws)
-            # Reuse the training loss when it already is the metric's MSE (saves a forward).
-            m = self.task.metrics_from_inner_loss(loss) or self.task.metrics(fmodel, ws, example)
-            mets = [ta.write(k, tf.cast(m[n], tf.float32)) for ta, n in zip(mets, names)]
+            if names:
+                # Reuse the training loss when it already is the metric's MSE (saves a
+                # forward).
+                m = (self.task.metrics_from_inner_loss(loss)
+                     or self.task.metrics(fmodel, ws, example))
+                mets = [ta.write(k, tf.cast(m[n], tf.float32)) for ta, n in zip(mets, names)]
             ws, st = phase.optimizer.apply(ws, grads, st, rates)
             return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32)), mets
 
@@ -242,7 +310,79 @@ class Fitter:
                              f"rates, but model {model.name!r} has none.")
         return non_trainable, rates
 
-    def fit(self, example, steps, weights=None, progress=None, snapshot_steps=(), model=None):
+    def start(self, example, weights=None, model=None):
+        """A `FitState` at step 0: `example` to be fitted from `weights` (default: the
+        model's current weights), with the constants and learned rates of `model`
+        (default: the Fitter's own; same architecture)."""
+        start_time = time.perf_counter()
+        self.task.validate_example(example)
+        example = tf.nest.map_structure(tf.convert_to_tensor, example)
+        model = self.model if model is None else model
+        non_trainable, rates = self._model_state(model)
+        weights = [tf.convert_to_tensor(w) for w in (
+            weights if weights is not None else model.trainable_variables)]
+        return FitState(example=example, weights=weights, non_trainable=non_trainable,
+                        rates=rates, seconds=time.perf_counter() - start_time)
+
+    def advance(self, state, to_step, progress=None, total=None):
+        """Continues the fit `state` until `to_step` steps are done (in place; returns it).
+
+        The optimizer state is carried over from the previous call: stopping at any
+        steps gives the same weights as one uninterrupted fit. A recipe's new phase
+        starts its optimizer afresh (e.g. Adam after the inner steps).
+
+        Args:
+            state: a `FitState` from `start`.
+            to_step: steps done when this returns (>= `state.step`).
+            progress: optional callable(steps done, `total`) after every chunk.
+            total: the fit's total steps, for `progress` (default `to_step`).
+        """
+        to_step = int(to_step)
+        if to_step < state.step:
+            raise ValueError(f"The fit is at step {state.step}; it cannot advance to "
+                             f"step {to_step}.")
+        start_time = time.perf_counter()
+        while state.step < to_step:
+            segment = self.recipe.segment_at(state.step)
+            index = segment[2]
+            if segment != state.segment:
+                state.segment = segment
+                state.optimizer_state = self.recipe.phases[index].optimizer.init_state(
+                    state.weights)
+            end = to_step if segment[1] is None else min(to_step, segment[1])
+            n = min(self.steps_per_call, end - state.step)
+            state.weights, state.optimizer_state, chunk_losses, chunk_metrics = (
+                self._chunks[index](state.weights, state.optimizer_state, state.example,
+                                    tf.constant(state.step, tf.int32), tf.constant(n, tf.int32),
+                                    state.non_trainable, state.rates))
+            state.losses.append(chunk_losses.numpy())
+            for name, values in chunk_metrics.items():
+                state.curves.setdefault(name, []).append(values.numpy())
+            state.step += n
+            if progress is not None:
+                progress(state.step, to_step if total is None else total)
+        state.seconds += time.perf_counter() - start_time
+        return state
+
+    def finish(self, state):
+        """The `FitResult` of the fit `state` as it stands (curves of `state.step + 1`
+        points: the metrics before every step and after the last)."""
+        start_time = time.perf_counter()
+        final = {}
+        if self.record_metrics:
+            final = {k: float(v) for k, v in self._metrics(
+                state.weights, state.non_trainable, state.example).items()}
+        metrics = {name: np.concatenate(state.curves.get(name, []) +
+                                        [np.array([value], np.float32)])
+                   for name, value in final.items()}
+        losses = np.concatenate(state.losses +
+                                [np.array([final.get("loss", np.nan)], np.float32)])
+        return FitResult(weights=state.weights, losses=losses, metrics=metrics,
+                         seconds=state.seconds + time.perf_counter() - start_time,
+                         snapshots=dict(state.snapshots))
+
+    def fit(self, example, steps, weights=None, progress=None, snapshot_steps=(), model=None,
+            stop_at=(), on_stop=None):
         """Fits `example` for `steps` steps.
 
         Args:
@@ -254,47 +394,41 @@ class Fitter:
                 reconstruction grids); exact, since chunks end at those steps.
             model: take the starting weights, constants and learned rates from this
                 model (same architecture as the Fitter's) instead of the Fitter's own.
+            stop_at: steps (0..steps) at which to call `on_stop`; the fit goes on from
+                there with its optimizer state.
+            on_stop: callable(step, weights) at each of `stop_at` (e.g. measuring a
+                metric apart from the fit).
 
         Returns:
             A `FitResult` with curves of length `steps + 1`.
+
+        Example (stopping at step 2 changes nothing about the fit):
+
+        >>> from learnit_tf.models import Siren
+        >>> from learnit_tf.kinds.image import ImageTask
+        >>> fitter = Fitter(Siren(width=16, depth=3, seed=0), ImageTask(8),
+        ...                 InnerOptimizer("adam", 1e-3))
+        >>> example = {"image": tf.fill((8, 8, 3), 0.25)}
+        >>> seen = []
+        >>> result = fitter.fit(example, 4, stop_at=[2], on_stop=lambda k, w: seen.append(k))
+        >>> seen, bool(np.allclose(result.psnr, fitter.fit(example, 4).psnr))
+        ([2], True)
         """
         steps = int(steps)
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}.")
-        self.task.validate_example(example)
-        example = tf.nest.map_structure(tf.convert_to_tensor, example)
-        start_time = time.perf_counter()
-        model = self.model if model is None else model
-        non_trainable, rates = self._model_state(model)
-        weights = [tf.convert_to_tensor(w) for w in (
-            weights if weights is not None else model.trainable_variables)]
-        losses, curves = [], {}
+        stops = sorted({int(k) for k in stop_at})
+        if stops and (stops[0] < 0 or stops[-1] > steps):
+            raise ValueError(f"stop_at must be steps in 0..{steps}, got {list(stop_at)}.")
         snapshot_steps = sorted({int(k) for k in snapshot_steps if 0 <= int(k) <= steps})
-        snapshots = {0: weights} if 0 in snapshot_steps else {}
-        for phase_start, phase_end, index in self.recipe.boundaries(steps):
-            # A new phase starts its optimizer afresh (e.g. Adam after the inner steps).
-            state = self.recipe.phases[index].optimizer.init_state(weights)
-            done = phase_start
-            while done < phase_end:
-                n = min([self.steps_per_call, phase_end - done] +
-                        [k - done for k in snapshot_steps if k > done])
-                weights, state, chunk_losses, chunk_metrics = self._chunks[index](
-                    weights, state, example, tf.constant(done, tf.int32),
-                    tf.constant(n, tf.int32), non_trainable, rates)
-                losses.append(chunk_losses.numpy())
-                for name, values in chunk_metrics.items():
-                    curves.setdefault(name, []).append(values.numpy())
-                done += n
-                if done in snapshot_steps:
-                    snapshots[done] = weights
-                if progress is not None:
-                    progress(done, steps)
-        final = {k: float(v) for k, v in self._metrics(weights, non_trainable, example).items()}
-        metrics = {name: np.concatenate(curves.get(name, []) + [np.array([value], np.float32)])
-                   for name, value in final.items()}
-        all_losses = np.concatenate(losses + [np.array([final.get("loss", np.nan)], np.float32)])
-        return FitResult(weights=weights, losses=all_losses, metrics=metrics,
-                         seconds=time.perf_counter() - start_time, snapshots=snapshots)
+        state = self.start(example, weights, model)
+        for target in sorted(set(snapshot_steps) | set(stops) | {steps}):
+            self.advance(state, target, progress, total=steps)
+            if target in snapshot_steps:
+                state.snapshots[target] = state.weights
+            if target in stops and on_stop is not None:
+                on_stop(target, state.weights)
+        return self.finish(state)
 
 
 _FITTERS = collections.OrderedDict()  # Fitters built by `fit`, most recently used last.
