@@ -64,6 +64,9 @@ setuptools.setup(
         "matplotlib",
         "importlib_resources",  # needed by tensorflow-datasets, not declared by it
         "phantominator",  # Shepp-Logan ellipse parameters (CT phantoms)
+        "trimesh",  # 3D shapes: reading OBJ/STL/PLY/OFF meshes, signed distances, PLY output
+        "rtree",  # trimesh's closest-point queries (its signed distance) need it
+        "scikit-image",  # 3D shapes: marching cubes of fitted signed distance functions
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "scikit-image"],
