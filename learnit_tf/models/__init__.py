@@ -1,22 +1,50 @@
-"""Coordinate networks and their explicit-weight evaluation."""
+"""Coordinate networks shared by every kind, and their explicit-weight evaluation.
+
+A model only one kind uses lives in that kind's package and is declared in its
+`SignalKind.models` (NeRF's `NerfMLP`); `model_classes()` and the functions here that
+take a class name (`model_from_config`, `check_config`, `config_fields`) include those,
+and `learnit_tf.models.NerfMLP` still works (looked up through the registry).
+"""
 
 import inspect
 
+from learnit_tf.core import registry
 from learnit_tf.models.arguments import ArgumentError
 from learnit_tf.models.fourier import FourierFeatureMLP
 from learnit_tf.models.functional import FunctionalModel
-from learnit_tf.models.nerf import NerfMLP
 from learnit_tf.models import presets
 from learnit_tf.models.siren import Siren, SirenInitializer, with_mixed_precision
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (Siren, FourierFeatureMLP, NerfMLP)}
+#: The shared model classes by name; `model_classes()` adds the kinds' own.
+MODEL_CLASSES = {cls.__name__: cls for cls in (Siren, FourierFeatureMLP)}
 # Keras base-layer options a saved config may carry besides the class's own arguments.
 _KERAS_CONFIG_FIELDS = ("name", "dtype", "trainable")
 
 
+def model_classes():
+    """{class name: class} of the shared models and every registered kind's own models."""
+    classes = dict(MODEL_CLASSES)
+    for kind in registry.all_kinds():
+        for name, cls in kind.models.items():
+            if name in classes and classes[name] is not cls:
+                raise ValueError(f"Model class name {name!r} of kind {kind.name!r} is already "
+                                 f"taken by {classes[name].__module__}.{name}.")
+            classes[name] = cls
+    return classes
+
+
+def __getattr__(name):
+    """`learnit_tf.models.<Name>` of a kind's own model (e.g. NerfMLP), found lazily."""
+    if name[:1].isupper():
+        classes = model_classes()
+        if name in classes:
+            return classes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def config_fields(class_name):
     """The fields a config of `class_name` may hold: its constructor's arguments + Keras'."""
-    parameters = inspect.signature(MODEL_CLASSES[class_name].__init__).parameters.values()
+    parameters = inspect.signature(model_classes()[class_name].__init__).parameters.values()
     own = [p.name for p in parameters if p.name != "self"
            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     return (*own, *_KERAS_CONFIG_FIELDS)
@@ -37,9 +65,10 @@ def check_config(class_name, config, source="model config"):
     Raises:
         ValueError naming `source` and the field.
     """
-    if class_name not in MODEL_CLASSES:
+    classes = model_classes()
+    if class_name not in classes:
         raise ValueError(f"{source}: field 'class_name' is {class_name!r}; expected one of "
-                         f"{sorted(MODEL_CLASSES)}.")
+                         f"{sorted(classes)}.")
     if not isinstance(config, dict):
         raise ValueError(f"{source}: field 'config' must be an object of {class_name} "
                          f"arguments, got {type(config).__name__}.")
@@ -90,7 +119,7 @@ def model_from_config(class_name, config, source="model config"):
     """
     check_config(class_name, config, source)
     try:
-        model = MODEL_CLASSES[class_name].from_config(config)
+        model = model_classes()[class_name].from_config(config)
     except ArgumentError as e:  # A field's value: name the file and the field too.
         raise ValueError(f"{source}: field 'config.{e.field}': {e}") from e
     frozen = [v.path for v in model.trainable_weights if not v.dtype.startswith(
@@ -102,6 +131,6 @@ def model_from_config(class_name, config, source="model config"):
     return model
 
 
-__all__ = ["Siren", "SirenInitializer", "FourierFeatureMLP", "NerfMLP", "FunctionalModel",
-           "MODEL_CLASSES", "check_config", "check_dtype", "config_fields", "model_from_config",
-           "with_mixed_precision", "presets"]
+__all__ = ["Siren", "SirenInitializer", "FourierFeatureMLP", "FunctionalModel",
+           "MODEL_CLASSES", "check_config", "check_dtype", "config_fields", "model_classes",
+           "model_from_config", "with_mixed_precision", "presets"]

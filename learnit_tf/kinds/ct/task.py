@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.core.task import Task, mse_to_psnr
-from learnit_tf.kinds.image.task import image_grid
+from learnit_tf.core.grids import image_grid
 
 INTERPOLATIONS = ("bilinear", "nearest")
 #: Angles (radians) outside [-MAX_ABS_ANGLE, MAX_ABS_ANGLE] are rejected as a likely unit

@@ -8,15 +8,10 @@ squared error over all pixels; quality is PSNR.
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf.core.grids import image_grid
 from learnit_tf.core.task import Task, mse_to_psnr
 
-
-def image_grid(height, width=None):
-    """The paper's coordinate grid, shape (height, width, 2), float32, 'ij' indexing."""
-    width = height if width is None else width
-    ys = np.linspace(0.0, 1.0, height + 1)[:-1]
-    xs = np.linspace(0.0, 1.0, width + 1)[:-1]
-    return np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1).astype(np.float32)
+__all__ = ["ImageTask", "image_grid"]  # image_grid lives in core (CT uses it too).
 
 
 class ImageTask(Task):

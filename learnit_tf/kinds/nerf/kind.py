@@ -1,6 +1,6 @@
 """Registers the NeRF view-synthesis kind."""
 
-from learnit_tf.kinds.nerf import files, phototourism, procedural, shapenet, task
+from learnit_tf.kinds.nerf import files, model, phototourism, procedural, shapenet, task
 from learnit_tf.core.registry import ReaderOption, SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
@@ -17,6 +17,7 @@ KIND = register_kind(SignalKind(
     protocol="learnit_tf.kinds.nerf.evaluation:NerfProtocol",
     fit_input="learnit_tf.kinds.nerf.files:fit_example",
     default_init="procedural_chairs_nerf",
+    models={"NerfMLP": model.NerfMLP},
     reader_options=(
         ReaderOption("num_support_views", "integer", None,
                      "Fit on the first S views, PSNR on the rest (default: fit on "

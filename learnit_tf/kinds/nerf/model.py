@@ -1,4 +1,8 @@
-"""NeRF MLP of the paper's view-synthesis experiments.
+"""NeRF MLP of the paper's view-synthesis experiments (the NeRF kind's own model).
+
+Declared in the kind's `models` (`learnit_tf.kinds.nerf.kind`) and registered with Keras
+("learnit_tf>NerfMLP") when this module is imported, i.e. when the kinds are loaded;
+`learnit_tf.models.NerfMLP` still finds it (through the registry).
 
 PAPER.md, "View synthesis": positional encoding sin/cos(x · 2^i) for
 i in linspace(0, 8, 20) (120 dims for 3D input, no raw xyz), 5 ReLU layers of

@@ -1,0 +1,11 @@
+"""Moved (issue 25): `NerfMLP` is the NeRF kind's own model, `learnit_tf.kinds.nerf.model`.
+
+`learnit_tf.models.nerf.NerfMLP` keeps working: it is looked up through the registry
+(this shared module imports no kind).
+"""
+
+from learnit_tf import models as _models
+
+
+def __getattr__(name):
+    return getattr(_models, name)
