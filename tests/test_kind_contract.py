@@ -170,3 +170,63 @@ def test_fit_refuses_an_extra_output_that_would_replace_its_own(tmp_path):
             with OutputDir(out_dir).open() as out:
                 fit.write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
     assert not os.path.exists(out_dir)  # A failed run leaves nothing (it created the folder).
+
+
+_EVALUATE_READER_FLAGS = r"""
+import json, sys
+from learnit_tf.commands import evaluate
+from learnit_tf.core import registry
+from learnit_tf import init_io
+from learnit_tf.commands import init_args
+directory, init = sys.argv[1], sys.argv[2]
+print("FLAGS", json.dumps(sorted(evaluate.READER_FLAGS)))
+metadata = init_io.read_metadata(init)
+kind, task = init_args.kind_of_init(metadata)
+unset = {name: None for name in evaluate.READER_FLAGS}
+for flag_values in (dict(unset), dict(unset, resample=False), dict(unset, sample_seed=3)):
+    protocol = kind.protocol_class()(directory=directory, split="test")
+    try:
+        protocol = evaluate.with_reader_options(protocol, kind, flag_values)
+        examples = protocol.folder_examples(metadata, directory, "test", 2, task)
+        print("OK", [tuple(e["waveform"].shape) for e in examples])
+    except ValueError as e:
+        print("ERROR", str(e).replace(chr(10), " "))
+protocol = kind.protocol_class()(split="test")
+try:
+    evaluate.with_reader_options(protocol, kind, dict(unset, resample=True))
+except ValueError as e:
+    print("ERROR", e)
+"""
+
+
+def _write_wav(path, rate, seconds=0.6):
+    import wave  # pylint: disable=import-outside-toplevel
+    t = np.arange(int(rate * seconds)) / rate
+    samples = (0.5 * np.sin(2 * np.pi * 440.0 * t) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(samples.tobytes())
+
+
+def test_evaluate_passes_reader_flags_to_the_folder_reader(tmp_path):
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        _write_wav(tmp_path / split / "tone.wav", 16000)  # The init's rate is 8000 Hz.
+    init = os.path.join(REPO, "zoo", "procedural_audio_siren", "1")
+    result = subprocess.run([sys.executable, "-c", _EVALUATE_READER_FLAGS, str(tmp_path), init],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("FLAGS", "OK",
+                                                                              "ERROR"))]
+    flag_names = lines[0].split(" ", 1)[1]
+    assert '"resample"' in flag_names and '"max_decoded_bytes"' in flag_names
+    assert '"resolution"' not in flag_names  # A protocol option of evaluate.
+    assert lines[1] == "OK [(4096,)]"  # Resampled from 16 kHz (the reader's default).
+    assert lines[2].startswith("ERROR") and "16000" in lines[2] and "8000" in lines[2]
+    assert lines[3] == ("ERROR --sample_seed do(es) not apply to audio inits (options for "
+                        "audio: max_decoded_bytes, resample).")
+    assert lines[4] == "ERROR --resample read(s) your own files: pass --directory too."

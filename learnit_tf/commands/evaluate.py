@@ -24,8 +24,13 @@ metadata.json under a lock, merging the evaluation into the file as it is then.
 Protocol flags are the fields of each kind's `Protocol.Options`; a flag left unset
 keeps that protocol's default (shown in its help), and a flag the init's protocol does
 not take is an error.
+Reader flags are the options of the kinds' readers of your own files that their folder
+reader takes (`SignalKind.reader_options`, e.g. audio's --noresample); they apply with
+--directory, and one the init's kind does not take is an error.
 """
 
+import dataclasses
+import inspect
 import json
 import os
 import sys
@@ -35,6 +40,7 @@ from absl import app, flags  # noqa: E402
 from learnit_tf import commands  # noqa: E402
 
 from learnit_tf import kinds  # noqa: E402
+from learnit_tf.core import cli as core_cli  # noqa: E402
 from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -77,6 +83,48 @@ def _format_default(value):
 
 
 PROTOCOL_FLAGS = _define_protocol_flags()
+
+
+def folder_reader_options(kind):
+    """The kind's reader options its folder reader (`--directory`) also takes."""
+    if not kind.folder_dataset:
+        return ()
+    accepted = inspect.signature(kind.datasets[kind.folder_dataset]).parameters
+    return tuple(o for o in kind.reader_options if o.name in accepted)
+
+
+def _reader_kinds():
+    """The kinds as seen by --directory: each with only its folder reader's options."""
+    return [dataclasses.replace(kind, reader_options=folder_reader_options(kind))
+            for kind in kinds.all_kinds()]
+
+
+# Reader options of the kinds' folder readers (e.g. audio --noresample), one flag each;
+# a name that is also a protocol option (e.g. --resolution) stays the protocol's.
+READER_FLAGS = tuple(core_cli.define_reader_flags(_reader_kinds(), skip=PROTOCOL_FLAGS))
+
+
+def with_reader_options(protocol, kind, flag_values):
+    """Passes the reader flags that were set to `protocol`'s folder reader (--directory).
+
+    Raises:
+        ValueError naming a flag the kind's folder reader does not take, or one given
+        without --directory.
+    """
+    reader_kind = dataclasses.replace(kind, reader_options=folder_reader_options(kind))
+    given = core_cli.reader_options(reader_kind, flag_values)
+    given = {name: value for name, value in given.items() if flag_values.get(name) is not None}
+    if not given:
+        return protocol
+    if not getattr(protocol.options, "directory", None):
+        raise ValueError(f"--{', --'.join(sorted(given))} read(s) your own files: pass "
+                         "--directory too.")
+    protocol_options = protocol.folder_options
+
+    def folder_options(task):
+        return {**given, **protocol_options(task)}  # The protocol's own settings win.
+    protocol.folder_options = folder_options
+    return protocol
 flags.DEFINE_alias("image_folder", "directory")
 flags.mark_flags_as_required(["init", "output_dir"])
 
@@ -113,7 +161,8 @@ def _evaluate(out):
             raise ValueError(f"--{', --'.join(wrong)} do(es) not apply to {kind.name} inits "
                              f"({protocol_class.__name__} takes "
                              f"--{', --'.join(sorted(accepted))}).")
-        protocol = protocol_class(**given)
+        protocol = with_reader_options(protocol_class(**given), kind,
+                                       {name: FLAGS[name].value for name in READER_FLAGS})
         print(f"Evaluating {FLAGS.init} ({kind.name} init) with {protocol_class.__name__}: "
               f"{protocol.options}")
         report = protocol.evaluate(model, metadata, init_name=FLAGS.init)
