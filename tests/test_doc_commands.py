@@ -144,3 +144,55 @@ def test_python_snippet_of_distributed_md_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     built = os.path.join(str(tmp_path), "tensorflow_datasets", "text_images", "small")
     assert os.path.isdir(built), os.listdir(tmp_path)
+
+
+def _tables(text):
+    """[(header cells, [row cells])] of the Markdown tables of a page."""
+    tables, current = [], None
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if current is None:
+                current = (cells, [])
+            elif not set("".join(cells)) <= set("-: "):
+                current[1].append(cells)
+        elif current is not None:
+            tables.append(current)
+            current = None
+    return tables
+
+
+def _number(cell):
+    return float(re.search(r"-?\d+(?:\.\d+)?", cell.replace("**", "")).group(0))
+
+
+def test_docs_version_numbers_equal_the_metadata():
+    """The per-version numbers moved from README to the kind pages are the zoo's: the
+    image headline table (meta and standard PSNR at 2 steps, steps to match) equals each
+    version's index headline, and the CT views / NeRF steps rows of a version's recipe
+    equal the means its metadata.json records."""
+    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+    the_zoo = zoo.Zoo(os.path.join(REPO, "zoo", "index.json"), progress=False)
+    checked = 0
+    for page in ("docs/image/README.md", "docs/ct/README.md", "docs/nerf/README.md"):
+        for header, rows in _tables(open(os.path.join(REPO, page), encoding="utf-8").read()):
+            for row in rows:
+                labels = re.findall(r"`([a-z_]+)@(\d+)`", row[0])
+                if len(labels) != 1:
+                    continue
+                name, version = labels[0]
+                if header[1] == "meta init, 2 steps":
+                    headline = the_zoo.info(name, version)["headline"]
+                    assert _number(row[1]) == round(headline["meta_psnr_at_2"], 2), row
+                    assert _number(row[2]) == round(headline["standard_psnr_at_2"], 2), row
+                    assert _number(row[3]) == headline["steps_to_match"], row
+                    checked += 1
+                elif header[0] in ("views", "test-time steps") and "its recipe" in row[0]:
+                    rows_recorded = the_zoo.describe(name, version)["evaluation"]["rows"]
+                    by_views = header[0] == "views"
+                    for point, cell in zip(header[1:], row[1:]):
+                        (mean,) = [r["psnr_mean"] for r in rows_recorded if r["init"] == "meta"
+                                   and r["observations" if by_views else "steps"] == int(point)]
+                        assert _number(cell) == round(mean, 2), (page, row, point)
+                    checked += 1
+    assert checked >= 12, checked  # 10 image versions, the CT and the NeRF recipe rows

@@ -319,3 +319,15 @@ def _save(request, image, name):
     if folder:
         os.makedirs(folder, exist_ok=True)
         image.save(os.path.join(folder, f"{name}.png"))
+
+
+def test_site_assets_are_in_the_wheel_package_data():
+    """setup.py's package_data names every file of learnit_tf/zoo/site_assets (a wheel
+    without style.css would render unstyled pages)."""
+    import fnmatch  # pylint: disable=import-outside-toplevel
+    import re  # pylint: disable=import-outside-toplevel
+    setup = open(os.path.join(REPO, "setup.py"), encoding="utf-8").read()
+    patterns = re.findall(r'"(zoo/site_assets/[^"]+)"', setup)
+    assert patterns, "setup.py package_data does not name zoo/site_assets"
+    for name in os.listdir(site.ASSETS):
+        assert any(fnmatch.fnmatch(f"zoo/site_assets/{name}", p) for p in patterns), name
