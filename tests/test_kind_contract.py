@@ -230,3 +230,25 @@ def test_evaluate_passes_reader_flags_to_the_folder_reader(tmp_path):
     assert lines[3] == ("ERROR --sample_seed do(es) not apply to audio inits (options for "
                         "audio: max_decoded_bytes, resample).")
     assert lines[4] == "ERROR --resample read(s) your own files: pass --directory too."
+
+
+def _console_scripts():
+    import ast as _ast  # pylint: disable=import-outside-toplevel
+    tree = _ast.parse(open(os.path.join(REPO, "setup.py")).read())
+    for node in _ast.walk(tree):
+        if isinstance(node, _ast.Assign) and any(
+                getattr(t, "id", None) == "CONSOLE_SCRIPTS" for t in node.targets):
+            return dict(entry.split("=", 1) for entry in _ast.literal_eval(node.value))
+    raise AssertionError("setup.py has no CONSOLE_SCRIPTS")
+
+
+def test_kind_commands_are_console_commands():
+    scripts = _console_scripts()
+    declared = {name: spec for kind in KINDS for name, spec in kind.commands.items()}
+    assert declared.get("render") == "learnit_tf.kinds.nerf.render:main"
+    for name, spec in declared.items():
+        module, attribute = spec.split(":")
+        assert scripts.get(f"learnit-{name}") == f"{module}:run", name
+        assert os.path.exists(os.path.join(REPO, "scripts", f"{name}.py")), name
+        source = open(os.path.join(REPO, *module.split(".")) + ".py").read()
+        assert f"def {attribute}(argv)" in source and "def run()" in source, spec

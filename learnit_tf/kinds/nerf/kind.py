@@ -18,6 +18,8 @@ KIND = register_kind(SignalKind(
     fit_input="learnit_tf.kinds.nerf.files:fit_example",
     default_init="procedural_chairs_nerf",
     models={"NerfMLP": model.NerfMLP},
+    # Installed as the console command learnit-render (setup.py; scripts/render.py).
+    commands={"render": "learnit_tf.kinds.nerf.render:main"},
     reader_options=(
         ReaderOption("num_support_views", "integer", None,
                      "Fit on the first S views, PSNR on the rest (default: fit on "

@@ -96,7 +96,11 @@ def _render(out):
     from learnit_tf.kinds.nerf import video  # pylint: disable=import-outside-toplevel
 
     tfds.disable_progress_bar()
-    init_dir, _ = cli.resolve_init_directory(FLAGS.init)  # verified; loaded once, below
+    try:
+        init_dir, _ = cli.resolve_init_directory(FLAGS.init)  # verified; loaded once, below
+    except ValueError as e:  # The message alone (a bad --init), as the other commands do.
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     optimizer = InnerOptimizer(FLAGS.optimizer, FLAGS.learning_rate)
     common = dict(fit_steps=FLAGS.fit_steps, optimizer=optimizer,
                   rays_per_step=FLAGS.rays_per_step, num_samples=FLAGS.num_samples,
