@@ -1,5 +1,6 @@
 """Audio end to end through the scripts: meta_train.py on a WAV folder (the documented gin
-file, one binding), evaluate.py and fit.py on that init; the procedural gin files parse.
+file, one binding), evaluate.py and fit.py on that init (the fit must raise the tone's PSNR by a margin); the
+procedural gin files parse.
 
 Tiny settings (256-sample clips, a 16-wide SIREN, 2 outer steps) so each script runs in
 seconds of compute.
@@ -15,7 +16,8 @@ import wave
 import gin
 import numpy as np
 
-from learnit_tf import init_io, testing
+from learnit_tf import testing
+from learnit_tf.zoo import init_io
 from learnit_tf.training import gin_config
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -80,11 +82,18 @@ class AudioScriptsTest(testing.TestCase):
 
         fit_dir = os.path.join(root, "fit")
         result = _run("fit.py", f"--init={init_dir}", f"--input={folder}/tone2.wav",
-                      "--steps=2", f"--output_dir={fit_dir}")
+                      "--steps=20", "--optimizer=adam", "--learning_rate=1e-3",
+                      f"--output_dir={fit_dir}")
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(fit_dir, "curve.csv")) as f:
             curve = list(csv.DictReader(f))
-        self.assertEqual([r["step"] for r in curve], ["0", "1", "2"])
+        self.assertEqual([r["step"] for r in curve], [str(s) for s in range(21)])
+        # The fit learns the tone: 20 Adam 1e-3 steps raise its PSNR by > 1.5 dB (measured
+        # +2.8 to +4.7 dB from three seeds of this SIREN; a fit that does not move the
+        # weights, or scores the wrong signal, stays at ~15.07 dB, the silent prediction).
+        psnr = [float(r["psnr"]) for r in curve]
+        self.assertGreater(psnr[-1], psnr[0] + 1.5)
+        self.assertGreater(psnr[-1], max(psnr[:5]))
         self.assertIn("reconstruction.png", os.listdir(fit_dir))
 
     def test_procedural_gin_files_parse(self):
