@@ -13,8 +13,8 @@ compositing, chunked rendering), `task` (`NerfTask`), `procedural`
 """
 
 from learnit_tf.kinds.nerf import cameras, rendering, video
-from learnit_tf.kinds.nerf.evaluation import (InitSpec, TestTimeFitter, evaluate_inits, held_out_psnr,
-                                        single_view_protocol)
+from learnit_tf.kinds.nerf.evaluation import (InitSpec, evaluate_inits, held_out_psnr,
+                                              single_view_protocol)
 from learnit_tf.kinds.nerf.phototourism import Phototourism, PhototourismConfig, phototourism_examples
 from learnit_tf.kinds.nerf.procedural import (ProceduralObjects, ProceduralObjectsConfig,
                                         procedural_objects_examples)
@@ -27,6 +27,5 @@ __all__ = [
     "cameras", "rendering", "video", "NerfTask", "RayRenderer", "composite", "render_rays",
     "render_rays_chunked", "stratified_samples", "ProceduralObjects", "ProceduralObjectsConfig",
     "procedural_objects_examples", "ShapenetViews", "ShapenetViewsConfig", "shapenet_examples",
-    "Phototourism", "PhototourismConfig", "phototourism_examples", "InitSpec", "TestTimeFitter",
-    "evaluate_inits", "held_out_psnr", "single_view_protocol",
+    "Phototourism", "PhototourismConfig", "phototourism_examples", "InitSpec", "evaluate_inits", "held_out_psnr", "single_view_protocol",
 ]

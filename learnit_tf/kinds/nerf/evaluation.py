@@ -7,11 +7,12 @@ Phototourism, on the left half of a photo and scored on the right half. Standard
 initialisations are optimised with Adam (the paper's finding: SGD works from the
 meta init, standard inits need Adam).
 
-`TestTimeFitter` runs the optimisation in compiled chunks and carries the
-optimizer state across chunks, so PSNR can be measured at several step counts of
-one run; `held_out_psnr` renders every held-out ray (chunked) with bin-centre
-samples. `evaluate_inits` builds the table (init × step), `write_csv` and
-`plot_protocol` save it.
+The fits are the shared `learnit_tf.meta.Fitter`'s (the task's `inner_loss` draws
+each step's ray batch), stopping at the protocol's steps with the optimizer state
+carried on; at each stop `held_out_psnr` renders every held-out ray (chunked) with
+bin-centre samples, the metric this protocol measures apart from the fit (so the
+Fitter records no per-step metric). `evaluate_inits` builds the table (init × step),
+the shared report helpers summarize and write it, `plot_protocol` draws it.
 """
 
 import dataclasses
@@ -24,121 +25,32 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf import evaluation, init_io
-from learnit_tf.core.atomic import atomic_save
 from learnit_tf.data.pipeline import take_examples
 from learnit_tf.kinds.nerf import sources
 from learnit_tf.kinds.nerf.density import density_alive_fraction, draw_standard_init
 from learnit_tf.kinds.nerf.rendering import RayRenderer
-from learnit_tf.meta.compile import resolve_jit_compile
-from learnit_tf.meta.fit import FitRecipe
+from learnit_tf.evaluation.plots import save_figure_atomic
+from learnit_tf.meta.fit import Fitter
 from learnit_tf.meta.inner import InnerOptimizer
 from learnit_tf.models import FunctionalModel
-from learnit_tf.models.inner_rates import per_weight_rates
 
-__all__ = ["InitSpec", "TestTimeFitter", "NerfOptions", "NerfProtocol", "density_alive_fraction",
-           "draw_standard_init", "evaluate_inits", "format_table", "held_out_psnr",
-           "plot_protocol", "protocol_examples", "report_rows", "select_fit_recipe", "single_view_protocol",
-           "single_view_table", "summarize", "write_csv"]
+__all__ = ["InitSpec", "NerfOptions", "NerfProtocol", "density_alive_fraction",
+           "draw_standard_init", "evaluate_inits", "format_table", "held_out_measure",
+           "held_out_psnr", "plot_protocol", "protocol_examples", "report_rows",
+           "single_view_protocol", "single_view_table", "summarize"]
 
 
 @dataclasses.dataclass
 class InitSpec:
     """A starting point of the protocol: a name, weights and how to fit from them (an
-    `InnerOptimizer` or a `FitRecipe`; `rates`: the per-weight learned inner rates a
-    recipe phase with `learned_rates` steps with)."""
+    `InnerOptimizer` or a `FitRecipe`). `model`: the network (same architecture) whose
+    constants and learned inner rates the fit uses (a recipe phase with
+    `learned_rates` steps with them); default: the architecture's model."""
 
     name: str
     weights: list
     optimizer: object
-    rates: Optional[list] = None
-
-
-class TestTimeFitter:
-    """Optimises weights on one example's support rays, in compiled chunks of steps.
-
-    Unlike `learnit_tf.meta.Fitter` it records no per-step metrics (rendering held-out
-    views every step would dominate the cost) and keeps the optimizer state and the
-    step counter between calls, so `fit` can stop at checkpoints of one run.
-
-    Args:
-        fmodel: a `FunctionalModel`.
-        task: a `NerfTask` (its `inner_loss` draws the ray batch of each step).
-        steps_per_call: steps per compiled call.
-        jit_compile: compile with XLA.
-    """
-
-    def __init__(self, fmodel, task, steps_per_call=100, jit_compile="auto"):
-        self.fmodel = fmodel
-        self.task = task
-        self.steps_per_call = int(steps_per_call)
-        self._compiled = {}
-        self.jit_compile = resolve_jit_compile(jit_compile)
-
-    def _chunk_fn(self, phase):
-        if phase not in self._compiled:
-            def run(weights, state, example, start, num_steps, rates):
-                step_rates = list(rates) if phase.learned_rates else None
-
-                def body(k, ws, st, loss_sum):
-                    with tf.GradientTape() as tape:
-                        tape.watch(ws)
-                        loss = self.task.inner_loss(self.fmodel, ws, example, start + k)
-                    grads = tape.gradient(loss, ws)
-                    ws, st = phase.optimizer.apply(ws, grads, st, step_rates)
-                    return k + 1, ws, st, loss_sum + loss
-
-                _, weights, state, loss_sum = tf.while_loop(
-                    lambda k, *_: k < num_steps, body,
-                    (tf.constant(0, tf.int32), list(weights), state, tf.constant(0.0)))
-                return weights, state, loss_sum / tf.cast(tf.maximum(num_steps, 1), tf.float32)
-
-            self._compiled[phase] = tf.function(run, jit_compile=self.jit_compile,
-                                                reduce_retracing=True)
-        return self._compiled[phase]
-
-    def fit(self, example, weights, optimizer, checkpoints, callback=None, rates=None):
-        """Fits from `weights`, calling `callback(step, weights)` at each checkpoint.
-
-        Args:
-            example: a task example (with "seed").
-            weights: starting weight list.
-            optimizer: an `InnerOptimizer` or a `FitRecipe` (each phase starts its
-                optimizer afresh, as in `learnit_tf.meta.Fitter`).
-            checkpoints: increasing step counts (0 allowed) at which to call `callback`.
-            callback: callable(step, weights).
-            rates: per-weight learned inner rates (`InnerLearningRates.per_weight()`),
-                needed by a recipe phase with `learned_rates`.
-
-        Returns:
-            The weights after the last checkpoint.
-        """
-        checkpoints = sorted(int(c) for c in checkpoints)
-        if not checkpoints or checkpoints[0] < 0:
-            raise ValueError(f"checkpoints must be non-negative step counts, got {checkpoints}.")
-        recipe = FitRecipe.of(optimizer)
-        if any(p.learned_rates for p in recipe.phases) and rates is None:
-            raise ValueError(f"The fit recipe {recipe.name!r} steps with learned inner rates; "
-                             "pass rates= (the init's InnerLearningRates.per_weight()).")
-        rates = [] if rates is None else [tf.convert_to_tensor(r) for r in rates]
-        example = {k: tf.convert_to_tensor(v) for k, v in example.items()}
-        weights = [tf.convert_to_tensor(w) for w in weights]
-        segments = recipe.boundaries(checkpoints[-1])
-        segment, state = None, None
-        done = 0
-        for target in checkpoints:
-            while done < target:
-                current = next(s for s in segments if s[0] <= done < s[1])
-                if current != segment:  # A new phase starts its optimizer afresh.
-                    segment = current
-                    state = recipe.phases[segment[2]].optimizer.init_state(weights)
-                n = min(self.steps_per_call, target - done, segment[1] - done)
-                weights, state, _ = self._chunk_fn(recipe.phases[segment[2]])(
-                    weights, state, example, tf.constant(done, tf.int32),
-                    tf.constant(n, tf.int32), rates)
-                done += n
-            if callback is not None:
-                callback(done, weights)
-        return weights
+    model: Optional[object] = None
 
 
 def _psnr(mse):
@@ -202,14 +114,20 @@ def evaluate_inits(fmodel, task, inits, examples, checkpoints, chunk=4096, steps
          view, plus ("target", example index) -> ground truth).
     """
     renderer = RayRenderer(fmodel, task.eval_num_samples, task.white_background, chunk)
-    fitter = TestTimeFitter(fmodel, task, steps_per_call)
+    checkpoints = sorted({int(c) for c in checkpoints})
+    if not checkpoints or checkpoints[0] < 0:
+        raise ValueError(f"checkpoints must be non-negative step counts, got {checkpoints}.")
+    # One compiled fit per init; no per-step metric (held-out views are rendered at stops).
+    fitters = [Fitter(fmodel.model, task, spec.optimizer,
+                      steps_per_call=max(1, min(steps_per_call, checkpoints[-1] or 1)),
+                      record_metrics=False) for spec in inits]
     rows, images = [], {}
     total = len(examples) * len(inits) * len(checkpoints)
     progbar = keras.utils.Progbar(total, verbose=verbose, stateful_metrics=["psnr"],
                                   unit_name="evaluation")
     count = 0
     for e, example in enumerate(examples):
-        for spec in inits:
+        for spec, fitter in zip(inits, fitters):
             start = time.perf_counter()
 
             def record(step, weights, spec=spec, e=e, start=start):
@@ -224,40 +142,24 @@ def evaluate_inits(fmodel, task, inits, examples, checkpoints, chunk=4096, steps
                 count += 1
                 progbar.update(count, values=[("psnr", result["psnr"])])
 
-            fitter.fit(example, spec.weights, spec.optimizer, checkpoints, record,
-                       rates=spec.rates)
+            fitter.fit(example, checkpoints[-1], weights=spec.weights, model=spec.model,
+                       stop_at=checkpoints, on_stop=record)
     return rows, images
 
 
 def summarize(rows):
-    """Mean and std of PSNR per (init, step): list of dicts sorted by init order, step."""
+    """Mean and std of PSNR per (init, step) (`evaluation.mean_rows`, 3 decimals) and the
+    mean PSNR of all held-out rays: dicts sorted by init order, then step."""
     order = list(dict.fromkeys(r["init"] for r in rows))
     groups = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (order.index(r["init"]), r["step"])):
         groups.setdefault((r["init"], r["step"]), []).append(r)
-    summary = []
-    for (init, step), group in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]),
-                                                                        kv[0][1])):
-        psnr = np.array([g["psnr"] for g in group])
-        summary.append({"init": init, "step": step, "psnr_mean": round(float(psnr.mean()), 3),
-                        "psnr_std": round(float(psnr.std()), 3),
-                        "psnr_all_mean": round(float(np.mean([g["psnr_all"] for g in group])),
-                                               3),
-                        "num_examples": len(group)})
-    return summary
-
-
-def write_csv(path, rows):
-    """Writes a list of dicts as CSV, atomically."""
-    if not rows:
-        raise ValueError(f"No rows to write to {path}.")
-    return init_io.write_csv_atomic(rows, path)
-
-
-def save_figure(fig, path):
-    """Saves a matplotlib figure as PNG atomically."""
-    return atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
-                                                     bbox_inches="tight"), ".png")
+    means = evaluation.mean_rows({k: [g["psnr"] for g in group] for k, group in groups.items()},
+                                 ("init", "step"), digits=3)
+    return [{"init": m["init"], "step": m["step"], "psnr_mean": m["psnr_mean"],
+             "psnr_std": m["psnr_std"],
+             "psnr_all_mean": round(float(np.mean([g["psnr_all"] for g in group])), 3),
+             "num_examples": m["num_examples"]} for m, group in zip(means, groups.values())]
 
 
 def plot_protocol(path, summary, images=None, title="Single-view protocol"):
@@ -295,8 +197,7 @@ def plot_protocol(path, summary, images=None, title="Single-view protocol"):
         axis.imshow(np.clip(image, 0.0, 1.0))
         axis.set_title(label, fontsize=9)
         axis.axis("off")
-    save_figure(fig, path)
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=110)
 
 
 def single_view_protocol(init_dir, out_dir=None, dataset="procedural_objects", split="test",
@@ -318,8 +219,10 @@ def single_view_protocol(init_dir, out_dir=None, dataset="procedural_objects", s
         num_examples, steps, rays_per_step, num_samples, meta_optimizer, standard_optimizer,
         standard_seed, seed, chunk, verbose, **dataset_kwargs)
     if out_dir is not None:
-        write_csv(os.path.join(out_dir, "single_view_rows.csv"), table.rows)
-        write_csv(os.path.join(out_dir, "single_view_table.csv"), table.summary)
+        evaluation.write_csv_atomic(table.rows, os.path.join(out_dir, "single_view_rows.csv"),
+                                    columns=None)
+        evaluation.write_csv_atomic(table.summary,
+                                    os.path.join(out_dir, "single_view_table.csv"), columns=None)
         plot_protocol(os.path.join(out_dir, "single_view.png"), table.summary, table.images,
                       title=_title(dataset))
     return table.summary
@@ -404,10 +307,9 @@ def single_view_table(model, metadata, dataset="procedural_objects", split="test
     standard, standard_seed = draw_standard_init(type(model).__name__, model.get_config(),
                                                  standard_seed, examples[0], task)
     fmodel = FunctionalModel(model)
-    inits = [InitSpec("meta", fmodel.initial_weights(), meta_optimizer,
-                      per_weight_rates(model)),
+    inits = [InitSpec("meta", fmodel.initial_weights(), meta_optimizer, model),
              InitSpec("standard", FunctionalModel(standard).initial_weights(),
-                      standard_optimizer)]
+                      standard_optimizer, standard)]
     rows, images = evaluate_inits(fmodel, task, inits, examples, steps, chunk=chunk,
                                   verbose=verbose)
     summary = summarize(rows)
@@ -519,31 +421,18 @@ class NerfOptions:
         "help": "Show a progress bar with ETA."})
 
 
-def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, chunk=4096,
-                      verbose=0):
-    """`evaluation.select_fit_recipe` for NeRF: each of `evaluation.fit_recipe_candidates`
-    fits every example's support rays from `model` for `steps` steps and is scored by
-    the mean held-out-view PSNR at `evaluation.recipe_score_steps(steps)` (averaged over
-    examples).
-
-    Returns:
-        (best FitRecipe, trial rows), as `evaluation.select_fit_recipe`.
-    """
-    candidates = evaluation.fit_recipe_candidates(metadata, learning_rates,
-                                                  default_learning_rate=0.5)
+def held_out_measure(model, task, examples, chunk=4096, verbose=0):
+    """measure(recipe, steps) for `evaluation.select_fit_recipe`: the mean held-out-view
+    PSNR over `examples` at each of `steps`, fitting each example's support rays from
+    `model` with `recipe`."""
     fmodel = FunctionalModel(model)
-    weights, rates = fmodel.initial_weights(), per_weight_rates(model)
-    checkpoints = evaluation.recipe_score_steps(int(steps))
-    inits = [InitSpec(f"candidate {i}", weights, recipe, rates)
-             for i, recipe in enumerate(candidates)]
-    rows, _ = evaluate_inits(fmodel, task, inits, examples, checkpoints, chunk=chunk,
-                             keep_images=0, verbose=verbose)
-    scored = []
-    for spec in inits:
-        psnr = {c: np.mean([r["psnr"] for r in rows if r["init"] == spec.name
-                            and r["step"] == c]) for c in checkpoints}
-        scored.append((spec.optimizer, np.mean(list(psnr.values())), psnr[checkpoints[-1]]))
-    return evaluation.best_fit_recipe(scored)
+
+    def measure(recipe, steps):
+        rows, _ = evaluate_inits(fmodel, task, [InitSpec(recipe.name, fmodel.initial_weights(),
+                                                         recipe, model)],
+                                 examples, steps, chunk=chunk, keep_images=0, verbose=verbose)
+        return [np.mean([r["psnr"] for r in rows if r["step"] == step]) for step in steps]
+    return measure
 
 
 class NerfProtocol(evaluation.Protocol):
@@ -584,8 +473,8 @@ class NerfProtocol(evaluation.Protocol):
         return dataset, kwargs
 
     def choose_fit_recipe(self, model, metadata, dataset, kwargs):
-        """`select_fit_recipe` on the validation split (or the folder's validation/):
-        the recipe and its trial rows."""
+        """`evaluation.select_fit_recipe` on the validation split (or the folder's
+        validation/), scored by held-out-view PSNR: the recipe and its trial rows."""
         o = self.options
         if o.meta_learning_rate is not None or o.meta_optimizer is not None:
             raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
@@ -604,10 +493,11 @@ class NerfProtocol(evaluation.Protocol):
             raise ValueError(f"--recipe_steps must be >= 1, got {steps}.")
         print(f"Choosing the fit recipe on {len(examples)} validation objects, {steps} "
               "steps per trial:")
-        return select_fit_recipe(
+        return evaluation.select_fit_recipe(
             model, metadata, task, examples, steps,
             evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates"),
-            chunk=o.chunk, verbose=1 if o.progress else 0)
+            default_learning_rate=0.5,
+            measure=held_out_measure(model, task, examples, o.chunk, 1 if o.progress else 0))
 
     def evaluate(self, model, metadata, init_name="", examples=None):
         o = self.options

@@ -142,18 +142,17 @@ def fit_example(fmodel, task, example, steps, optimizer, seed=0, verbose=0):
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
 
-    from learnit_tf.kinds.nerf.evaluation import TestTimeFitter
-    from learnit_tf.models.inner_rates import per_weight_rates
+    from learnit_tf.meta.fit import Fitter
     weights = fmodel.initial_weights()
     if steps <= 0:
         return weights
     example = dict(example)
     example.setdefault("seed", tf.constant([seed, 0], tf.int32))
     progress = _progress(f"Fitting {steps} steps", verbose)
-    fitter = TestTimeFitter(fmodel, task, steps_per_call=min(100, steps))
-    return fitter.fit(example, weights, optimizer, [steps],
-                      callback=None if progress is None else lambda s, w: progress(s, steps),
-                      rates=per_weight_rates(fmodel.model))  # A recipe phase may use them.
+    # The model's learned inner rates serve a recipe phase that steps with them.
+    fitter = Fitter(fmodel.model, task, optimizer, steps_per_call=min(100, steps),
+                    record_metrics=False)
+    return fitter.fit(example, steps, weights=weights, progress=progress).weights
 
 
 def render_object_turntable(init_dir, out_dir, dataset="procedural_objects", split="test",

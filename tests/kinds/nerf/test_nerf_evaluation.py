@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from learnit_tf import evaluation, init_io, testing
+from learnit_tf import evaluation, testing
+from learnit_tf.zoo import init_io
 from learnit_tf.kinds.nerf import procedural
 from learnit_tf.kinds.nerf import evaluation as nerf_evaluation
 from learnit_tf.kinds.nerf.evaluation import NerfProtocol
@@ -148,9 +149,8 @@ class NerfProtocolTest(testing.TestCase):
         renderer = nerf_evaluation.RayRenderer(fmodel, task.eval_num_samples,
                                                task.white_background, 4096)
         psnrs = []
-        nerf_evaluation.TestTimeFitter(fmodel, task).fit(
-            example, fmodel.initial_weights(), FitRecipe.from_dict(selection[1]["fit_recipe"]),
-            [1, 2, 3], lambda step, w: psnrs.append(
+        Fitter(model, task, FitRecipe.from_dict(selection[1]["fit_recipe"])).fit(
+            example, 3, stop_at=[1, 2, 3], on_stop=lambda step, w: psnrs.append(
                 nerf_evaluation.held_out_psnr(renderer, w, example, near, far)["psnr"]))
         self.assertAllClose(selection[1]["score"], np.mean(psnrs), atol=1e-3)
         self.assertAllClose(selection[1]["psnr_final"], psnrs[-1], atol=1e-3)
@@ -242,25 +242,44 @@ class NerfFitRecipeTest(testing.TestCase):
                    "seed": np.array([3, 0], np.int32)}
         return model, example
 
-    def test_test_time_fitter_follows_the_recipe_like_fitter(self):
+    def test_protocol_fits_follow_the_recipe_with_the_models_learned_rates(self):
+        """`evaluate_inits` stops the shared Fitter at its checkpoints: the weights it
+        measures there are those of one uninterrupted fit, stepped with the init's own
+        learned rates (other rates give other weights)."""
         model, example = self._model_and_example()
         task = NerfTask(num_samples=8, rays_per_step=8, metric_rays=16)
-        rates = model.inner_learning_rates.per_weight()
-        fitter = nerf_evaluation.TestTimeFitter(FunctionalModel(model), task, steps_per_call=3,
-                                jit_compile=False)
-        seen = {}
-        fitter.fit(example, FunctionalModel(model).initial_weights(), self.RECIPE, [0, 1, 5],
-                   lambda step, w: seen.setdefault(step, [x.numpy() for x in w]), rates=rates)
-        # The generic Fitter (same task steps, same phases) gives the same weights.
+        fmodel = FunctionalModel(model)
+        seen = []
+
+        def measured(renderer, weights, *args):
+            del renderer, args
+            seen.append([w.numpy() for w in weights])
+            return {"psnr": 0.0, "psnr_all": 0.0, "images": [None], "targets": [None]}
+
+        with mock.patch.object(nerf_evaluation, "held_out_psnr", measured):
+            nerf_evaluation.evaluate_inits(
+                fmodel, task, [nerf_evaluation.InitSpec("meta", fmodel.initial_weights(),
+                                                        self.RECIPE, model)],
+                [example], [0, 1, 5], steps_per_call=3, keep_images=0, verbose=0)
+        self.assertLen(seen, 3)
+        at = dict(zip([0, 1, 5], seen))
+        self.assertAllClose(at[0], [w.numpy() for w in fmodel.initial_weights()])
         expected = Fitter(model, task, self.RECIPE, jit_compile=False).fit(example, 5).weights
-        self.assertAllClose(seen[5], [w.numpy() for w in expected], atol=1e-5)
+        self.assertAllClose(at[5], [w.numpy() for w in expected], atol=1e-5)
+        one = Fitter(model, task, self.RECIPE, jit_compile=False).fit(example, 1).weights
+        self.assertAllClose(at[1], [w.numpy() for w in one], atol=1e-6)
         # The learned rates are used: other rates give other weights after one step.
-        other = fitter.fit(example, FunctionalModel(model).initial_weights(), self.RECIPE,
-                           [1], rates=[2.0 * r for r in rates])
+        other_model = NerfMLP(width=16, hidden_layers=2, seed=0, inner_rates="tensor")
+        for mine, other in zip(model.inner_learning_rates.rates,
+                               other_model.inner_learning_rates.rates):
+            other.assign(2.0 * mine)
+        other = Fitter(model, task, self.RECIPE, jit_compile=False).fit(
+            example, 1, weights=fmodel.initial_weights(), model=other_model).weights
         self.assertGreater(max(float(np.abs(a - b.numpy()).max())
-                               for a, b in zip(seen[1], other)), 1e-6)
-        with self.assertRaisesRegex(ValueError, "learned inner rates; pass rates="):
-            fitter.fit(example, FunctionalModel(model).initial_weights(), self.RECIPE, [1])
+                               for a, b in zip(at[1], other)), 1e-6)
+        with self.assertRaisesRegex(ValueError, "learned inner rates"):
+            Fitter(NerfMLP(width=16, hidden_layers=2, seed=0), task, self.RECIPE)
+
 
 @pytest.mark.slow
 class ShippedNerfInitTest(testing.TestCase):
