@@ -47,9 +47,9 @@ class ShapeOptions:
         "help": "Learning rate from the meta init (default: the init's inner learning rate)."})
     standard_optimizer: str = dataclasses.field(default="adam", metadata={
         "help": "Optimizer of the standard init (sgd or adam; the paper: adam)."})
-    # 3e-4, not the image protocol's 1e-4: on procedural shapes (width 128, w0 30) Adam
-    # from a standard init reached IoU 0.81 at 300 steps with 3e-4, 0.68 with 1e-4 and
-    # 0.70 with 1e-3 (docs/shape3d/README.md).
+    # 3e-4, not the image protocol's 1e-4: on a procedural test shape (SIREN 128×4, w0 30)
+    # Adam from a standard init reached IoU 0.73 / 0.81 at 50 / 300 steps with 3e-4,
+    # 0.49 / 0.68 with 1e-4 and 0.66 / 0.70 with 1e-3 (docs/shape3d/README.md).
     standard_learning_rate: float = dataclasses.field(default=3e-4, metadata={
         "help": "Learning rate of the standard init."})
     standard_seed: int = dataclasses.field(default=1, metadata={
