@@ -169,6 +169,17 @@ def test_publish_command_writes_the_card(tmp_path):
     assert "**PSNR (dB) at 2 steps: 20.03 (this init) vs 12.87 (standard init)**" in text
     assert "`Siren` (width=8, depth=2" in text
     zoo.load("tiny", index=str(destination / "index.json"))
+    # Publishing the next version leaves this card as it is, and still true.
+    flags.FLAGS(["publish.py", f"--init={init}", "--name=tiny", "--version=2",
+                 f"--destination={destination}"])
+    try:
+        publish.main(["publish.py"])
+    finally:
+        flags.FLAGS.unparse_flags()
+    the_zoo = zoo.Zoo(str(destination / "index.json"), progress=False)
+    assert (version_dir / card.CARD_FILE).read_text() == text == card.card_markdown(
+        card.read_version(the_zoo, "tiny", "1"), card.card_images(str(version_dir)))
+    assert (destination / "tiny" / "2" / card.CARD_FILE).is_file()
 
 
 def test_zoo_cards_command_rewrites_the_cards(tmp_path):

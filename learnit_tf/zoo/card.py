@@ -385,8 +385,8 @@ def card_markdown(record, images=()):
              ("data", facts["data"]), ("data source", facts["source"]),
              ("licence of the data", facts["licence"]), ("model", facts["model"])]
     about += facts["training"]
-    about.append(("published", facts["published"] + (" (latest version)" if facts["latest"]
-                                                       else "")))
+    # Not "latest": publishing the next version must not change this card.
+    about.append(("published", facts["published"]))
     lines += [_markdown_table(["", ""], about), ""]
     lines += ["## Held-out evaluation", ""]
     if cells.get("meta"):
