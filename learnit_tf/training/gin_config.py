@@ -8,7 +8,8 @@ tasks, dataset functions and own models are registered under their own names.
 
 import gin
 
-from learnit_tf import kinds, models, shipped
+from learnit_tf import models, shipped
+from learnit_tf.core import registry
 from learnit_tf.training.config import RunConfig  # noqa: F401  (registers meta_train)
 
 _REGISTERED = False
@@ -18,19 +19,16 @@ def register_all():
     """Registers everything with gin once (idempotent).
 
     Tasks and dataset functions come from the signal-kind registry
-    (`learnit_tf.kinds`), which also rebuilds an init's task and data from its
+    (`learnit_tf.core.registry`), which also rebuilds an init's task and data from its
     metadata, so every class that can be trained can also be evaluated.
     """
     global _REGISTERED
     if _REGISTERED:
         return
-    # The shared networks, then each kind's own (SignalKind.models), each class once.
-    # TODO(issue 25): drop models.NerfMLP here once kinds/nerf declares it in `models`.
-    classes = [models.Siren, models.FourierFeatureMLP, getattr(models, "NerfMLP", None)]
-    classes += [cls for kind in kinds.all_kinds() for cls in kind.models.values()]
-    for cls in dict.fromkeys(c for c in classes if c is not None):
+    # The shared networks and each kind's own (SignalKind.models, e.g. NeRF's NerfMLP).
+    for cls in models.model_classes().values():
         gin.external_configurable(cls, module="learnit_tf")
-    for kind in kinds.all_kinds():
+    for kind in registry.all_kinds():
         for name, obj in {**kind.tasks, **kind.datasets}.items():
             gin.external_configurable(obj, name=name, module="learnit_tf")
     _REGISTERED = True
