@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from learnit_tf import init_io, zoo
+from learnit_tf import zoo
+from learnit_tf.zoo import init_io
 from learnit_tf.commands import init_args
 from learnit_tf.core import cli, registry
 from learnit_tf.kinds.ct.task import evenly_spaced_angles, make_eval_example
@@ -192,14 +193,19 @@ class FitViewsTest(TestCase):
         out = os.path.join(tmp, "out")
         result = run_fit("--init=procedural_chairs_nerf",
                          "--input=" + os.path.join(tmp, "objects", "chair"),
-                         "--num_support_views=3", "--steps=4", f"--output_dir={out}")
+                         "--num_support_views=3", "--steps=10", f"--output_dir={out}")
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertIn("3 of 4 8×8 views, PSNR on 1 held-out", result.stdout)
         self.assertEqual(np.load(os.path.join(out, "reconstruction.npy")).shape, (8, 8, 3))
         header, rows = _read_curve(os.path.join(out, "curve.csv"))
         self.assertEqual(header, ["step", "loss", "psnr"])
-        self.assertLen(rows, 5)
-        self.assertTrue(all(np.isfinite(r["psnr"]) and r["psnr"] > 5 for r in rows))
+        self.assertLen(rows, 11)
+        # The fit improves the held-out view: +1.1 dB after 10 steps, +0.7 dB on average
+        # over steps 6-10 (measured; the curve is noisy, each step draws its rays).
+        psnr = [r["psnr"] for r in rows]
+        self.assertTrue(all(np.isfinite(psnr)))
+        self.assertGreater(psnr[-1], psnr[0] + 0.5)
+        self.assertGreater(np.mean(psnr[6:]), psnr[0] + 0.3)
         self.assertTrue(os.path.exists(os.path.join(out, "fitted", "model.weights.h5")))
 
 
@@ -252,3 +258,34 @@ class ResolveInitTest(TestCase):
             init_args.resolve_init("./not_an_init")
         with self.assertRaisesRegex(ValueError, "--init is empty"):
             init_args.resolve_init("")
+
+
+class FitReaderFlagsTest(TestCase):
+    """Reader flags built from the kinds' ReaderOptions reach the reader (audio's has no
+    hand-written flag in fit.py)."""
+
+    def test_audio_resample_flag(self):
+        import wave  # pylint: disable=import-outside-toplevel
+        tmp = self.get_temp_dir()
+        path = os.path.join(tmp, "tone.wav")
+        t = np.arange(16000) / 16000.0
+        with wave.open(path, "wb") as f:  # 16 kHz; the init's task is 8 kHz.
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(16000)
+            f.writeframes((0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2").tobytes())
+        out = os.path.join(tmp, "out")
+        refused = run_fit("--init=procedural_audio_siren", f"--input={path}", "--noresample",
+                          "--steps=1", f"--output_dir={out}")
+        self.assertEqual(refused.returncode, 2, refused.stderr[-2000:])
+        self.assertRegex(refused.stderr, r"16000 Hz.*8000 Hz|8000 Hz.*16000 Hz")
+        self.assertFalse(os.path.exists(out))
+        wrong = run_fit("--init=procedural_audio_siren", f"--input={path}", "--num_angles=4",
+                        "--steps=1", f"--output_dir={out}")
+        self.assertEqual(wrong.returncode, 2, wrong.stderr[-2000:])
+        self.assertIn("--num_angles do(es) not apply to audio inits (options for audio: "
+                      "max_decoded_bytes, resample)", wrong.stderr)
+        fitted = run_fit("--init=procedural_audio_siren", f"--input={path}", "--steps=1",
+                         f"--output_dir={out}")
+        self.assertEqual(fitted.returncode, 0, fitted.stderr[-2000:])
+        self.assertEqual(np.load(os.path.join(out, "reconstruction.npy")).ndim, 3)
