@@ -65,7 +65,7 @@ class ShapeCommandsTest(testing.TestCase):
         result = _run("evaluate.py", f"--init={self.init_dir}", f"--output_dir={out}",
                       f"--data_dir={self.data_dir}", "--num_examples=2", "--meta_steps=2",
                       "--standard_steps=3", "--chamfer_resolution=16",
-                      "--snapshot_examples=1", "--noprogress")
+                      "--snapshot_examples=1", "--noprogress", "--write_metadata")
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         with open(os.path.join(out, "report.csv")) as f:
             rows = list(csv.DictReader(f))
@@ -86,6 +86,30 @@ class ShapeCommandsTest(testing.TestCase):
         self.assertIn("chamfer", per_step[0])
         for name in ("iou_curves.png", "reconstructions.png"):
             self.assertIn(name, os.listdir(out))
+        # --write_metadata: the init records the report, whose headline is the IoU one.
+        recorded = init_io.read_metadata(self.init_dir)["evaluation"]
+        self.assertEqual(recorded["protocol"], "shape_iou_vs_steps")
+        self.assertEqual(recorded["summary"]["headline"]["iou_at"], "2 steps")
+
+    def test_evaluate_on_a_folder_of_meshes(self):
+        self.assertEqual(self.train.returncode, 0, self.train.stderr[-3000:])
+        folder = os.path.join(self.get_temp_dir(), "meshes")
+        for split, radii in (("train", (0.5,)), ("test", (0.4, 0.7))):
+            os.makedirs(os.path.join(folder, split))
+            for i, radius in enumerate(radii):
+                trimesh.creation.icosphere(2, radius=radius).export(
+                    os.path.join(folder, split, f"sphere{i}.off"))
+        out = os.path.join(self.get_temp_dir(), "eval_folder")
+        result = _run("evaluate.py", f"--init={self.init_dir}", f"--directory={folder}",
+                      f"--output_dir={out}", "--num_examples=2", "--meta_steps=1",
+                      "--standard_steps=1", "--chamfer_resolution=16",
+                      "--snapshot_examples=0", "--noprogress")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(out, "report.json")) as f:
+            report = json.load(f)
+        # Both test spheres were read (normalized alike: the same shape twice).
+        self.assertEqual(report["summary"]["num_examples"], 2)
+        self.assertEqual([r["count"] for r in report["rows"]], [2] * 4)
 
     def test_fit_a_mesh_writes_network_surface_and_picture(self):
         self.assertEqual(self.train.returncode, 0, self.train.stderr[-3000:])
