@@ -144,13 +144,8 @@ def evaluate_views(meta_model, examples, views=(1, 2, 4, 8, 16), steps=1000,
                     recons.setdefault((name, v), []).append(image_out[..., 0])
                 done += 1
                 bar.update(done)
-    rows = []
-    for name in inits:
-        for v in views:
-            values = np.asarray(psnrs[(name, v)])
-            rows.append({"init": name, "views": v, "steps": steps[name],
-                         "psnr_mean": float(np.mean(values)), "psnr_std": float(np.std(values)),
-                         "num_examples": len(values)})
+    rows = evaluation.mean_rows({(name, v, steps[name]): psnrs[(name, v)]
+                                 for name in inits for v in views}, ("init", "views", "steps"))
     return ViewsTable(rows=rows, psnrs={k: np.asarray(x) for k, x in psnrs.items()},
                       reconstructions=recons, sinograms=sinos, images=images[:keep])
 
