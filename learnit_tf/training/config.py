@@ -17,7 +17,7 @@ Example:
 >>> RunConfig("/tmp/run", model_fn=print, task=ImageTask(8), dataset_fn=print, num_steps=0)
 Traceback (most recent call last):
 ...
-learnit_tf.training.errors.MetaTrainConfigError: meta_train.num_steps must be an integer >= 1, got 0.
+learnit_tf.training.errors.MetaTrainConfigError: meta_train.num_steps must be an integer >= 1, ...
 """
 
 import dataclasses
