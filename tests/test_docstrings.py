@@ -128,7 +128,7 @@ def test_readme_keras_example_runs(tmp_path, monkeypatch):
 
 
 def _readme_layout_block():
-    section = README.read_text().split("## Layout\n", 1)[1]
+    section = (README.parent / "docs" / "layout.md").read_text().split("## Layout\n", 1)[1]
     return re.search(r"^```\n(.*?)^```", section, re.S | re.M).group(1)
 
 

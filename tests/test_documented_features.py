@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 
-from learnit_tf import init_io, zoo
+from learnit_tf import zoo
+from learnit_tf.zoo import init_io
 from learnit_tf.models import Siren
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +77,7 @@ def test_publish_destination_on_a_non_local_file_system(tmp_path):
     entry = out["index"]["entries"]["tiny"]
     assert entry["latest"] == "2" and sorted(entry["versions"]) == ["1", "2"]
     assert entry["description"] == "tiny ram init"
-    assert out["files"] == sorted(init_io.INIT_FILES)
+    assert out["files"] == sorted([*init_io.INIT_FILES, "README.md"])
     for filename in init_io.INIT_FILES:
         with open(os.path.join(init_a, filename), "rb") as f:
             data = f.read()

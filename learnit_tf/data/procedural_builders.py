@@ -18,6 +18,7 @@ have no such lock; there a caller that loses the rename reads the winner's copy.
 import contextlib
 import fcntl
 import io
+import logging
 import os
 
 import tensorflow_datasets as tfds
@@ -43,6 +44,37 @@ def prepare_procedural_builder(builder_cls, config, data_dir=None):
     if isinstance(config, str) and config not in names:
         raise ValueError(f"Unknown {builder_cls.name} config {config!r}; expected one of "
                          f"{names} (or a config object).")
+    with _quiet_tfds():
+        return _prepare(builder_cls, config, data_dir)
+
+
+class _NoMissingInfoWarning(logging.Filter):
+    """TFDS warns "Variant folder ... has no dataset_info.json" for every builder made
+    before its first generation: expected here, and printed twice per first use."""
+
+    def filter(self, record):
+        return "has no dataset_info.json" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    """No missing-info warnings and no TFDS progress bars (a local builder takes seconds
+    and its own one-line message says what happens)."""
+    from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+    from tensorflow_datasets.core.utils import tqdm_utils  # pylint: disable=import-outside-toplevel
+    quiet = _NoMissingInfoWarning()
+    logger = absl_logging.get_absl_logger()
+    logger.addFilter(quiet)
+    shown = tqdm_utils._active  # pylint: disable=protected-access  # no public getter
+    tfds.display_progress_bar(False)
+    try:
+        yield
+    finally:
+        tfds.display_progress_bar(shown)
+        logger.removeFilter(quiet)
+
+
+def _prepare(builder_cls, config, data_dir):
     builder = builder_cls(config=config, data_dir=data_dir)
     if builder.is_prepared():
         return builder
