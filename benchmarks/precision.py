@@ -1,19 +1,26 @@
-r"""SIREN mixed precision (bfloat16 hidden layers): speed and accuracy against float32.
+r"""Mixed precision (bfloat16 hidden matmuls of a SIREN) against float32, in one run.
 
-1. Throughput, alternating float32 and bfloat16 in graph mode: a 2048³ matmul (the
-   machine's peak) and one SIREN hidden layer at 178×178 points (forward, and
-   forward + backward).
-2. End to end, alternating: the MAML outer step (paper protocol: SIREN 256×5, meta-batch
-   3, K = 2) and a test-time fit step, float32 vs `with_mixed_precision`, at 64×64 and
-   178×178.
-3. Accuracy: mean PSNR of test-time fits from the shipped `text_siren` init on
-   held-out-style text images (rendered with fixed seeds) at steps 0/2/10/100, and the
-   cosine / relative error of the MAML meta-gradient against float32, for bfloat16 in
-   the hidden layers only (the option) and also in the first layer (why not).
+1. The machine's matmul rates: a 2048³ matmul in float32 and in bfloat16 (graph mode).
+2. The MAML outer step (paper protocol: SIREN 256×5, w0 = 200, meta-batch 3, K = 2,
+   inner SGD 1e-2, outer Adam) with `MetaConfig(mixed_precision=False)` and `True`, at
+   64×64 and 178×178, alternating the two step by step. Reported: wall time, the
+   process's CPU time (more robust than wall time on a shared machine), the step's
+   matmul FLOPs (`learnit_tf.training.profiling.matmul_flops`) and achieved FLOP/s as
+   a share of the 2048³ bfloat16 and float32 rates measured in the same run.
+3. Accuracy: the held-out 2-step PSNR (float32 fits, SGD 1e-2) of two inits
+   meta-trained for equal steps, one in float32 and one in mixed precision (same seed,
+   same batches), if their training runs (below) have finished.
 
-    python benchmarks/precision.py --rounds=3
+    # the two trainings (resumable; run in the background, under nice):
+    nice -n 10 python benchmarks/precision.py --train=float32 --train_dir=/work/runs/precision
+    nice -n 10 python benchmarks/precision.py --train=mixed --train_dir=/work/runs/precision
+    # the measurements (timings + the trained inits' PSNR):
+    python benchmarks/precision.py --rounds=3 --train_dir=/work/runs/precision
+
+Writes benchmarks/results/precision.json and prints markdown tables.
 """
 
+import json
 import os
 import statistics
 import sys
@@ -24,156 +31,250 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 3, "Alternating rounds.")
-flags.DEFINE_list("res", ["64", "178"], "Resolutions of the end-to-end timings.")
-flags.DEFINE_integer("num_images", 4, "Text images of the accuracy table.")
-flags.DEFINE_integer("fit_steps", 100, "Longest fit of the accuracy table.")
+flags.DEFINE_integer("rounds", 3, "Alternating rounds of the step timings.")
+flags.DEFINE_integer("steps_per_round", 2, "Steps per contender per round.")
+flags.DEFINE_list("res", ["64", "178"], "Resolutions of the step timings.")
+flags.DEFINE_string("train_dir", "/work/runs/precision", "Where the two trainings write.")
+flags.DEFINE_enum("train", None, ["float32", "mixed"], "Train one init (resumable) and exit.")
+flags.DEFINE_integer("train_steps", 300, "Outer steps of each training (text_maml_cpu.gin).")
+flags.DEFINE_integer("num_held_out", 16, "Held-out text images of the PSNR comparison.")
+flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__), "results",
+                                           "precision.json"), "Results JSON.")
+
+PEAK = 2048
+STEP_MODEL = {"width": 256, "depth": 5, "w0": 200.0}
+# gin/image/text_maml_cpu.gin (text_siren@1's recipe) at 64×64.
+TRAIN_RECIPE = {"resolution": 64, "dataset": "text_images/cpu64", "algorithm": "maml",
+                "inner_steps": 2, "inner_sgd": 1e-2, "outer_adam": 1e-4, "meta_batch": 3,
+                "seed": 0, **STEP_MODEL}
 
 
-def _median_time(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _throughput_jobs(dtype):
+def _peak_jobs():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    n, p, w0 = 2048, 178 * 178, 200.0
-    a = tf.cast(tf.random.stateless_uniform((n, n), (0, 1)), dtype)
-    b = tf.cast(tf.random.stateless_uniform((n, n), (0, 2)), dtype)
-    x = tf.cast(tf.random.stateless_uniform((p, 256), (0, 3), -1, 1), dtype)
-    w = tf.cast(tf.random.stateless_uniform((256, 256), (0, 4), -0.01, 0.01), dtype)
-    bias = tf.zeros((256,), dtype)
-
-    @tf.function
-    def matmul(a, b):
-        return tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))
-
-    @tf.function
-    def layer(x, w):
-        return tf.reduce_sum(tf.cast(tf.sin(w0 * (tf.matmul(x, w) + bias)), tf.float32))
-
-    @tf.function
-    def layer_grad(x, w):
-        with tf.GradientTape() as tape:
-            tape.watch([x, w])
-            y = tf.sin(w0 * (tf.matmul(x, w) + bias))
-            loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
-        return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32))
-                         for g in tape.gradient(loss, [x, w])])
-
-    jobs = {"2048³ matmul": (lambda: matmul(a, b).numpy(), 2 * n**3),
-            "SIREN layer forward (178² points)": (lambda: layer(x, w).numpy(), 2 * p * 256**2),
-            "SIREN layer forward+backward": (lambda: layer_grad(x, w).numpy(), 6 * p * 256**2)}
-    for fn, _ in jobs.values():
-        fn()
+    jobs = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.cast(tf.random.stateless_uniform((PEAK, PEAK), (0, 1)), dtype)
+        b = tf.cast(tf.random.stateless_uniform((PEAK, PEAK), (0, 2)), dtype)
+        fn = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1], tf.float32)))
+        fn(a, b).numpy()
+        jobs[dtype.name] = lambda fn=fn, a=a, b=b: fn(a, b).numpy()
     return jobs
 
 
-def _step_jobs(mixed, res):
+def _step_job(mixed, res):
+    """(run one step, matmul FLOPs per step) of the MAML outer step."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer  # pylint: disable=import-outside-toplevel
-    from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
     from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import MetaConfig, MetaTrainer  # pylint: disable=import-outside-toplevel
+    from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
+    from learnit_tf.training.profiling import matmul_flops  # pylint: disable=import-outside-toplevel
 
     batch = {"image": tf.constant(np.random.RandomState(0).rand(3, res, res, 3), tf.float32)}
-    model = Siren(width=256, depth=5, w0=200.0, seed=0, mixed_precision=mixed)
-    trainer = MetaTrainer(model, ImageTask(res), MetaConfig("maml", 2), 1e-5)
-    trainer.train_step(batch)["loss"].numpy()
-    fitter = Fitter(model, ImageTask(res), InnerOptimizer("sgd", 1e-2))
-    image = {"image": batch["image"][0]}
-    fitter.fit(image, 10)
-    return {f"MAML outer step, {res}×{res}": lambda: trainer.train_step(batch)["loss"].numpy(),
-            f"fit step, {res}×{res} (per step, 10-step calls)":
-                lambda: fitter.fit(image, 10) and None}
+    trainer = MetaTrainer(Siren(seed=0, **STEP_MODEL), ImageTask(res),
+                          MetaConfig("maml", 2, mixed_precision=mixed), 1e-5, jit_compile=False)
+    flops = matmul_flops(trainer._step.get_concrete_function(batch))  # pylint: disable=protected-access
+    trainer.train_step(batch)["loss"].numpy()  # Compile.
+    return lambda: trainer.train_step(batch)["loss"].numpy(), flops
 
 
-def _accuracy():
-    import keras  # pylint: disable=import-outside-toplevel
+def _text_data(split):
+    from learnit_tf.kinds.image.text_images import text_images_examples  # pylint: disable=import-outside-toplevel
+    return text_images_examples(split, "cpu64")
+
+
+def _train(precision):
+    """Meta-trains one init for --train_steps (checkpoint every 25 steps; resumes)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-    from learnit_tf.kinds.image.text_images import render_text_image  # pylint: disable=import-outside-toplevel
-    from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, meta_gradients  # pylint: disable=import-outside-toplevel
-    from learnit_tf.models import FunctionalModel, with_mixed_precision  # pylint: disable=import-outside-toplevel
+    from learnit_tf.data import meta_batches  # pylint: disable=import-outside-toplevel
     from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import MetaConfig, MetaTrainer  # pylint: disable=import-outside-toplevel
+    from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
 
-    base = zoo.load("text_siren")
-    rng = np.random.RandomState(2026)
-    images = [render_text_image(rng, 64).astype(np.float32) / 255.0
-              for _ in range(FLAGS.num_images)]
-    task = ImageTask(64)
-    first_too = with_mixed_precision(base)
-    # The rejected variant: the first (coordinate) layer in bfloat16 too.
-    first_too.dense_layers[0].dtype_policy = keras.DTypePolicy("mixed_bfloat16")
-    variants = {"float32": base, "bfloat16 hidden layers (the option)": with_mixed_precision(base),
-                "bfloat16 also in the first layer": first_too}
-    batch = {"image": tf.constant(np.stack(images[:3]))}
-    rows, reference = [], None
-    for name, model in variants.items():
-        fitter = Fitter(model, task, InnerOptimizer("sgd", 1e-2))
-        curve = np.mean([fitter.fit({"image": im}, FLAGS.fit_steps).psnr for im in images], 0)
-        fmodel = FunctionalModel(model)
-        grads, _ = tf.function(lambda ws, f=fmodel: meta_gradients(
-            MetaConfig("maml", 2), task, f, ws, batch))(fmodel.initial_weights())
-        flat = np.concatenate([g.numpy().ravel() for g in grads]).astype(np.float64)
-        reference = flat if reference is None else reference
-        cosine = flat @ reference / np.linalg.norm(flat) / np.linalg.norm(reference)
-        rel = np.linalg.norm(flat - reference) / np.linalg.norm(reference)
-        rows.append((name, curve, cosine, rel))
-    return rows
+    r = TRAIN_RECIPE
+    out = os.path.join(FLAGS.train_dir, precision)
+    os.makedirs(out, exist_ok=True)
+    model = Siren(width=r["width"], depth=r["depth"], w0=r["w0"], seed=r["seed"])
+    trainer = MetaTrainer(model, ImageTask(r["resolution"]),
+                          MetaConfig("maml", r["inner_steps"],
+                                     mixed_precision=precision == "mixed"),
+                          r["outer_adam"], jit_compile=False)
+    step = tf.Variable(0, dtype=tf.int64)
+    seconds = tf.Variable(0.0, dtype=tf.float64)
+    ckpt = tf.train.Checkpoint(weights=list(model.trainable_variables),
+                               optimizer=trainer.optimizer, step=step, seconds=seconds)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(out, "ckpt"), max_to_keep=2)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint)
+    batches = iter(meta_batches(_text_data("train"), r["meta_batch"], seed=r["seed"]))
+    for _ in range(int(step.numpy())):  # The same batches as an uninterrupted run.
+        next(batches)
+    log = open(os.path.join(out, "log.txt"), "a", encoding="utf-8")  # pylint: disable=consider-using-with
+    while int(step.numpy()) < FLAGS.train_steps:
+        batch = next(batches)
+        start = time.perf_counter()
+        loss = float(trainer.train_step(batch)["loss"].numpy())
+        seconds.assign_add(time.perf_counter() - start)
+        step.assign_add(1)
+        s = int(step.numpy())
+        print(f"step {s} loss {loss:.5f} train_seconds {float(seconds.numpy()):.0f}", file=log,
+              flush=True)
+        if s % 25 == 0 or s == FLAGS.train_steps:
+            manager.save()
+    weights = {f"w{i}": v.numpy() for i, v in enumerate(model.trainable_variables)}
+    np.savez(os.path.join(out, "weights.tmp.npz"), **weights)
+    os.replace(os.path.join(out, "weights.tmp.npz"), os.path.join(out, "weights.npz"))
+    info = {"precision": precision, "steps": int(step.numpy()),
+            "train_seconds": round(float(seconds.numpy()), 1), "recipe": r,
+            "command": " ".join(["python"] + sys.argv)}
+    with open(os.path.join(out, "info.tmp.json"), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+    os.replace(os.path.join(out, "info.tmp.json"), os.path.join(out, "info.json"))
+    print(json.dumps(info))
+
+
+def _held_out_psnr():
+    """{precision: {info, psnr at steps 0 and 2}} of the finished trainings, or None."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from learnit_tf.data import take_examples  # pylint: disable=import-outside-toplevel
+    from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
+    from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
+
+    r = TRAIN_RECIPE
+    runs = {}
+    for precision in ("float32", "mixed"):
+        path = os.path.join(FLAGS.train_dir, precision)
+        if not os.path.exists(os.path.join(path, "info.json")):
+            return None
+        with open(os.path.join(path, "info.json"), encoding="utf-8") as f:
+            runs[precision] = {"info": json.load(f)}
+        runs[precision]["weights"] = np.load(os.path.join(path, "weights.npz"))
+    if len({run["info"]["steps"] for run in runs.values()}) != 1:
+        return None
+    held_out = take_examples(_text_data("test"), FLAGS.num_held_out)
+    task = ImageTask(r["resolution"])
+    for run in runs.values():
+        model = Siren(width=r["width"], depth=r["depth"], w0=r["w0"], seed=r["seed"])
+        model.set_weights([run.pop("weights")[f"w{i}"] for i in range(2 * r["depth"])])
+        fitter = Fitter(model, task, InnerOptimizer("sgd", r["inner_sgd"]), jit_compile=False)
+        curves = np.array([fitter.fit(example, 2).psnr for example in held_out])
+        run["psnr"] = {"step 0": float(curves[:, 0].mean()), "step 2": float(curves[:, 2].mean()),
+                       "step 2 std": float(curves[:, 2].std())}
+    return runs
 
 
 def main(argv):
     del argv
+    if FLAGS.train:
+        _train(FLAGS.train)
+        return
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     started = time.time()
-    throughput = {d: _throughput_jobs(dt) for d, dt in (("float32", tf.float32),
-                                                          ("bfloat16", tf.bfloat16))}
-    steps = {}
+    load_start = os.getloadavg()
+    peaks = _peak_jobs()
+    steps, flops = {}, {}
     for res in [int(r) for r in FLAGS.res]:
         for mixed in (False, True):
-            for key, fn in _step_jobs(mixed, res).items():
-                steps[(key, mixed)] = fn
-    samples = {("t", d, j): [] for d in throughput for j in throughput[d]}
-    samples.update({("s", k, m): [] for k, m in steps})
+            steps[(res, mixed)], flops[(res, mixed)] = _step_job(mixed, res)
+    wall = {k: [] for k in list(peaks) + list(steps)}
+    cpu = {k: [] for k in wall}
     for r in range(FLAGS.rounds):
-        for d, jobs in throughput.items():
-            for j, (fn, _) in jobs.items():
-                samples[("t", d, j)].append(_median_time(fn, 5))
-        for (k, m), fn in steps.items():
-            samples[("s", k, m)].append(_median_time(fn, 2))
+        for name, fn in peaks.items():
+            for _ in range(3):
+                w, c = _timed(fn)
+                wall[name].append(w)
+                cpu[name].append(c)
+        for res in [int(r) for r in FLAGS.res]:
+            for _ in range(FLAGS.steps_per_round):
+                for mixed in (False, True):  # Alternate step by step.
+                    w, c = _timed(steps[(res, mixed)])
+                    wall[(res, mixed)].append(w)
+                    cpu[(res, mixed)].append(c)
         elapsed = time.time() - started
-        print(f"round {r + 1}/{FLAGS.rounds} done, elapsed {elapsed:.0f} s, "
-              f"ETA {elapsed / (r + 1) * (FLAGS.rounds - r - 1):.0f} s (+ accuracy table)",
-              file=sys.stderr, flush=True)
-    accuracy = _accuracy()
+        print(f"round {r + 1}/{FLAGS.rounds} done, elapsed {elapsed:.0f} s, load "
+              f"{os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    load_end = os.getloadavg()
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    peak_flop = 2 * PEAK**3
+    peak_rate = {name: peak_flop / med[name] for name in peaks}
+    results = {
+        "machine": _machine(), "tensorflow": tf.__version__,
+        "load_average_start": [round(x, 2) for x in load_start],
+        "load_average_end": [round(x, 2) for x in load_end],
+        "rounds": FLAGS.rounds, "steps_per_round": FLAGS.steps_per_round,
+        "peak_gflops": {name: round(rate / 1e9, 1) for name, rate in peak_rate.items()},
+        "peak_bfloat16_over_float32": round(med["float32"] / med["bfloat16"], 3),
+        "peak_bfloat16_over_float32_cpu_time": round(med_cpu["float32"] / med_cpu["bfloat16"], 3),
+        "maml_step": {}}
+    print(f"\n{results['machine']}; load average {load_start[0]:.1f} at the start, "
+          f"{load_end[0]:.1f} at the end; medians of {FLAGS.rounds} rounds × "
+          f"{FLAGS.steps_per_round} alternating steps\n")
+    print(f"| {PEAK}³ matmul | GFLOP/s |\n|---|---|")
+    for name, rate in peak_rate.items():
+        print(f"| {name} | {rate / 1e9:.1f} |")
+    print("\n| MAML step | float32 ms | mixed ms | speed-up (wall) | speed-up (CPU time) "
+          "| matmul GFLOP/step | float32 GFLOP/s (% f32 peak) "
+          "| mixed GFLOP/s (% bf16 peak) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for res in [int(r) for r in FLAGS.res]:
+        f32, mixed = med[(res, False)], med[(res, True)]
+        rate32, rate16 = flops[(res, False)] / f32, flops[(res, True)] / mixed
+        row = {"float32_ms": round(f32 * 1e3, 1), "mixed_ms": round(mixed * 1e3, 1),
+               "speedup_wall": round(f32 / mixed, 3),
+               "speedup_cpu_time": round(med_cpu[(res, False)] / med_cpu[(res, True)], 3),
+               "matmul_gflop_per_step": round(flops[(res, False)] / 1e9, 2),
+               "float32_gflops": round(rate32 / 1e9, 1), "mixed_gflops": round(rate16 / 1e9, 1),
+               "float32_share_of_float32_peak": round(rate32 / peak_rate["float32"], 3),
+               "mixed_share_of_bfloat16_peak": round(rate16 / peak_rate["bfloat16"], 3),
+               "mixed_share_of_float32_peak": round(rate16 / peak_rate["float32"], 3)}
+        results["maml_step"][f"{res}x{res}"] = row
+        print(f"| {res}×{res} | {row['float32_ms']} | {row['mixed_ms']} | "
+              f"{row['speedup_wall']:.2f}× | {row['speedup_cpu_time']:.2f}× | "
+              f"{row['matmul_gflop_per_step']} | {row['float32_gflops']} "
+              f"({row['float32_share_of_float32_peak']:.0%}) | {row['mixed_gflops']} "
+              f"({row['mixed_share_of_bfloat16_peak']:.0%}) |")
+    runs = _held_out_psnr()
+    if runs is None:
+        print(f"\n(no finished pair of trainings in {FLAGS.train_dir}: PSNR not measured)")
+    else:
+        results["held_out_psnr"] = runs
+        results["held_out_psnr_gap_db"] = round(
+            runs["mixed"]["psnr"]["step 2"] - runs["float32"]["psnr"]["step 2"], 3)
+        print(f"\nInits meta-trained for {runs['float32']['info']['steps']} steps each "
+              f"({json.dumps(TRAIN_RECIPE)}); held-out 2-step PSNR over "
+              f"{FLAGS.num_held_out} test images, float32 fits (SGD 1e-2):\n")
+        print("| training precision | train seconds | PSNR step 0 | PSNR step 2 (± std) |")
+        print("|---|---|---|---|")
+        for name, run in runs.items():
+            p = run["psnr"]
+            print(f"| {name} | {run['info']['train_seconds']} | {p['step 0']:.2f} | "
+                  f"{p['step 2']:.2f} ± {p['step 2 std']:.2f} |")
+        print(f"\nGap (mixed − float32) at step 2: {results['held_out_psnr_gap_db']:+.2f} dB")
+    os.makedirs(os.path.dirname(FLAGS.output), exist_ok=True)
+    from learnit_tf.core.atomic import write_json  # pylint: disable=import-outside-toplevel
+    write_json(FLAGS.output, results)
+    print(f"\nwrote {FLAGS.output}")
 
-    med = lambda key: statistics.median(samples[key])  # noqa: E731
-    print("\n| workload | float32 GFLOP/s | bfloat16 GFLOP/s | bfloat16 speed-up |")
-    print("|---|---|---|---|")
-    for j, (_, flops) in throughput["float32"].items():
-        f32, bf16 = med(("t", "float32", j)), med(("t", "bfloat16", j))
-        print(f"| {j} | {flops / f32 / 1e9:.1f} | {flops / bf16 / 1e9:.1f} | {f32 / bf16:.2f}× |")
-    print("\n| step (graph mode) | float32 (ms) | mixed precision (ms) | speed-up |")
-    print("|---|---|---|---|")
-    for key in dict.fromkeys(k for k, _ in steps):
-        scale = 10 if key.startswith("fit") else 1
-        f32, mixed = med(("s", key, False)) / scale, med(("s", key, True)) / scale
-        print(f"| {key} | {f32 * 1e3:.1f} | {mixed * 1e3:.1f} | {f32 / mixed:.2f}× |")
-    marks = [s for s in (0, 2, 10, 100) if s <= FLAGS.fit_steps]
-    print(f"\nFits from text_siren (SGD 1e-2), mean PSNR (dB) over {FLAGS.num_images} rendered "
-          "text images, 64×64; MAML meta-gradient on 3 of them vs float32:\n")
-    print("| precision | " + " | ".join(f"PSNR @{s}" for s in marks)
-          + " | meta-grad cosine | meta-grad rel. error |")
-    print("|---|" + "---|" * (len(marks) + 2))
-    for name, curve, cosine, rel in accuracy:
-        print(f"| {name} | " + " | ".join(f"{curve[s]:.2f}" for s in marks)
-              + f" | {cosine:.4f} | {rel:.3f} |")
+
+def _machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    from learnit_tf.meta.compile import bfloat16_hardware  # pylint: disable=import-outside-toplevel
+    return f"{os.cpu_count()} CPUs ({model}; {bfloat16_hardware().reason})"
 
 
 if __name__ == "__main__":

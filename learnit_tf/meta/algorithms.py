@@ -38,7 +38,9 @@ import dataclasses
 
 import tensorflow as tf
 
+from learnit_tf.meta.compile import AUTO, mixed_precision_record, resolve_mixed_precision
 from learnit_tf.meta.inner import InnerOptimizer, data_dependency, adapt, rematerialized
+from learnit_tf.models.functional import supports_mixed_precision
 
 ALGORITHMS = ("maml", "fomaml", "reptile")
 
@@ -57,6 +59,15 @@ class MetaConfig:
         remat: MAML only: recompute each inner step's activations in the backward
             pass instead of storing them, one example at a time (memory for many
             inner steps; the first forward pass is then not shared).
+        vectorize: adapt the meta-batch's examples in one `tf.vectorized_map`.
+        mixed_precision: True, False or "auto": run the hidden matmuls of a float32
+            SIREN in bfloat16 inside the step (weights, sine, first and output layers
+            stay float32; `learnit_tf.models.siren`). "auto" (`meta_train`'s default)
+            chooses it where the hardware multiplies bfloat16 natively
+            (`learnit_tf.meta.compile.bfloat16_hardware`) and the model is a float32
+            Siren; other models always run in their own precision. True on another
+            model is an error. Meta-gradients then differ from float32 by bfloat16
+            round-off (benchmarks/precision.py measures the held-out PSNR of both).
     """
 
     algorithm: str = "maml"
@@ -65,6 +76,7 @@ class MetaConfig:
     share_first_forward: bool = True
     remat: bool = False
     vectorize: bool = False
+    mixed_precision: object = False
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -78,6 +90,9 @@ class MetaConfig:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"MetaConfig.{name} must be True or False, got "
                                 f"{getattr(self, name)!r}.")
+        if not (isinstance(self.mixed_precision, bool) or self.mixed_precision == AUTO):
+            raise ValueError(f"MetaConfig.mixed_precision must be True, False or 'auto', got "
+                             f"{self.mixed_precision!r}.")
         if self.remat and self.algorithm != "maml":
             raise ValueError(
                 f"remat applies to algorithm 'maml' only ({self.algorithm!r} does not keep "
@@ -86,6 +101,35 @@ class MetaConfig:
         if self.vectorize and self.remat:
             raise ValueError("vectorize and remat exclude each other: remat adapts the "
                              "examples one after another to bound memory, vectorize all at once.")
+
+
+def uses_mixed_precision(config, model):
+    """Whether `config`'s steps run `model`'s hidden matmuls in bfloat16 (see `MetaConfig`)."""
+    if config.mixed_precision is False:
+        return False
+    if config.mixed_precision is True:
+        if not supports_mixed_precision(model):
+            raise ValueError(f"MetaConfig.mixed_precision=True needs a float32 Siren; model "
+                             f"{model.name!r} is a {type(model).__name__} with dtype "
+                             f"{model.dtype_policy.name!r}.")
+        return True
+    return supports_mixed_precision(model) and resolve_mixed_precision(AUTO)
+
+
+def precision_metadata(config, model):
+    """What a meta-trained init's metadata records of its steps' precision (JSON-ready).
+
+    E.g. {"matmul_dtype": "bfloat16", "weights_dtype": "float32", "requested": "auto",
+    "bfloat16_hardware": True, "hardware_evidence": "CPU flags avx512_bf16"}.
+    """
+    return mixed_precision_record(config.mixed_precision, uses_mixed_precision(config, model))
+
+
+def _with_precision(config, fmodel):
+    """`fmodel` evaluated in the precision `config` asks for (unchanged when float32)."""
+    if not uses_mixed_precision(config, fmodel.model):
+        return fmodel
+    return fmodel.with_mixed_precision(True)
 
 
 def meta_batch_size(meta_batch):
@@ -170,6 +214,7 @@ def meta_gradients(config, task, fmodel, weights, meta_batch, rates=None, rate_i
     """
     weights = [tf.convert_to_tensor(w) for w in weights]
     n = meta_batch_size(meta_batch)
+    fmodel = _with_precision(config, fmodel)
     if rates is not None:
         check_learned_rates(config)
         return _meta_sgd_gradients(config, task, fmodel, weights, meta_batch,

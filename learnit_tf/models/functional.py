@@ -8,6 +8,13 @@ model and evaluates it with a list of weight tensors through Keras 3's
 
 import tensorflow as tf
 
+from learnit_tf.models.siren import Siren
+
+
+def supports_mixed_precision(model):
+    """Whether `model` can run its hidden matmuls in bfloat16 (a float32 Siren)."""
+    return isinstance(model, Siren) and model.dtype_policy.name == "float32"
+
 
 class FunctionalModel:
     """A built Keras model evaluated as a pure function of its trainable weights.
@@ -24,10 +31,30 @@ class FunctionalModel:
     (4, 3)
     """
 
-    def __init__(self, model):
+    def __init__(self, model, mixed_precision=None):
         if not model.built:
             raise ValueError(f"Model {model.name!r} must be built before functional use.")
         self.model = model
+        # None: the model's own setting; True/False: passed to its call (Siren only).
+        if mixed_precision is not None and not supports_mixed_precision(model):
+            raise ValueError(f"mixed_precision={mixed_precision!r} was asked for model "
+                             f"{model.name!r} ({type(model).__name__}); bfloat16 hidden "
+                             "matmuls are implemented for float32 Siren models only.")
+        self.mixed_precision = None if mixed_precision is None else bool(mixed_precision)
+
+    def with_mixed_precision(self, enabled=True):
+        """The same functional model evaluated with (or without) bfloat16 hidden matmuls."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        if not supports_mixed_precision(self.model):
+            raise ValueError(f"Mixed precision was asked for model {self.model.name!r} "
+                             f"({type(self.model).__name__}); it is implemented for float32 "
+                             "Siren models only.")
+        copy.mixed_precision = bool(enabled)
+        return copy
+
+    def _call_kwargs(self):
+        return {} if self.mixed_precision is None else {"mixed_precision": self.mixed_precision}
 
     @property
     def num_weights(self):
@@ -46,7 +73,8 @@ class FunctionalModel:
                 f"Expected {self.num_weights} weight tensors for model {self.model.name!r}, "
                 f"got {len(weights)}.")
         non_trainable = [tf.convert_to_tensor(v) for v in self.model.non_trainable_variables]
-        outputs, _ = self.model.stateless_call(list(weights), non_trainable, inputs)
+        outputs, _ = self.model.stateless_call(list(weights), non_trainable, inputs,
+                                               **self._call_kwargs())
         return outputs
 
     def assign(self, weights):
@@ -64,8 +92,8 @@ class BoundFunctionalModel(FunctionalModel):
     the model's own variables.
     """
 
-    def __init__(self, model, non_trainable=None):
-        super().__init__(model)
+    def __init__(self, model, non_trainable=None, mixed_precision=None):
+        super().__init__(model, mixed_precision)
         self._non_trainable = None if non_trainable is None else list(non_trainable)
 
     def __call__(self, weights, inputs):
@@ -75,5 +103,6 @@ class BoundFunctionalModel(FunctionalModel):
             raise ValueError(
                 f"Expected {self.num_weights} weight tensors for model {self.model.name!r}, "
                 f"got {len(weights)}.")
-        outputs, _ = self.model.stateless_call(list(weights), self._non_trainable, inputs)
+        outputs, _ = self.model.stateless_call(list(weights), self._non_trainable, inputs,
+                                               **self._call_kwargs())
         return outputs

@@ -6,18 +6,31 @@ depth 5 (first sine layer, 3 hidden sine layers, linear output + 0.5). The layou
 matches the authors' haiku `SirenLayer`: every hidden layer computes
 `sin(w0 * (x @ W + b))`, the last one `x @ W + b + 0.5`.
 
-`mixed_precision=True` runs the hidden sine layers in bfloat16 (weights stay
-float32) and keeps the first and the output layer in float32: the first layer
-multiplies the coordinates by w0 = 200 and bfloat16's 2⁻⁸ rounding of the
-coordinates would cost whole radians of phase (measured: with every layer in
-bfloat16 a test-time fit loses 6.7 dB after 100 steps and MAML meta-gradients keep
-a cosine of 0.1 to float32's; with the first and last layers in float32, within
-0.3 dB and 0.99). See benchmarks/README.md.
+`mixed_precision=True` runs the matmuls of the hidden sine layers in bfloat16
+(weights stay float32; the hardware accumulates in float32) and keeps the first and
+the output layer in float32: the first layer multiplies the coordinates by w0 = 200
+and bfloat16's 2⁻⁸ rounding of the coordinates would cost whole radians of phase
+(measured: with every layer in bfloat16 a test-time fit loses 6.7 dB after 100 steps
+and MAML meta-gradients keep a cosine of 0.1 to float32's; with the first and last
+layers in float32, within 0.3 dB and 0.99). See benchmarks/README.md.
+
+How a mixed hidden layer is computed (`_bfloat16_sine_layer`), and why, from
+benchmarks/precision.py on an AVX512-BF16 CPU (TensorFlow graph mode, oneDNN):
+- w0 is folded into the bfloat16 copies of the kernel and bias (a 256×256 scaling
+  instead of an N×256 one; bfloat16 keeps its relative precision under scaling), and
+  the bias add is fused into the oneDNN matmul (MatMul + BiasAdd in bfloat16);
+- the sine runs in float32: TensorFlow's CPU sine and cosine on bfloat16 tensors are
+  ~2× slower than on float32 ones (they convert per element), more than the two casts
+  around them cost, and their derivatives (cos, -sin in MAML's second order) follow;
+- XLA (`jit_compile=True`) would fuse the casts and the sine, but its CPU dots compute
+  bfloat16 as float32 (measured 1.0× float32), so on CPUs graph mode stays; on GPUs
+  and TPUs XLA (the "auto" default there) fuses the casts into the matmul consumers.
 """
 
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from learnit_tf.models import arguments
@@ -109,11 +122,34 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         self._build_inner_rates(self._inner_rates_spec)
         self.built = True
 
-    def call(self, coords):
+    def call(self, coords, mixed_precision=None):
+        """The network's output; `mixed_precision` (None: the model's own setting) lets a
+        meta-training step choose bfloat16 hidden matmuls for a float32 model without
+        copying it (`FunctionalModel(model, mixed_precision=True)`)."""
+        mixed = self.mixed_precision if mixed_precision is None else bool(mixed_precision)
+        if mixed and self.dtype_policy.name != "float32":
+            raise ValueError(f"mixed_precision needs the float32 model policy, got dtype "
+                             f"{self.dtype_policy.name!r}.")
         x = coords
-        for layer in self.dense_layers[:-1]:
-            x = ops.sin(self.w0 * layer(x))
-        return self.dense_layers[-1](x) + self.output_offset
+        if mixed:  # Plain 2-D matmuls: oneDNN fuses MatMul + BiasAdd, not BatchMatMul.
+            x = tf.reshape(coords, (-1, self.in_features))
+        for i, layer in enumerate(self.dense_layers[:-1]):
+            if mixed and i > 0:
+                x = _bfloat16_sine_layer(x, layer.kernel, layer.bias, self.w0)
+            else:
+                x = ops.sin(self.w0 * self._full_precision(layer, x))
+        out = self._full_precision(self.dense_layers[-1], x) + self.output_offset
+        if mixed:
+            out = tf.reshape(out, tf.concat([tf.shape(coords)[:-1], [self.out_features]], 0))
+        return out
+
+    def _full_precision(self, layer, x):
+        # A float32 layer runs as it always did (Keras Dense: same kernels, same results
+        # as published inits were evaluated with); a mixed model's hidden layer asked for
+        # float32 (call(mixed_precision=False)) bypasses its bfloat16 policy.
+        if layer.dtype_policy.name == self.dtype_policy.name:
+            return layer(x)
+        return _float32_dense(layer, x)
 
     def get_config(self):
         return {
@@ -123,6 +159,28 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
             "dtype": self.dtype_policy.name, "mixed_precision": self.mixed_precision,
             **self._inner_rates_config(),
         }
+
+
+def _float32_dense(layer, x):
+    """x @ kernel + bias in x's dtype, without the layer's dtype-policy casts.
+
+    The hidden layers of a mixed-precision Siren carry the "mixed_bfloat16" policy (so
+    their `compute_dtype` says what they compute) but `Siren.call` computes them itself.
+    """
+    return tf.nn.bias_add(ops.matmul(x, layer.kernel), layer.bias)
+
+
+def _bfloat16_sine_layer(x, kernel, bias, w0):
+    """sin(w0 · (x @ kernel + bias)) with a bfloat16 matmul and a float32 sine.
+
+    Weights stay float32 (cast per call: once per inner step, 256×256, negligible);
+    w0 is folded into the bfloat16 kernel and bias; the bias add is fused into the
+    oneDNN bfloat16 matmul; the sine (and so its derivatives) runs in float32, its
+    output feeds the next matmul through one cast. See the module docstring.
+    """
+    scaled = tf.nn.bias_add(tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel * w0, tf.bfloat16)),
+                            tf.cast(bias * w0, tf.bfloat16))
+    return tf.sin(tf.cast(scaled, x.dtype))
 
 
 def with_mixed_precision(model, enabled=True):

@@ -1,0 +1,185 @@
+"""Mixed-precision meta-training steps (bfloat16 hidden matmuls, float32 weights).
+
+Correctness only; the speed and the held-out PSNR of trained inits are measured in
+benchmarks/precision.py. Tolerances: bfloat16 keeps 8 significant bits (unit round-off
+u = 2⁻⁹ ≈ 0.002); every hidden matmul rounds its inputs and output to it, and the
+errors pass through 3 layers, 2 inner steps and the second-order backward pass. On the
+problem below the per-tensor relative error of the meta-gradient is 0.0002–0.026
+(largest on hidden biases, sums of many signed terms that cancel); the bound 0.08
+(40 u) leaves margin for other kernels, while float32 round-off (1e-6) would pass the
+"not float32" check below only if bfloat16 were not used at all.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from learnit_tf.kinds.image import ImageTask
+from learnit_tf.kinds.ct.task import CtTask
+from learnit_tf.meta import MetaConfig, MetaTrainer, meta_gradients
+from learnit_tf.meta import algorithms, compile as compile_options
+from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren
+from learnit_tf.testing import TestCase
+
+AMD_ZEN4_FLAGS = ("fpu vme sse sse2 avx avx2 avx512f avx512bw avx512vl avx512_bf16 "
+                  "avx512_vnni")
+INTEL_SPR_FLAGS = "fpu sse avx2 avx512f avx512_vnni amx_bf16 amx_tile amx_int8"
+OLD_FLAGS = "fpu sse sse2 avx avx2 fma avx512f avx512_vnni"
+
+
+def _problem(w0=200.0, res=16):
+    model = Siren(width=64, depth=4, w0=w0, seed=1)
+    task = ImageTask(res)
+    batch = {"image": tf.constant(np.random.RandomState(0).rand(2, res, res, 3), tf.float32)}
+    return model, task, batch
+
+
+def _matmul_dtypes(fmodel, weights, coords):
+    """The dtypes of the MatMul ops of the traced forward pass, in graph order."""
+    graph = tf.function(fmodel.__call__).get_concrete_function(
+        weights, tf.TensorSpec(coords.shape, tf.float32)).graph
+    return [op.get_attr("T").name for op in graph.get_operations()
+            if op.type in ("MatMul", "BatchMatMulV2")]
+
+
+class MixedStepTest(TestCase, parameterized.TestCase):
+
+    @parameterized.parameters("maml", "reptile", "fomaml")
+    def test_meta_gradients_close_to_float32(self, algorithm):
+        model, task, batch = _problem()
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        grads = {}
+        for mixed in (False, True):
+            config = MetaConfig(algorithm, 2, mixed_precision=mixed)
+            grads[mixed], metrics = tf.function(
+                lambda ws, c=config: meta_gradients(c, task, fmodel, ws, batch))(weights)
+            self.assertEqual({g.dtype for g in grads[mixed]}, {tf.float32})
+        rel = [float(tf.norm(m - f) / tf.norm(f)) for f, m in zip(grads[False], grads[True])]
+        self.assertLess(max(rel), 0.08, msg=str(rel))
+        # bfloat16 is really used: float32 round-off alone is ~1e-6.
+        self.assertGreater(max(rel), 1e-4, msg=str(rel))
+        self.assertTrue(np.isfinite(float(metrics["loss"])))
+
+    def test_first_and_output_layers_stay_float32(self):
+        model, _, _ = _problem()
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        coords = tf.zeros((5, 2))
+        self.assertEqual(_matmul_dtypes(fmodel, weights, coords), ["float32"] * 4)
+        # Depth 4: first layer, 2 hidden layers, output layer.
+        self.assertEqual(_matmul_dtypes(fmodel.with_mixed_precision(), weights, coords),
+                         ["float32", "bfloat16", "bfloat16", "float32"])
+        # Behaviour, not just graph: coordinates 2⁻¹² apart (the same number in bfloat16,
+        # whose spacing near 0.5 is 2⁻⁹) still give different outputs; a bfloat16 first
+        # layer would see two equal rows and give exactly equal ones.
+        x = tf.constant([[0.5, 0.25], [0.5 + 2.0 ** -12, 0.25]])
+        self.assertEqual(float(tf.cast(x[0, 0], tf.bfloat16)), float(tf.cast(x[1, 0], tf.bfloat16)))
+        out = fmodel.with_mixed_precision()(weights, x)
+        self.assertEqual(out.dtype, tf.float32)
+        self.assertGreater(float(tf.reduce_max(tf.abs(out[0] - out[1]))), 0.0)
+
+    def test_weights_stay_float32_after_a_step(self):
+        model, task, batch = _problem()
+        before = [v.numpy() for v in model.trainable_variables]
+        trainer = MetaTrainer(model, task, MetaConfig("maml", 2, mixed_precision=True), 1e-3,
+                              jit_compile=False)
+        trainer.train_step(batch)
+        self.assertEqual({v.dtype for v in model.trainable_variables}, {"float32"})
+        self.assertFalse(model.mixed_precision)  # The model itself is unchanged.
+        changed = [not np.array_equal(b, v.numpy())
+                   for b, v in zip(before, model.trainable_variables)]
+        self.assertTrue(all(changed), msg=str(changed))
+        # Adam's slots are float32 too (a bfloat16 slot would lose small updates).
+        self.assertEqual({v.dtype for v in trainer.optimizer.variables
+                          if len(v.shape) > 0}, {"float32"})
+
+    def test_other_models_and_bad_values(self):
+        ct_model = FourierFeatureMLP(num_features=4, width=8, hidden_layers=1, seed=0)
+        ct_task = CtTask(resolution=8, num_angles=3)
+        # "auto" leaves models without bfloat16 hidden matmuls in their own precision...
+        self.assertFalse(algorithms.uses_mixed_precision(MetaConfig(mixed_precision="auto"),
+                                                         ct_model))
+        # ...True on them is an error naming the model.
+        with self.assertRaisesRegex(ValueError, "needs a float32 Siren.*FourierFeatureMLP"):
+            algorithms.uses_mixed_precision(MetaConfig(mixed_precision=True), ct_model)
+        del ct_task
+        with self.assertRaisesRegex(ValueError, "float32 Siren models only"):
+            FunctionalModel(Siren(width=8, depth=3, dtype="float64")).with_mixed_precision()
+        for bad in (1, "yes", None, "bfloat16"):
+            with self.assertRaisesRegex(ValueError, "mixed_precision must be True, False or "
+                                                    "'auto'"):
+                MetaConfig(mixed_precision=bad)
+
+
+class AutoChoiceTest(TestCase):
+
+    def _cpuinfo(self, flags):
+        path = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "cpuinfo")
+        with open(path, "w", encoding="utf-8") as f:
+            for cpu in range(2):
+                f.write(f"processor\t: {cpu}\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\n")
+        return path
+
+    def test_reads_cpu_flags(self):
+        if tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+            self.skipTest("an accelerator decides before the CPU flags")
+        cases = {AMD_ZEN4_FLAGS: ("avx512_bf16",), INTEL_SPR_FLAGS: ("amx_bf16",),
+                 OLD_FLAGS: ()}
+        for flags, expected in cases.items():
+            path = self._cpuinfo(flags)
+            self.assertEqual(compile_options.cpu_bfloat16_flags(path), expected)
+            self.assertEqual(compile_options.resolve_mixed_precision("auto", path),
+                             bool(expected))
+        # A flag named in another line (here the model name) does not count.
+        path = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "cpuinfo")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"model name\t: avx512_bf16 lookalike\nflags\t\t: {OLD_FLAGS}\n")
+        self.assertFalse(compile_options.resolve_mixed_precision("auto", path))
+        self.assertEqual(compile_options.cpu_bfloat16_flags("/nonexistent/cpuinfo"), ())
+        # Explicit values override the hardware either way.
+        self.assertTrue(compile_options.resolve_mixed_precision(True, self._cpuinfo(OLD_FLAGS)))
+        self.assertFalse(compile_options.resolve_mixed_precision(False,
+                                                                 self._cpuinfo(AMD_ZEN4_FLAGS)))
+
+    def test_auto_config_follows_the_cpu_flags(self):
+        if tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+            self.skipTest("an accelerator decides before the CPU flags")
+        model, _, _ = _problem()
+        config = MetaConfig("maml", 2, mixed_precision="auto")
+        for flags, expected in ((AMD_ZEN4_FLAGS, True), (OLD_FLAGS, False)):
+            path = self._cpuinfo(flags)
+            with self.subTest(flags=flags), _patched(compile_options, "CPUINFO", path):
+                self.assertEqual(algorithms.uses_mixed_precision(config, model), expected)
+                record = algorithms.precision_metadata(config, model)
+                self.assertEqual(record["matmul_dtype"], "bfloat16" if expected else "float32")
+                self.assertEqual(record["requested"], "auto")
+                self.assertEqual(record["bfloat16_hardware"], expected)
+                self.assertIn(path if not expected else "avx512_bf16",
+                              record["hardware_evidence"])
+
+    def test_metadata_records_explicit_choices(self):
+        model, _, _ = _problem()
+        with _patched(compile_options, "CPUINFO", self._cpuinfo(AMD_ZEN4_FLAGS)):
+            off = algorithms.precision_metadata(MetaConfig(mixed_precision=False), model)
+            on = algorithms.precision_metadata(MetaConfig(mixed_precision=True), model)
+        self.assertEqual((off["matmul_dtype"], off["requested"]), ("float32", False))
+        self.assertEqual((on["matmul_dtype"], on["requested"]), ("bfloat16", True))
+        self.assertEqual(on["weights_dtype"], "float32")
+
+
+class _patched:
+    """Sets `module.name = value` for a `with` block."""
+
+    def __init__(self, module, name, value):
+        self.module, self.name, self.value = module, name, value
+
+    def __enter__(self):
+        self.old = getattr(self.module, self.name)
+        setattr(self.module, self.name, self.value)
+
+    def __exit__(self, *exc):
+        setattr(self.module, self.name, self.old)
