@@ -1,7 +1,8 @@
 """The zoo's errors (`learnit_tf.zoo` re-exports them: catch `zoo.ZooError` etc.).
 
-In a module of their own so that the zoo's download code (`learnit_tf.zoo_transport`)
-raises the same classes without importing `learnit_tf.zoo`.
+In a module of their own so that every module of the zoo package (the downloads in
+`learnit_tf.zoo.transport`, the index, publishing) raises the same classes without
+importing the package's `__init__`.
 """
 
 
@@ -30,7 +31,7 @@ class VersionExistsError(ZooError, FileExistsError):
 
 
 class DownloadTimeoutError(ZooError, TimeoutError):
-    """A download that did not finish within its total deadline (`learnit_tf.zoo_transport`)."""
+    """A download that did not finish within its total deadline (`learnit_tf.zoo.transport`)."""
 
 
 class PinnedVersionChangedError(IntegrityError):

@@ -5,7 +5,8 @@ An init directory holds three files:
   enough to rebuild the architecture without gin or any code from the directory.
 - `metadata.json`: what the init is (signal class and kind, task, dataset, algorithm and
   hyperparameters, training steps, wall time, command, library versions, evaluation);
-  the versioned schema `learnit_tf.metadata.InitMetadata`, validated on read.
+  the versioned schema `learnit_tf.zoo.metadata.InitMetadata`, validated on read and
+  read once per load (`load_init` takes an already read `InitMetadata`).
 - `model.weights.h5`: the weights, as written by `model.save_weights`.
 
 Writes are atomic: files go to a temporary sibling directory that is renamed into
@@ -23,9 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf.atomic import atomic_save, share_directory, write_json_atomic  # noqa: F401
-from learnit_tf.metadata import InitMetadata, MetadataError, NonFiniteConstant, non_finite_fields
-from learnit_tf.version import __version__
+from learnit_tf.core.atomic import atomic_save, share_directory, write_json_atomic  # noqa: F401
+from learnit_tf.zoo.metadata import (InitMetadata, MetadataError, NonFiniteConstant,
+                                     non_finite_fields)
+from learnit_tf.core.version import __version__
 from learnit_tf.models import check_config, model_from_config
 
 CONFIG_FILE = "config.json"
@@ -163,13 +165,10 @@ def read_metadata(directory):
     field); the dict is the file's JSON as written (version-1 keys stay as they are).
     New code reads `read_init_metadata`.
     """
-    path = os.path.join(directory, METADATA_FILE)
-    _check_files_inside(directory, MetadataError)
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(directory, METADATA_FILE)):
+        _check_files_inside(directory, MetadataError)
         return {}
-    InitMetadata.read(path)  # Validates.
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_init_metadata(directory).file_dict()
 
 
 def read_init_metadata(directory):
@@ -187,8 +186,13 @@ def read_init_metadata(directory):
     return InitMetadata.read(path)
 
 
-def load_init(directory):
+def load_init(directory, metadata=None):
     """Builds the model described by an init directory and loads its weights.
+
+    Args:
+        directory: the init directory.
+        metadata: its `InitMetadata` when the caller has read it already (it is read
+            once per load); None reads it here.
 
     Example:
 
@@ -202,10 +206,12 @@ def load_init(directory):
     weights_path = os.path.join(directory, WEIGHTS_FILE)
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"{weights_path!r} not found in init directory {directory!r}.")
+    if metadata is None:
+        metadata = read_init_metadata(directory)
     model = model_from_config(config["class_name"], config["config"],
                               source=os.path.join(directory, CONFIG_FILE))
     model.load_weights(weights_path)
-    recipe = read_init_metadata(directory).fit_recipe
+    recipe = metadata.fit_recipe
     if recipe is not None:
         # pylint: disable-next=import-outside-toplevel
         from learnit_tf.meta.fit import FitRecipe

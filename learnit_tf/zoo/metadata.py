@@ -1,10 +1,12 @@
 """The init metadata schema: what `metadata.json` of an init directory records.
 
-One versioned dataclass, `InitMetadata`, written by training (`learnit_tf.train`) and
-read by the zoo, evaluation and fit. Reading validates every known field and names
-the file and the field of the first problem (`MetadataError`); unknown top-level keys
-(a converter's provenance, a description) are kept in `extra` and written back
-unchanged.
+One versioned, frozen dataclass, `InitMetadata`, written by training
+(`learnit_tf.train`) and read by the zoo, evaluation and fit. A metadata.json is read
+once (`InitMetadata.read`) into this one typed object, which also keeps the JSON as
+read (`file_dict()`), so code that needs the file's own keys does not read it again.
+Reading validates every known field and names the file and the field of the first
+problem (`MetadataError`); unknown top-level keys (a converter's provenance, a
+description) are kept in `extra` and written back unchanged.
 
 Versions:
 - 1 (no `schema_version` key): the shipped zoo inits (zoo/*/1/metadata.json) and
@@ -28,13 +30,14 @@ Example:
 x/metadata.json: field 'steps' must be an integer >= 0, got -1.
 """
 
+import copy
 import dataclasses
 import json
 import math
 import os
 from typing import Any, Dict, Optional
 
-from learnit_tf import atomic
+from learnit_tf.core import atomic
 
 SCHEMA_VERSION = 2
 LEGACY_SCHEMA_VERSION = 1  # Files without a `schema_version` key.
@@ -112,7 +115,7 @@ class _DictAccess:
         return [k for k, v in self.to_dict().items() if v is not None]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TaskSpec(_DictAccess):
     """The task an init was trained for: `kinds.task_class(class_name)(**config)`."""
 
@@ -136,7 +139,7 @@ class TaskSpec(_DictAccess):
         return {"class_name": self.class_name, "config": _json_value(self.config)}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec(_DictAccess):
     """The dataset function an init was trained on, its splits and its gin bindings."""
 
@@ -182,7 +185,7 @@ _HYPERPARAMETER_CHECKS = {
 }
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Hyperparameters(_DictAccess):
     """Meta-training settings (None: not recorded). `extra` keeps unknown keys."""
 
@@ -238,7 +241,7 @@ _FIELDS = ("schema_version", "signal_class", "kind", "task", "dataset", "algorit
            "final_train_metrics", "library_versions", "evaluation", "fit_recipe")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class InitMetadata(_DictAccess):
     """The contents of an init's `metadata.json` (see the module docstring for versions).
 
@@ -261,6 +264,8 @@ class InitMetadata(_DictAccess):
             (`learnit_tf.meta.FitRecipe.to_dict()`), used by default by fit and
             evaluate; None: the inner optimizer it was meta-trained with.
         extra: any other top-level keys, kept as read.
+        raw: the JSON object this was parsed from (None when built in code); see
+            `file_dict`. Not compared: two objects with the same fields are equal.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -279,6 +284,7 @@ class InitMetadata(_DictAccess):
     evaluation: Optional[Dict[str, Any]] = None
     fit_recipe: Optional[Dict[str, Any]] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    raw: Optional[Dict[str, Any]] = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, data, source="metadata"):
@@ -296,7 +302,18 @@ class InitMetadata(_DictAccess):
                                 f"learnit_tf reads ({SCHEMA_VERSION}); upgrade learnit_tf.")
         fields = _top_level_fields(data, source, legacy=version == LEGACY_SCHEMA_VERSION)
         return cls(schema_version=SCHEMA_VERSION,
-                   extra={k: v for k, v in data.items() if k not in _FIELDS}, **fields)
+                   extra={k: v for k, v in data.items() if k not in _FIELDS},
+                   raw=copy.deepcopy(data), **fields)
+
+    def file_dict(self):
+        """The JSON object as read (version-1 keys where that file kept them), a copy;
+        for an object built in code, its JSON form (`to_dict`).
+
+        >>> meta = InitMetadata.from_dict({"meta_config": {"algorithm": "reptile"}})
+        >>> meta.algorithm, meta.file_dict(), meta.to_dict()["algorithm"]
+        ('reptile', {'meta_config': {'algorithm': 'reptile'}}, 'reptile')
+        """
+        return copy.deepcopy(self.raw) if self.raw is not None else self.to_dict()
 
     def to_dict(self):
         """The JSON form (always the current schema version)."""

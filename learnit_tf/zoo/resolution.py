@@ -1,7 +1,10 @@
-"""Which image init to use at a resolution, and a warning when none was evaluated there.
+"""Which init to use at a resolution, and a warning when none was evaluated there.
 
-An image init's metadata records, under `evaluated_resolutions`, its held-out numbers at
-each grid side R it was evaluated at (`scripts/resolution_table.py`):
+Kind-agnostic: it applies to inits of any kind whose reader of a user's files can fit
+at another grid side (the kind declares a `resolution` reader option, or its reader
+takes a `resolution` argument: today images), and to any init that records
+`evaluated_resolutions`. Such an init's metadata records, under `evaluated_resolutions`,
+its held-out numbers at each grid side R it was evaluated at (`scripts/resolution_table.py`):
 ``{"128": {"meta_psnr_at_match": ..., "steps_to_match": ..., ...}, ...}``. Inits
 published before that record hold only `evaluation` (at their training resolution).
 `zoo.load(name, resolution=R)` and `learnit-fit --resolution=R` with a bare zoo name
@@ -9,13 +12,56 @@ take the newest version evaluated at R, and warn (with the numbers that were mea
 when the init they load was not evaluated at R.
 """
 
+import inspect
+import os
 import warnings
 
+from learnit_tf.core import registry
+from learnit_tf.zoo.names import split_name, version_key
+
 EVALUATED_RESOLUTIONS = "evaluated_resolutions"
+RESOLUTION_OPTION = "resolution"
 
 
 class ResolutionWarning(UserWarning):
-    """An image init is used at a resolution it was not evaluated at."""
+    """An init is used at a resolution it was not evaluated at."""
+
+
+def _kind_of(metadata):
+    """The registered kind of parsed metadata (its `kind`, else its task's), or None."""
+    task = metadata.get("task")
+    try:
+        if isinstance(metadata.get("kind"), str):
+            return registry.get_kind(metadata["kind"])
+        if isinstance(task, dict) and isinstance(task.get("class_name"), str):
+            return registry.kind_of_task(task["class_name"])
+    except ValueError:
+        pass
+    return None
+
+
+def fits_at_a_resolution(metadata):
+    """Whether an init can be fitted on another grid than it was trained on: it records
+    `evaluated_resolutions`, or its kind's reader takes a `resolution` option.
+
+    >>> fits_at_a_resolution({"task": {"class_name": "ImageTask", "config": {}}})
+    True
+    >>> fits_at_a_resolution({"task": {"class_name": "CtTask", "config": {"resolution": 64}}})
+    False
+    """
+    metadata = metadata or {}
+    if metadata.get(EVALUATED_RESOLUTIONS):
+        return True
+    kind = _kind_of(metadata)
+    if kind is None:
+        return False
+    if any(option.name == RESOLUTION_OPTION for option in kind.reader_options):
+        return True
+    try:
+        reader = kind.fit_input_reader()
+    except ValueError:  # A kind without a reader of the user's files.
+        return False
+    return RESOLUTION_OPTION in inspect.signature(reader).parameters
 
 
 def _trained_side(metadata):
@@ -58,10 +104,9 @@ def _numbers(side, row):
 
 def resolution_warning(label, metadata, resolution):
     """The warning text for fitting init `label` at `resolution`, or None if it was
-    evaluated there (or is not an image init)."""
+    evaluated there (or cannot be fitted at a resolution: `fits_at_a_resolution`)."""
     side = _trained_side(metadata)
-    if resolution is None or side is None or "image" not in str(
-            ((metadata or {}).get("task") or {}).get("class_name", "")).lower():
+    if resolution is None or side is None or not fits_at_a_resolution(metadata):
         return None
     measured = evaluated_resolutions(metadata)
     if int(resolution) in measured:
@@ -75,8 +120,7 @@ def resolution_warning(label, metadata, resolution):
 
 def version_for_resolution(zoo_obj, name, resolution):
     """The newest version of zoo entry `name` evaluated at `resolution`, or None."""
-    # pylint: disable=import-outside-toplevel,protected-access
-    from learnit_tf.zoo_names import version_key
+    # pylint: disable-next=protected-access
     versions = sorted(zoo_obj._entry(name)["versions"], key=version_key, reverse=True)
     for version in versions:
         if int(resolution) in evaluated_resolutions(zoo_obj.describe(name, version)):
@@ -87,8 +131,6 @@ def version_for_resolution(zoo_obj, name, resolution):
 def choose_init(zoo_obj, name_or_spec, resolution):
     """(spec to load, note or None): a bare zoo `name` becomes `name@V` for the newest
     version evaluated at `resolution` when its latest was not; anything else is kept."""
-    # pylint: disable=import-outside-toplevel
-    from learnit_tf.zoo_names import split_name
     name, version = split_name(name_or_spec)
     if resolution is None or version is not None or name not in zoo_obj.names():
         return name_or_spec, None
@@ -113,16 +155,16 @@ def warn_if_not_evaluated(label, metadata, resolution, stacklevel=3):
 
 def load_at_resolution(zoo_obj, name_or_path, version, resolution):
     """`zoo.load(..., resolution=R)`: the model, chosen and warned about as above."""
-    # pylint: disable=import-outside-toplevel
-    import os
-
-    from learnit_tf import init_io
+    # pylint: disable-next=import-outside-toplevel
+    from learnit_tf.zoo import init_io  # TensorFlow: only when an init is loaded.
     spec = name_or_path if version is None else f"{name_or_path}@{version}"
     local = os.path.isdir(os.path.expanduser(str(name_or_path))) and (
         "/" in str(name_or_path) or os.sep in str(name_or_path))
     if local:
-        metadata = init_io.read_metadata(os.path.expanduser(str(name_or_path)))
-        model = zoo_obj.load(name_or_path)
+        directory = os.path.expanduser(str(name_or_path))
+        parsed = init_io.read_init_metadata(directory)  # Read once: for the model and here.
+        metadata = parsed.file_dict()
+        model = init_io.load_init(directory, parsed)
     else:
         spec, note = choose_init(zoo_obj, spec, resolution)
         if note:

@@ -7,7 +7,8 @@ see setup.py), which are used when present.
 
 import os
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# learnit_tf/ (this module is learnit_tf/zoo/shipped.py).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def shipped_dir(name):

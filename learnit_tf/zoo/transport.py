@@ -24,11 +24,12 @@ import re
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from absl import logging
 
-from learnit_tf.zoo_errors import DownloadTimeoutError, IntegrityError, ZooError
+from learnit_tf.zoo.errors import DownloadTimeoutError, IntegrityError, UnsafePathError, ZooError
 
 try:
     import fcntl
@@ -67,6 +68,63 @@ def is_url(location):
 
 def is_local(location):
     return scheme(location) == ""
+
+
+def join(base, *parts):
+    """Joins path parts onto a local path, URL or gfile path."""
+    if is_local(base):
+        return os.path.join(base, *parts)
+    if is_url(base):
+        parts = [urllib.parse.quote(p) for p in parts]
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def source_key(base):
+    """A readable, collision-free cache sub-directory for a base URL (or index location)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", base.split("://", 1)[-1]).strip("_")[:48]
+    return f"{slug or 'zoo'}-{hashlib.sha256(base.encode()).hexdigest()[:10]}"
+
+
+def check_inside(root, target, what):
+    """Refuses `target` unless it resolves (symlinks included) inside `root`."""
+    root_real = os.path.realpath(root)
+    target_real = os.path.realpath(target)
+    if os.path.commonpath([root_real, target_real]) != root_real:
+        raise UnsafePathError(f"{what}: {target!r} resolves outside {root!r}; refusing it.")
+
+
+def file_digest(path):
+    """(size, sha256 hex) of a local file."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def gfile_digest(path):
+    """(size, sha256 hex) of a file read through tf.io.gfile."""
+    digest = hashlib.sha256()
+    size = 0
+    with gfile().GFile(path, "rb") as f:
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def check_local_file(path, expected):
+    """None if the local file matches its index record, else the reason it does not."""
+    if not os.path.isfile(path):
+        return f"{path!r} is missing"
+    if os.path.getsize(path) != expected["size"]:
+        return mismatch(path, os.path.getsize(path), None, expected)
+    return mismatch(path, *file_digest(path), expected)
 
 
 def mismatch(path, size, sha256, expected):

@@ -1,0 +1,11 @@
+"""Moved to `learnit_tf.zoo.metadata`; this alias keeps the old import path working (issue 25).
+
+The old name is the very same module object (`sys.modules` points it at the new one),
+so module state and monkeypatching are shared.
+"""
+
+import sys
+
+from learnit_tf.zoo import metadata as _moved
+
+sys.modules[__name__] = _moved
