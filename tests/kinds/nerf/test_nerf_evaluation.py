@@ -18,6 +18,7 @@ from learnit_tf import evaluation, testing
 from learnit_tf.zoo import init_io
 from learnit_tf.kinds.nerf import procedural
 from learnit_tf.kinds.nerf import evaluation as nerf_evaluation
+from learnit_tf.kinds.nerf import single_view
 from learnit_tf.kinds.nerf.evaluation import NerfProtocol
 from learnit_tf.kinds.nerf.task import NerfTask
 from learnit_tf.meta import InnerOptimizer
@@ -256,7 +257,7 @@ class NerfFitRecipeTest(testing.TestCase):
             seen.append([w.numpy() for w in weights])
             return {"psnr": 0.0, "psnr_all": 0.0, "images": [None], "targets": [None]}
 
-        with mock.patch.object(nerf_evaluation, "held_out_psnr", measured):
+        with mock.patch.object(single_view, "held_out_psnr", measured):
             nerf_evaluation.evaluate_inits(
                 fmodel, task, [nerf_evaluation.InitSpec("meta", fmodel.initial_weights(),
                                                         self.RECIPE, model)],
