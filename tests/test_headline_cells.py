@@ -87,3 +87,10 @@ def test_published_ct_and_nerf_rows():
     nerf = cells("nerf", entries["procedural_chairs_nerf"]["versions"]["1"]["headline"])
     assert (nerf["comparison"], nerf["at"], nerf["match"]) == (
         "14.48 vs 10.32 dB", "0 steps, fit on 1 view", "> 1000 steps")
+
+
+def test_every_kinds_protocol_formats_its_declared_metric():
+    """The headline cells use the protocol's `metric`: it must be the kind's `Metric`."""
+    for kind in registry.all_kinds():
+        if kind.protocol:
+            assert kind.protocol_class().metric == kind.metric, kind.name
