@@ -38,6 +38,9 @@ flags.DEFINE_string("train_dir", "/work/runs/precision", "Where the two training
 flags.DEFINE_enum("train", None, ["float32", "mixed"], "Train one init (resumable) and exit.")
 flags.DEFINE_integer("train_steps", 300, "Outer steps of each training (text_maml_cpu.gin).")
 flags.DEFINE_integer("num_held_out", 16, "Held-out text images of the PSNR comparison.")
+flags.DEFINE_integer("threads", 0, "Intra- and inter-op threads of the timings (0: "
+                     "TensorFlow's default). 1 makes CPU time a clean work measure on a "
+                     "shared machine.")
 flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__), "results",
                                            "precision.json"), "Results JSON.")
 
@@ -47,6 +50,15 @@ STEP_MODEL = {"width": 256, "depth": 5, "w0": 200.0}
 TRAIN_RECIPE = {"resolution": 64, "dataset": "text_images/cpu64", "algorithm": "maml",
                 "inner_steps": 2, "inner_sgd": 1e-2, "outer_adam": 1e-4, "meta_batch": 3,
                 "seed": 0, **STEP_MODEL}
+
+
+_REPORT = []
+
+
+def _say(text=""):
+    """Prints a line of the report and keeps it for the markdown file."""
+    print(text)
+    _REPORT.append(text)
 
 
 def _timed(fn):
@@ -177,6 +189,9 @@ def main(argv):
         _train(FLAGS.train)
         return
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     started = time.time()
     load_start = os.getloadavg()
     peaks = _peak_jobs()
@@ -210,21 +225,21 @@ def main(argv):
         "machine": _machine(), "tensorflow": tf.__version__,
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in load_end],
-        "rounds": FLAGS.rounds, "steps_per_round": FLAGS.steps_per_round,
+        "threads": FLAGS.threads or "default", "rounds": FLAGS.rounds, "steps_per_round": FLAGS.steps_per_round,
         "peak_gflops": {name: round(rate / 1e9, 1) for name, rate in peak_rate.items()},
         "peak_bfloat16_over_float32": round(med["float32"] / med["bfloat16"], 3),
         "peak_bfloat16_over_float32_cpu_time": round(med_cpu["float32"] / med_cpu["bfloat16"], 3),
         "maml_step": {}}
-    print(f"\n{results['machine']}; load average {load_start[0]:.1f} at the start, "
+    _say(f"\n{results['machine']}; load average {load_start[0]:.1f} at the start, "
           f"{load_end[0]:.1f} at the end; medians of {FLAGS.rounds} rounds × "
           f"{FLAGS.steps_per_round} alternating steps\n")
-    print(f"| {PEAK}³ matmul | GFLOP/s |\n|---|---|")
+    _say(f"| {PEAK}³ matmul | GFLOP/s |\n|---|---|")
     for name, rate in peak_rate.items():
-        print(f"| {name} | {rate / 1e9:.1f} |")
-    print("\n| MAML step | float32 ms | mixed ms | speed-up (wall) | speed-up (CPU time) "
+        _say(f"| {name} | {rate / 1e9:.1f} |")
+    _say("\n| MAML step | float32 ms | mixed ms | speed-up (wall) | speed-up (CPU time) "
           "| matmul GFLOP/step | float32 GFLOP/s (% f32 peak) "
           "| mixed GFLOP/s (% bf16 peak) |")
-    print("|---|---|---|---|---|---|---|---|")
+    _say("|---|---|---|---|---|---|---|---|")
     for res in [int(r) for r in FLAGS.res]:
         f32, mixed = med[(res, False)], med[(res, True)]
         rate32, rate16 = flops[(res, False)] / f32, flops[(res, True)] / mixed
@@ -237,32 +252,37 @@ def main(argv):
                "mixed_share_of_bfloat16_peak": round(rate16 / peak_rate["bfloat16"], 3),
                "mixed_share_of_float32_peak": round(rate16 / peak_rate["float32"], 3)}
         results["maml_step"][f"{res}x{res}"] = row
-        print(f"| {res}×{res} | {row['float32_ms']} | {row['mixed_ms']} | "
+        _say(f"| {res}×{res} | {row['float32_ms']} | {row['mixed_ms']} | "
               f"{row['speedup_wall']:.2f}× | {row['speedup_cpu_time']:.2f}× | "
               f"{row['matmul_gflop_per_step']} | {row['float32_gflops']} "
               f"({row['float32_share_of_float32_peak']:.0%}) | {row['mixed_gflops']} "
               f"({row['mixed_share_of_bfloat16_peak']:.0%}) |")
     runs = _held_out_psnr()
     if runs is None:
-        print(f"\n(no finished pair of trainings in {FLAGS.train_dir}: PSNR not measured)")
+        _say(f"\n(no finished pair of trainings in {FLAGS.train_dir}: PSNR not measured)")
     else:
         results["held_out_psnr"] = runs
         results["held_out_psnr_gap_db"] = round(
             runs["mixed"]["psnr"]["step 2"] - runs["float32"]["psnr"]["step 2"], 3)
-        print(f"\nInits meta-trained for {runs['float32']['info']['steps']} steps each "
+        _say(f"\nInits meta-trained for {runs['float32']['info']['steps']} steps each "
               f"({json.dumps(TRAIN_RECIPE)}); held-out 2-step PSNR over "
               f"{FLAGS.num_held_out} test images, float32 fits (SGD 1e-2):\n")
-        print("| training precision | train seconds | PSNR step 0 | PSNR step 2 (± std) |")
-        print("|---|---|---|---|")
+        _say("| training precision | train seconds | PSNR step 0 | PSNR step 2 (± std) |")
+        _say("|---|---|---|---|")
         for name, run in runs.items():
             p = run["psnr"]
-            print(f"| {name} | {run['info']['train_seconds']} | {p['step 0']:.2f} | "
+            _say(f"| {name} | {run['info']['train_seconds']} | {p['step 0']:.2f} | "
                   f"{p['step 2']:.2f} ± {p['step 2 std']:.2f} |")
-        print(f"\nGap (mixed − float32) at step 2: {results['held_out_psnr_gap_db']:+.2f} dB")
+        _say(f"\nGap (mixed − float32) at step 2: {results['held_out_psnr_gap_db']:+.2f} dB")
     os.makedirs(os.path.dirname(FLAGS.output), exist_ok=True)
     from learnit_tf.core.atomic import write_json  # pylint: disable=import-outside-toplevel
     write_json(FLAGS.output, results)
-    print(f"\nwrote {FLAGS.output}")
+    markdown = os.path.splitext(FLAGS.output)[0] + ".md"
+    from learnit_tf.core.atomic import write_text  # pylint: disable=import-outside-toplevel
+    write_text(markdown, "\n".join(["# Mixed precision vs float32 (benchmarks/precision.py)", "",
+                                     "Command: `python " + " ".join(sys.argv) + "`", ""]
+                                    + _REPORT) + "\n")
+    print(f"\nwrote {FLAGS.output} and {markdown}")
 
 
 def _machine():
