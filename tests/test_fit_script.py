@@ -288,4 +288,6 @@ class FitReaderFlagsTest(TestCase):
         fitted = run_fit("--init=procedural_audio_siren", f"--input={path}", "--steps=1",
                          f"--output_dir={out}")
         self.assertEqual(fitted.returncode, 0, fitted.stderr[-2000:])
-        self.assertEqual(np.load(os.path.join(out, "reconstruction.npy")).ndim, 3)
+        _, rows = _read_curve(os.path.join(out, "curve.csv"))  # Resampled, then fitted.
+        self.assertEqual([r["step"] for r in rows], [0, 1])
+        self.assertTrue(os.path.exists(os.path.join(out, "fitted", "model.weights.h5")))
