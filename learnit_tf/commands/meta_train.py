@@ -22,12 +22,13 @@ import sys
 from absl import app, flags  # noqa: E402
 
 from learnit_tf import commands  # noqa: E402
-from learnit_tf.metadata import MetadataError  # noqa: E402
+from learnit_tf.zoo.metadata import MetadataError  # noqa: E402
 from learnit_tf.training import distribute, gin_config  # noqa: E402
 from learnit_tf.training.errors import (CheckpointWriteError, MetaTrainConfigError,  # noqa: E402
                                         ModelDirLockedError, NonFiniteLossError,
                                         NonFiniteWeightsError)
 from learnit_tf.training.runner import meta_train  # noqa: E402
+from learnit_tf.zoo import shipped  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin config files (experiments live in gin/).")
@@ -55,7 +56,9 @@ def main(argv):
     if FLAGS.cpu_devices:
         distribute.configure_cpu_devices(FLAGS.cpu_devices)  # Before any TensorFlow op.
     try:
-        gin_config.parse_config(FLAGS.gin_file, FLAGS.gin_bindings)
+        # A path, or the name of a shipped config ("image/text_maml_cpu.gin").
+        gin_files = [shipped.resolve_gin_file(path) for path in FLAGS.gin_file]
+        gin_config.parse_config(gin_files, FLAGS.gin_bindings)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     strategy = None

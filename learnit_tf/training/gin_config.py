@@ -8,7 +8,7 @@ tasks, dataset functions and own models are registered under their own names.
 
 import gin
 
-from learnit_tf import models, shipped
+from learnit_tf import models
 from learnit_tf.core import registry
 from learnit_tf.training.config import RunConfig  # noqa: F401  (registers meta_train)
 
@@ -35,10 +35,12 @@ def register_all():
 
 
 def parse_config(gin_files=(), gin_bindings=()):
-    """Parses gin files and bindings with errors that name the offending input."""
+    """Parses gin files and bindings with errors that name the offending input.
+
+    `gin_files` are paths; the command resolves the name of a shipped config
+    ("image/text_maml_cpu.gin") to its path first (`learnit_tf.zoo.shipped`).
+    """
     register_all()
-    # A path, or the name of a shipped config ("image/text_maml_cpu.gin").
-    gin_files = [shipped.resolve_gin_file(path) for path in gin_files]
     for path in gin_files:
         try:
             open(path).close()
