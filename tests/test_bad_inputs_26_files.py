@@ -16,7 +16,9 @@ import wave
 import numpy as np
 import pytest
 
-from learnit_tf import init_io, train, zoo, zoo_transport
+from learnit_tf import train, zoo
+from learnit_tf.zoo import init_io
+from learnit_tf.zoo import transport as zoo_transport
 from learnit_tf.kinds.audio import AudioTask
 from learnit_tf.kinds.audio import folder as audio_folder
 from learnit_tf.kinds.ct import files as ct_files

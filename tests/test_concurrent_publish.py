@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from learnit_tf import init_io, zoo
+from learnit_tf import zoo
+from learnit_tf.zoo import init_io, publishing
 from learnit_tf.core import locks
 from learnit_tf.models import Siren
 
@@ -31,7 +32,8 @@ METADATA = {"signal_class": "text", "kind": "image", "algorithm": "maml",
 WORKER = textwrap.dedent("""
     import json, os, sys, time
     gate, ready, mode, *args = sys.argv[1:]
-    from learnit_tf import init_io, zoo
+    from learnit_tf import zoo
+    from learnit_tf.zoo import init_io
     from learnit_tf.commands import publish
     jobs = [a.split(":", 2) for a in args] if mode == "api" else []
     for _, _, init in jobs:
@@ -157,14 +159,14 @@ def test_publish_waits_for_the_index_lock_then_gives_up_clearly(tmp_path):
          "time.sleep(60)", locks.lock_path(index)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        previous = zoo._PUBLISH_LOCK_TIMEOUT_SECONDS  # pylint: disable=protected-access
-        zoo._PUBLISH_LOCK_TIMEOUT_SECONDS = 0.5  # pylint: disable=protected-access
+        previous = publishing._PUBLISH_LOCK_TIMEOUT_SECONDS  # pylint: disable=protected-access
+        publishing._PUBLISH_LOCK_TIMEOUT_SECONDS = 0.5  # pylint: disable=protected-access
         try:
             with pytest.raises(locks.SharedFileBusyError, match=r"zoo index .*index.json.* "
                                r"is being changed by another process"):
                 zoo.publish(init, "tiny", "1", str(zoo_dir))
         finally:
-            zoo._PUBLISH_LOCK_TIMEOUT_SECONDS = previous  # pylint: disable=protected-access
+            publishing._PUBLISH_LOCK_TIMEOUT_SECONDS = previous  # pylint: disable=protected-access
         assert sorted(os.listdir(zoo_dir)) == [".index.json.lock"]  # Nothing else written.
     finally:
         holder.kill()

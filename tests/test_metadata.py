@@ -1,13 +1,14 @@
-"""The init metadata schema (learnit_tf.metadata): reading every shipped version, validation."""
+"""The init metadata schema (learnit_tf.zoo.metadata): every shipped version, validation."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from learnit_tf import evaluation, init_io, zoo
-from learnit_tf.metadata import (SCHEMA_VERSION, InitMetadata, MetadataError, TaskSpec,
-                                 algorithm_of)
+from learnit_tf import evaluation, zoo
+from learnit_tf.zoo import init_io
+from learnit_tf.zoo.metadata import (SCHEMA_VERSION, InitMetadata, MetadataError, TaskSpec,
+                                     algorithm_of)
 
 REPO = Path(__file__).resolve().parents[1]
 # The legacy (schema version 1: no `schema_version` key) files shipped in zoo/.

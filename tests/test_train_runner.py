@@ -17,9 +17,10 @@ import gin
 import pytest
 import tensorflow as tf
 
-from learnit_tf import evaluation, init_io, testing
+from learnit_tf import evaluation, testing
+from learnit_tf.zoo import init_io
 from learnit_tf.kinds.image import ImageTask
-from learnit_tf.metadata import SCHEMA_VERSION
+from learnit_tf.zoo.metadata import SCHEMA_VERSION
 from tiny_runs import IMAGES, never_build, tiny_kwargs
 from learnit_tf.training import (LOCK_FILE, CheckpointWriteError, MetaTrainConfigError,
                                  ModelDirLock, ModelDirLockedError, NonFiniteWeightsError,

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learnit_tf import init_io, kinds, zoo
+from learnit_tf import kinds, zoo
+from learnit_tf.zoo import init_io
 from learnit_tf.models import Siren
 from learnit_tf.models.inner_rates import inner_rates_of
 from learnit_tf.training import MetaTrainConfigError, MetaTrainRunner, RunConfig, meta_train

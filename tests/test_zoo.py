@@ -15,7 +15,8 @@ from unittest import mock
 import numpy as np
 from absl.testing import parameterized
 
-from learnit_tf import init_io, testing, zoo
+from learnit_tf import testing, zoo
+from learnit_tf.zoo import init_io
 from learnit_tf.models import Siren
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-from learnit_tf import init_io, zoo, zoo_transport
+from learnit_tf import zoo
+from learnit_tf.zoo import init_io
+from learnit_tf.zoo import transport as zoo_transport
 from learnit_tf.models import Siren
 
 DEADLINE = 1.5

@@ -45,7 +45,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.input or not FLAGS.output_dir:
         raise app.UsageError("--input and --output_dir are required.")
-    from learnit_tf import convert, init_io  # pylint: disable=import-outside-toplevel
+    from learnit_tf import convert  # pylint: disable=import-outside-toplevel
+    from learnit_tf.zoo import init_io
     metadata = {k: v for k, v in (("signal_class", FLAGS.signal_class),
                                   ("algorithm", FLAGS.algorithm),
                                   ("outer_steps", FLAGS.outer_steps)) if v is not None}

@@ -95,7 +95,7 @@ def prepare():
     """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
     _check_flags()  # Before importing TensorFlow: bad flags fail at once.
     from learnit_tf.commands import init_args  # pylint: disable=import-outside-toplevel
-    from learnit_tf import zoo_resolution  # pylint: disable=import-outside-toplevel
+    from learnit_tf.zoo import resolution as zoo_resolution  # pylint: disable=import-outside-toplevel
     init = FLAGS.init
     resolution = _reader_flag_values().get("resolution")
     if resolution is not None and not core_cli.is_path_like(init):
@@ -149,7 +149,8 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
     them in (each file replaced atomically; nothing else in the folder is touched)."""
     # pylint: disable=import-outside-toplevel
     import numpy as np
-    from learnit_tf import init_io, plots
+    from learnit_tf import plots
+    from learnit_tf.zoo import init_io
     from learnit_tf.core import atomic
     from learnit_tf.core.fit_input import check_extra_outputs
     steps = FLAGS.steps

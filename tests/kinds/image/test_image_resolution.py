@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from learnit_tf import evaluation, init_io, testing
+from learnit_tf import evaluation, testing
+from learnit_tf.zoo import init_io
 from learnit_tf.kinds.image import ImageTask, image_grid
 from learnit_tf.kinds.image.evaluation import ImageProtocol
 from learnit_tf.kinds.image.resolution import (config_at_resolution, metadata_at_resolution,
@@ -221,7 +222,7 @@ class ZooResolutionTest(testing.TestCase):
 
     def test_load_picks_the_version_evaluated_there_and_warns_otherwise(self):
         from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-        from learnit_tf import zoo_resolution as zr
+        from learnit_tf.zoo import resolution as zr
         latest = zoo.load("tiny", index=self.index)
         with self._no_warning():
             at16 = zoo.load("tiny", index=self.index, resolution=16)
@@ -252,7 +253,7 @@ class ZooResolutionTest(testing.TestCase):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 yield
-            from learnit_tf.zoo_resolution import ResolutionWarning
+            from learnit_tf.zoo.resolution import ResolutionWarning
             self.assertEqual([w for w in caught if w.category is ResolutionWarning], [])
         return check()
 
@@ -360,7 +361,7 @@ class EmojiUpsamplingTest(testing.TestCase):
 class ResolutionTableScriptTest(testing.TestCase):
 
     def test_write_metadata_records_what_zoo_load_reads(self):
-        from learnit_tf import zoo_resolution as zr
+        from learnit_tf.zoo import resolution as zr
         root = self.get_temp_dir()
         init_dir = _tiny_text_init(os.path.join(root, "init"))
         out = os.path.join(root, "table")

@@ -9,7 +9,8 @@ import tempfile
 import keras
 import numpy as np
 
-from learnit_tf import init_io, models
+from learnit_tf import models
+from learnit_tf.zoo import init_io
 from learnit_tf.core import registry
 from learnit_tf.kinds.nerf.model import NerfMLP
 
