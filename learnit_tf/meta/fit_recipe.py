@@ -1,0 +1,133 @@
+"""How to fit from an init: a `FitRecipe` of phases, each an optimizer for some steps.
+
+For example an init's meta-learned inner steps (with its learned Meta-SGD rates)
+followed by Adam for the long run. `learnit_tf.meta.Fitter` runs a recipe; a new phase
+starts its optimizer afresh.
+"""
+
+import dataclasses
+from typing import Optional
+
+from learnit_tf.meta.inner import InnerOptimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class FitPhase:
+    """`steps` optimizer steps (None: until the end of the fit) with `optimizer`;
+    `learned_rates`: step with the model's meta-learned inner rates (SGD)."""
+
+    optimizer: InnerOptimizer
+    steps: Optional[int] = None
+    learned_rates: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.optimizer, InnerOptimizer):
+            raise ValueError(f"FitPhase.optimizer must be an InnerOptimizer, got "
+                             f"{self.optimizer!r}.")
+        if self.steps is not None and (isinstance(self.steps, bool) or int(self.steps) < 1):
+            raise ValueError(f"FitPhase.steps must be None or >= 1, got {self.steps!r}.")
+        if self.learned_rates and self.optimizer.name != "sgd":
+            raise ValueError("A phase with learned_rates steps with SGD, got "
+                             f"{self.optimizer.name!r}.")
+
+    def describe(self):
+        rate = "learned rates" if self.learned_rates else f"{self.optimizer.learning_rate:g}"
+        return f"{self.optimizer.name}({rate})" + ("" if self.steps is None else
+                                                  f"x{self.steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitRecipe:
+    """Test-time optimization in phases (the last one runs to the end).
+
+    Example:
+
+    >>> recipe = FitRecipe((FitPhase(InnerOptimizer("sgd", 1e-2), steps=2, learned_rates=True),
+    ...                     FitPhase(InnerOptimizer("adam", 1e-4))))
+    >>> recipe.name
+    'sgd(learned rates)x2 then adam(0.0001)'
+    >>> FitRecipe.from_dict(recipe.to_dict()) == recipe
+    True
+    """
+
+    phases: tuple
+
+    def __post_init__(self):
+        phases = tuple(self.phases)
+        if not phases or not all(isinstance(p, FitPhase) for p in phases):
+            raise ValueError(f"A FitRecipe needs one or more FitPhase, got {self.phases!r}.")
+        if any(p.steps is None for p in phases[:-1]):
+            raise ValueError("Only the last phase of a FitRecipe may run to the end "
+                             "(steps=None).")
+        object.__setattr__(self, "phases", phases)
+
+    @classmethod
+    def of(cls, optimizer):
+        """`optimizer` as a recipe (a FitRecipe is returned as it is)."""
+        if isinstance(optimizer, FitRecipe):
+            return optimizer
+        return cls((FitPhase(optimizer),))
+
+    @property
+    def name(self):
+        """A readable description (report rows)."""
+        return " then ".join(p.describe() for p in self.phases)
+
+    @property
+    def learning_rate(self):
+        """The last phase's optimizer learning rate (report rows; with learned rates, the
+        rate they started from in meta-training)."""
+        return self.phases[-1].optimizer.learning_rate
+
+    def describe(self):
+        return self.name
+
+    def record(self):
+        """JSON-ready record for metadata and reports."""
+        return {"optimizer": self.name, "fit_recipe": self.to_dict()}
+
+    def boundaries(self, steps):
+        """[(start, end, phase index)] covering steps 0..steps."""
+        out, start = [], 0
+        for i, phase in enumerate(self.phases):
+            end = steps if phase.steps is None else min(steps, start + int(phase.steps))
+            if end > start:
+                out.append((start, end, i))
+            start = end
+        if start < steps:  # The last phase has a step count: it continues to the end.
+            out.append((start, steps, len(self.phases) - 1))
+        return out
+
+    def segment_at(self, step):
+        """(start, end or None, phase index) of the segment of `boundaries` holding
+        `step`, whatever the fit's length; end None: the segment runs to the end.
+
+        >>> recipe = FitRecipe((FitPhase(InnerOptimizer("sgd", 1e-2), steps=2),
+        ...                     FitPhase(InnerOptimizer("adam", 1e-4))))
+        >>> recipe.segment_at(1), recipe.segment_at(7)
+        ((0, 2, 0), (2, None, 1))
+        """
+        start = 0
+        for i, phase in enumerate(self.phases):
+            if phase.steps is None:
+                return start, None, i
+            if step < start + int(phase.steps):
+                return start, start + int(phase.steps), i
+            start += int(phase.steps)
+        # The last phase has a step count: a new segment continues it to the end.
+        return start, None, len(self.phases) - 1
+
+    def to_dict(self):
+        return {"phases": [{"optimizer": dataclasses.asdict(p.optimizer), "steps": p.steps,
+                            "learned_rates": p.learned_rates} for p in self.phases]}
+
+    @classmethod
+    def from_dict(cls, data, source="fit_recipe"):
+        try:
+            return cls(tuple(FitPhase(InnerOptimizer(**p["optimizer"]), p.get("steps"),
+                                      bool(p.get("learned_rates", False)))
+                             for p in data["phases"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{source}: not a fit recipe ({type(e).__name__}: {e}); expected "
+                             '{"phases": [{"optimizer": {"name": ..., "learning_rate": ...}, '
+                             '"steps": N or null, "learned_rates": bool}, ...]}.') from None
