@@ -122,7 +122,12 @@ def with_reader_options(protocol, kind, flag_values):
     protocol_options = protocol.folder_options
 
     def folder_options(task):
-        return {**given, **protocol_options(task)}  # The protocol's own settings win.
+        own = protocol_options(task)
+        clash = sorted(set(given) & set(own))
+        if clash:  # Never silently overridden: the protocol fixes these for its comparison.
+            raise ValueError(f"--{', --'.join(clash)}: {type(protocol).__name__} sets this "
+                             "reader option itself for the evaluation; leave it unset.")
+        return {**given, **own}
     protocol.folder_options = folder_options
     return protocol
 flags.DEFINE_alias("image_folder", "directory")
