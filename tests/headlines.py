@@ -69,9 +69,18 @@ def claim(headline):
     """What a headline claims: (kind, point, fields).
 
     kind: "steps" (meta/standard PSNR at `point` steps, `steps_to_match`), "views"
-    (at `point` views, `views_to_match`) or "single_view" (at `point` steps after
-    fitting one view).
+    (at `point` views, `views_to_match`), "single_view" (at `point` steps after
+    fitting one view) or "other_metric" (a kind whose primary metric is not PSNR,
+    named by the headline's `<metric>_at` key, e.g. the 3D kind's `iou_at`).
     """
+    if not any(k.startswith("meta_psnr_at_") for k in headline):
+        (metric,) = [k[:-len("_at")] for k in headline if k.endswith("_at") and any(
+            h.startswith(f"meta_{k[:-len('_at')]}_at_") for h in headline)]
+        (key,) = [k for k in headline if re.fullmatch(rf"meta_{metric}_at_\d+", k)]
+        point = int(key.rsplit("_", 1)[1])
+        return "other_metric", point, {"meta": key,
+                                       "standard": key.replace("meta", "standard", 1),
+                                       "match": "steps_to_match"}
     views = [k for k in headline if re.fullmatch(r"meta_psnr_at_\d+_views?", k)]
     if views:
         (key,) = views
