@@ -127,7 +127,7 @@ def precision_metadata(config, model):
 
 def _with_precision(config, fmodel):
     """`fmodel` evaluated in the precision `config` asks for (unchanged when float32)."""
-    if not uses_mixed_precision(config, fmodel.model):
+    if config.mixed_precision is False or not uses_mixed_precision(config, fmodel.model):
         return fmodel
     return fmodel.with_mixed_precision(True)
 
