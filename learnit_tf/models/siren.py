@@ -186,9 +186,10 @@ def _bfloat16_sine_layer(x, kernel, bias, w0):
 def with_mixed_precision(model, enabled=True):
     """A copy of a SIREN (e.g. a zoo init) whose hidden layers run in bfloat16, same weights.
 
-    Test-time fitting and meta-training then run ~1.3–1.4× faster on CPUs with
-    bfloat16 matmuls (AVX512-BF16/AMX) and on GPUs/TPUs, with PSNR within ~0.3 dB of
-    float32 (benchmarks/README.md). Results are not bit-comparable to float32.
+    Its hidden matmuls run in bfloat16 (see the module docstring). On an AVX512-BF16
+    CPU the MAML step measured ~1.5× faster (process CPU time, benchmarks/precision.py;
+    meta-training can ask for it without a copy: `MetaConfig(mixed_precision=...)`).
+    Results are not bit-comparable to float32.
 
     Example:
 
