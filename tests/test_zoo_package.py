@@ -106,9 +106,9 @@ def test_table_cells_come_from_the_kind_s_protocol(monkeypatch):
     image = _row("img", {"task": "ImageTask", "meta_psnr_at_2": 30.0,
                          "standard_psnr_at_2": 12.5, "steps_to_match": 7})
     mixed = table.format_table([volume, image], markdown=True).splitlines()
-    assert "| meta vs standard |" in mixed[0]  # Two metrics: each cell names its own.
-    assert "| IoU 0.900 vs 0.400 |" in mixed[2]
-    assert "| PSNR 30.00 vs 12.50 dB | 2 steps | 7 steps |" in mixed[3]
+    assert "| PSNR/IoU meta vs standard |" in mixed[0]  # Two metrics: the header names both,
+    assert "| IoU 0.900 vs 0.400 |" in mixed[2]  # the other metric's cells name theirs,
+    assert "| 30.00 vs 12.50 dB | 2 steps | 7 steps |" in mixed[3]  # PSNR's stay as they were.
     only_image = table.format_table([image], markdown=True).splitlines()
     assert only_image[0] == "| " + " | ".join(table.TABLE_COLUMNS) + " |"
 

@@ -137,21 +137,22 @@ def _row_cells(row):
 
 
 def table_columns(rows):
-    """The column titles for `rows`: `TABLE_COLUMNS`, the comparison column named after
-    the rows' metric ("PSNR meta vs standard"); "meta vs standard" when rows of several
-    metrics share the table (each cell then names its metric)."""
-    return _columns({_row_cells(row)[0] for row in rows})
+    """The column titles for `rows`: `TABLE_COLUMNS` with the comparison column named
+    after the rows' metrics ("PSNR meta vs standard"; "PSNR/IoU meta vs standard" when
+    rows of several metrics share the table, the default metric first)."""
+    return _columns([_row_cells(row)[0] for row in rows])
+
+
+def _labels(labels):
+    """The metric labels of a table in header order: the default metric's first (its
+    cells stay unlabelled), then the others as they first appear."""
+    labels = list(dict.fromkeys(labels)) or [registry.PSNR.label]
+    return sorted(labels, key=lambda label: label != registry.PSNR.label)
 
 
 def _columns(labels):
-    labels = set(labels)
-    if len(labels) <= 1:
-        label = labels.pop() if labels else registry.PSNR.label
-        columns = list(TABLE_COLUMNS)
-        columns[_COMPARISON_COLUMN] = f"{label} meta vs standard"
-        return tuple(columns)
     columns = list(TABLE_COLUMNS)
-    columns[_COMPARISON_COLUMN] = "meta vs standard"
+    columns[_COMPARISON_COLUMN] = f"{'/'.join(_labels(labels))} meta vs standard"
     return tuple(columns)
 
 
@@ -167,10 +168,11 @@ def format_table(rows, markdown=False):
     """
     labelled = [_row_cells(row) for row in rows]
     columns = _columns(label for label, _ in labelled)
-    mixed = len({label for label, _ in labelled}) > 1
+    mixed = len(_labels(label for label, _ in labelled)) > 1
     cells = []
     for label, row in labelled:
-        if mixed and row[_COMPARISON_COLUMN]:
+        if mixed and label != registry.PSNR.label and row[_COMPARISON_COLUMN]:
+            # Several metrics in one column: cells of the non-default ones name theirs.
             row = list(row)
             row[_COMPARISON_COLUMN] = f"{label} {row[_COMPARISON_COLUMN]}"
         cells.append(row)
