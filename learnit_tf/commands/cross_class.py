@@ -45,8 +45,10 @@ def main(argv):
 
 def _cross_class(out):
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation, plots  # pylint: disable=import-outside-toplevel
-    from learnit_tf.baselines import standard_init  # pylint: disable=import-outside-toplevel
+    from learnit_tf import cli, evaluation  # pylint: disable=import-outside-toplevel
+    from learnit_tf.evaluation import plots  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from learnit_tf.evaluation.baselines import standard_init
     from learnit_tf.meta import Fitter, InnerOptimizer  # pylint: disable=import-outside-toplevel
 
     loaded = []

@@ -198,7 +198,8 @@ def choose_ahead_recipe(protocol, model, metadata, task):
         (best FitRecipe, selection record for the report summary).
     """
     from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
-    from learnit_tf.evaluation.baselines import standard_init  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from learnit_tf.evaluation.baselines import standard_init
     o = protocol.options
     if o.meta_learning_rate is not None:
         raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "

@@ -85,8 +85,9 @@ def evaluate_views(meta_model, examples, views=(1, 2, 4, 8, 16), steps=1000,
         steps: test-time optimizer steps; an int or {"meta": int, "standard": int}.
         meta_optimizer: optimizer from the meta init (authors: SGD at the inner lr, 10).
         standard_optimizer: optimizer from the standard init (paper: Adam).
-        standard_seed: seed of the standard init (`learnit_tf.evaluation.baselines.standard_init`; meta-training
-            starts from seed 0, so 1 gives an init the meta-learner never saw).
+        standard_seed: seed of the standard init
+            (`learnit_tf.evaluation.baselines.standard_init`; meta-training starts from
+            seed 0, so 1 gives an init the meta-learner never saw).
         standard_model: use this model as the standard init instead.
         interpolation: projector interpolation for both the observations and the fit.
         num_reconstructions: keep the reconstructions of this many first phantoms.
