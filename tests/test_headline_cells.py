@@ -72,9 +72,11 @@ def test_every_published_headline_formats():
             task = headline.get("task")
             kind = registry.kind_of_task(task) if task else registry.get_kind("image")
             out = kind.protocol_class().headline_cells(headline)
-            assert out["metric"] == "PSNR (dB)", (name, version)
-            if any(k.startswith("meta_psnr_at_") for k in headline):
-                assert out["meta"] and out["at"], (name, version, out)
+            metric = kind.metric
+            assert out["metric"] == (f"{metric.label} ({metric.unit})" if metric.unit
+                                     else metric.label), (name, version)
+            if any(k.startswith(f"meta_{metric.key}_at_") for k in headline):
+                assert out["meta"] not in ("", "?") and out["at"], (name, version, out)
 
 
 def test_published_ct_and_nerf_rows():
