@@ -165,3 +165,37 @@ class BuilderTest(testing.TestCase):
                                         views=(3, 4))
         with self.assertRaisesRegex(ValueError, "positive view counts"):
             anatomy.few_view_angles(np.int64(0), (0, 2))
+
+
+class RealCheckTest(testing.TestCase):
+    """The real-CT check's slices (pydicom's test files; missing -> its install command)."""
+
+    def test_slices_are_windowed_then_block_averaged_in_file_order(self):
+        import pydicom  # pylint: disable=import-outside-toplevel
+        from pydicom.data import get_testdata_file  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.ct import anatomy_real_check as check
+        slices = check.real_ct_slices(64)
+        self.assertLen(slices, 3)
+        data = pydicom.dcmread(get_testdata_file("CT_small.dcm"))  # 128², intercept -1024
+        hu = data.pixel_array.astype(np.float64) - 1024.0
+        by_hand = np.clip((hu + 1000.0) / 2000.0, 0.0, 1.0)  # the check's window by hand
+        by_hand = by_hand.reshape(64, 2, 64, 2).mean(axis=(1, 3))
+        np.testing.assert_allclose(slices[0], by_hand, atol=1e-6)  # not transposed/flipped
+        self.assertFalse(np.allclose(slices[0], by_hand.T, atol=1e-3))
+        for image in slices:
+            self.assertEqual(image.shape, (64, 64))
+            self.assertBetween(float(image.min()), 0.0, 1.0)
+            self.assertBetween(float(image.max()), 0.0, 1.0)
+
+    def test_folder_layout_and_no_overwrite(self):
+        from learnit_tf.kinds.ct import anatomy_real_check as check
+        root = self.get_temp_dir()
+        paths = check.write_real_ct_folder(root, resolution=32)
+        self.assertEqual(sorted(os.listdir(os.path.join(root, "test"))),
+                         ["693_J2KI.npy", "CT_small.npy", "J2K_pixelrep_mismatch.npy"])
+        self.assertEqual(os.listdir(os.path.join(root, "train")), [])
+        self.assertEqual(check.write_real_ct_folder(root, resolution=32), paths)  # identical
+        np.save(paths[0], np.zeros((32, 32), np.float32))
+        with self.assertRaisesRegex(FileExistsError, "differs from the real-CT slice"):
+            check.write_real_ct_folder(root, resolution=32)
+        np.testing.assert_array_equal(np.load(paths[0]), 0.0)  # the user's file is kept
