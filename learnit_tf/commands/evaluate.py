@@ -31,7 +31,6 @@ reader takes (`SignalKind.reader_options`, e.g. audio's --noresample); they appl
 
 import dataclasses
 import inspect
-import json
 import os
 import sys
 
@@ -192,14 +191,29 @@ def _evaluate(out):
         locks.update_json(os.path.join(init_dir, init_io.METADATA_FILE),
                           lambda current: {**current, **added})
 
-    print(f"\n{'init':<10}{'optimizer':>10}{'lr':>9}{'steps':>7}{'obs.':>10}{'PSNR (dB)':>17}")
-    for row in report.rows:
-        print(f"{row['init']:<10}{row['optimizer']:>10}{row['learning_rate']:>9g}"
-              f"{row['steps']:>7}{str(row['observations']):>10}{row['psnr_mean']:>10.2f} ± "
-              f"{row['psnr_std']:.2f}  (n={row['count']})")
-    print("\nheadline: " + json.dumps(headline))
+    _print_rows(report)
+    cells = protocol.headline_cells(headline)
+    print(f"\nheadline: {cells['metric']} {cells['meta']} (meta) vs {cells['standard']} "
+          f"(standard) at {cells['at']}; the standard init needs {cells['match']} to match.")
     print(f"Wrote {', '.join(os.path.basename(p) for p in paths)} to {FLAGS.output_dir}")
     return 0
+
+
+def _print_rows(report):
+    """The report's rows as a table whose columns fit their contents (any kind's metric)."""
+    metric = report.metric
+    label = f"{metric.label} ({metric.unit})" if metric.unit else metric.label
+    header = ("init", "optimizer", "lr", "steps", "obs.", label, "n")
+    lines = [(str(row["init"]), str(row["optimizer"]), f"{row['learning_rate']:g}",
+              str(row["steps"]), str(row["observations"]),
+              f"{row[metric.key + '_mean']:.{metric.digits}f} ± "
+              f"{row[metric.key + '_std']:.{metric.digits}f}", str(row["count"]))
+             for row in report.rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *lines)]
+    print()
+    for line in (header, *lines):
+        print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(line, widths))))
 
 
 def run():
