@@ -69,7 +69,8 @@ setuptools.setup(
         "scikit-image",  # 3D shapes: marching cubes of fitted signed distance functions
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "scikit-image"],
+        "test": ["pytest", "pytest-xdist", "scikit-image",
+                 "pydicom==3.0.2"],  # the real CT slices bundled with pydicom's test files
     },
     package_data={"learnit_tf": ["py.typed", "zoo/site_assets/*.css"]},  # the zoo site's style
     include_package_data=True,
