@@ -175,7 +175,8 @@ def _held_out_psnr():
     task = ImageTask(r["resolution"])
     for run in runs.values():
         model = Siren(width=r["width"], depth=r["depth"], w0=r["w0"], seed=r["seed"])
-        model.set_weights([run.pop("weights")[f"w{i}"] for i in range(2 * r["depth"])])
+        saved = run.pop("weights")
+        model.set_weights([saved[f"w{i}"] for i in range(2 * r["depth"])])
         fitter = Fitter(model, task, InnerOptimizer("sgd", r["inner_sgd"]), jit_compile=False)
         curves = np.array([fitter.fit(example, 2).psnr for example in held_out])
         run["psnr"] = {"step 0": float(curves[:, 0].mean()), "step 2": float(curves[:, 2].mean()),
