@@ -89,7 +89,7 @@ def _image_timers(mode):
 def _task_timers(name, mode):
     """Timers of fit and meta-train steps for a zoo init's own task."""
     from learnit_tf import evaluation, zoo  # pylint: disable=import-outside-toplevel
-    from learnit_tf.zoo import init_io
+    from learnit_tf.meta import init_io
     from learnit_tf.meta import (  # pylint: disable=import-outside-toplevel
         Fitter, InnerOptimizer, MetaConfig, MetaTrainer)
 

@@ -35,3 +35,22 @@ def _resolve_init_directory(init, log=None):
 
 
 _core_cli.set_init_resolver(_resolve_init_directory)
+
+
+def _load_zoo_parent(source):
+    # meta_train.warm_start = "text_siren@2": recorded as name@version, verified against
+    # the zoo's digests; the zoo is imported only when a run names a zoo entry.
+    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+    from learnit_tf.core.metadata import as_init_metadata  # pylint: disable=import-outside-toplevel
+    try:
+        entries = zoo.Zoo()
+        name, version = zoo.split_name(source)
+        version = entries.resolve_version(name, version)
+        source = f"{name}@{version}"
+        return (source, entries.load(name, version),
+                as_init_metadata(entries.describe(name, version), source))
+    except zoo.ZooError as e:
+        raise ValueError(str(e)) from e
+
+
+_core_cli.set_zoo_init_loader(_load_zoo_parent)

@@ -361,7 +361,7 @@ def convert_checkpoint(input_path, output_dir, w0=200.0, metadata=None, overwrit
         UnsafePickleError, CheckpointFormatError: bad input (nothing is written).
         ValueError: the model deviates from `verify_npz` by more than `tolerance`.
     """
-    from learnit_tf.init_io import save_init  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta.init_io import save_init  # pylint: disable=import-outside-toplevel
     if not os.path.isfile(input_path):
         raise FileNotFoundError(f"Checkpoint {str(input_path)!r} does not exist.")
     params = load_haiku_params(input_path)

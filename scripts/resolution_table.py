@@ -71,7 +71,7 @@ def main(argv):
         raise app.UsageError(str(e)) from e
     _write(rows, curves, resolutions)
     if FLAGS.write_metadata:
-        from learnit_tf.zoo import init_io  # pylint: disable=import-outside-toplevel
+        from learnit_tf.meta import init_io# pylint: disable=import-outside-toplevel
         from learnit_tf.zoo.resolution import EVALUATED_RESOLUTIONS
         for init in inits:
             path = os.path.join(directories[init.name], init_io.METADATA_FILE)
@@ -86,7 +86,7 @@ def main(argv):
 def _write(rows, curves, resolutions, quiet=False):
     """The table so far: resolution.csv, resolution.json and resolution_table.md."""
     # pylint: disable=import-outside-toplevel
-    from learnit_tf.zoo import init_io
+    from learnit_tf.meta import init_io
     from learnit_tf.core import atomic
     from learnit_tf.kinds.image import resolution_table as rt
     os.makedirs(FLAGS.output_dir, exist_ok=True)

@@ -32,10 +32,10 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from learnit_tf import cli, train, zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.data import files
 from learnit_tf.kinds.image import ImageTask
-from learnit_tf.zoo.metadata import MetadataError
+from learnit_tf.core.metadata import MetadataError
 from learnit_tf.models import Siren
 from tiny_runs import IMAGES, never_build, tiny_kwargs
 

@@ -22,14 +22,14 @@ import tifffile
 from PIL import Image
 
 from learnit_tf import train, zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.data import files
 from learnit_tf.kinds.audio import folder as audio_folder
 from learnit_tf.kinds.ct import files as ct_files
 from learnit_tf.kinds.ct.task import CtTask, evenly_spaced_angles
 from learnit_tf.kinds.nerf import files as nerf_files
 from learnit_tf.kinds.nerf import procedural
-from learnit_tf.zoo.metadata import MetadataError
+from learnit_tf.core.metadata import MetadataError
 from test_bad_inputs import (Case, Ctx, _exits, _local_init, _run_case,  # noqa: F401
                              pristine_zoo)
 from tiny_runs import never_build, tiny_kwargs

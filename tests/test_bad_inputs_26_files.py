@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from learnit_tf import train, zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.zoo import transport as zoo_transport
 from learnit_tf.kinds.audio import AudioTask
 from learnit_tf.kinds.audio import folder as audio_folder

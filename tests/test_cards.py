@@ -13,7 +13,7 @@ from PIL import Image
 
 from learnit_tf import zoo
 from learnit_tf.zoo import card
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = zoo.Zoo(os.path.join(REPO, "zoo", "index.json"), progress=False)

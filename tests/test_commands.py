@@ -179,7 +179,7 @@ def test_meta_train_console_entry_learns_its_class():
     after 12 Reptile steps on one repeated picture, 2 SGD steps from the exported init fit
     it > 2 dB better than 2 steps from the seed init the run started at."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from learnit_tf.zoo import init_io  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import init_io# pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
     from learnit_tf.evaluation.baselines import standard_init
     from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel

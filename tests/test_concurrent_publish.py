@@ -18,7 +18,8 @@ import time
 import pytest
 
 from learnit_tf import zoo
-from learnit_tf.zoo import init_io, publishing
+from learnit_tf.zoo import publishing
+from learnit_tf.meta import init_io
 from learnit_tf.core import locks
 from learnit_tf.models import Siren
 
@@ -33,7 +34,7 @@ WORKER = textwrap.dedent("""
     import json, os, sys, time
     gate, ready, mode, *args = sys.argv[1:]
     from learnit_tf import zoo
-    from learnit_tf.zoo import init_io
+    from learnit_tf.meta import init_io
     from learnit_tf.commands import publish
     jobs = [a.split(":", 2) for a in args] if mode == "api" else []
     for _, _, init in jobs:

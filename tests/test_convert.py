@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf import convert
-from learnit_tf.zoo.init_io import load_init, read_metadata
+from learnit_tf.meta.init_io import load_init, read_metadata
 from learnit_tf.kinds.image import image_grid
 from learnit_tf.testing import TestCase
 

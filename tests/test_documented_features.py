@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from learnit_tf import zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.models import Siren
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

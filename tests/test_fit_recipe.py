@@ -103,7 +103,7 @@ class RecipeMetadataTest(TestCase):
 
     def test_recorded_recipe_is_the_default_and_survives_the_metadata_schema(self):
         from learnit_tf import cli, evaluation
-        from learnit_tf.zoo.metadata import InitMetadata, MetadataError
+        from learnit_tf.core.metadata import InitMetadata, MetadataError
         recipe = FitRecipe((FitPhase(SGD, steps=2, learned_rates=True), FitPhase(ADAM)))
         meta = InitMetadata(hyperparameters=InitMetadata().hyperparameters,
                             fit_recipe=recipe.to_dict())
@@ -155,7 +155,7 @@ class DefaultOptimizerTest(TestCase):
     def test_a_loaded_init_fits_with_its_recorded_recipe_by_default(self):
         import os
         import tempfile
-        from learnit_tf.zoo import init_io
+        from learnit_tf.meta import init_io
         from learnit_tf.meta.fit import default_optimizer
         recipe = FitRecipe((FitPhase(SGD, steps=1, learned_rates=True), FitPhase(ADAM)))
         model = Siren(width=8, depth=2, seed=0, inner_rates="layer")

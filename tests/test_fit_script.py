@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from learnit_tf import zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.commands import init_args
 from learnit_tf.core import cli, registry
 from learnit_tf.kinds.ct.task import evenly_spaced_angles, make_eval_example

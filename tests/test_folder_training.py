@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 
 REPO = os.path.abspath(os.path.dirname(os.path.dirname(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "meta_train.py")

@@ -17,7 +17,7 @@ from absl import flags
 from absl.testing import flagsaver
 from PIL import Image
 
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.commands import init_args
 from learnit_tf.core import cli, registry
 from learnit_tf.core.fit_input import FitInput, check_extra_outputs
@@ -176,7 +176,7 @@ _EVALUATE_READER_FLAGS = r"""
 import json, sys
 from learnit_tf.commands import evaluate
 from learnit_tf.core import registry
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.commands import init_args
 directory, init = sys.argv[1], sys.argv[2]
 print("FLAGS", json.dumps(sorted(evaluate.READER_FLAGS)))

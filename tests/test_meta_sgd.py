@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.meta import InnerOptimizer, MetaConfig, MetaTrainer, adapt, meta_gradients
 from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren
 from learnit_tf.models.inner_rates import InnerLearningRates, normalize_spec

@@ -1,4 +1,4 @@
-"""The init metadata schema (learnit_tf.zoo.metadata): every shipped version, validation."""
+"""The init metadata schema (learnit_tf.core.metadata): every shipped version, validation."""
 
 import json
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from learnit_tf import evaluation, zoo
-from learnit_tf.zoo import init_io
-from learnit_tf.zoo.metadata import (SCHEMA_VERSION, InitMetadata, MetadataError, TaskSpec,
+from learnit_tf.meta import init_io
+from learnit_tf.core.metadata import (SCHEMA_VERSION, InitMetadata, MetadataError, TaskSpec,
                                      algorithm_of)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.models import Siren
 from learnit_tf.core.output_dir import (LOCK_FILE, OutputDir, OutputDirError, OutputDirExistsError,
                                    OutputDirLockedError, OutputDirNotWritableError)

@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from learnit_tf import zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.data import meta_batches, take_examples
 from learnit_tf.kinds.image.text_images import render_text_image, text_images_examples
 from learnit_tf.meta import Fitter, InnerOptimizer, MetaConfig, MetaTrainer, meta_gradients

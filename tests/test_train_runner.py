@@ -18,9 +18,9 @@ import pytest
 import tensorflow as tf
 
 from learnit_tf import evaluation, testing
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.kinds.image import ImageTask
-from learnit_tf.zoo.metadata import SCHEMA_VERSION
+from learnit_tf.core.metadata import SCHEMA_VERSION
 from tiny_runs import IMAGES, never_build, tiny_kwargs
 from learnit_tf.training import (LOCK_FILE, CheckpointWriteError, MetaTrainConfigError,
                                  ModelDirLock, ModelDirLockedError, NonFiniteWeightsError,

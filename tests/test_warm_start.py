@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from learnit_tf import kinds, zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.models import Siren
 from learnit_tf.models.inner_rates import inner_rates_of
 from learnit_tf.training import MetaTrainConfigError, MetaTrainRunner, RunConfig, meta_train

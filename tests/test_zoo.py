@@ -16,7 +16,7 @@ import numpy as np
 from absl.testing import parameterized
 
 from learnit_tf import testing, zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.models import Siren
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -12,7 +12,9 @@ import pytest
 from learnit_tf import zoo
 from learnit_tf.core import registry
 from learnit_tf.models import Siren
-from learnit_tf.zoo import init_io, metadata, resolution, table
+from learnit_tf.zoo import resolution, table
+from learnit_tf.meta import init_io
+from learnit_tf.core import metadata
 
 
 @pytest.fixture(name="init_dir")

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from learnit_tf import zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.zoo import transport as zoo_transport
 from learnit_tf.models import Siren
 

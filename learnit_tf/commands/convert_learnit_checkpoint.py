@@ -7,7 +7,7 @@ r"""Converts the paper authors' haiku image-SIREN pickle into a learnit_tf init 
 The pickle is read with a restricted unpickler (only dicts, lists, numpy arrays and
 haiku mappings; anything else is refused before it runs). Where the authors publish
 their checkpoints: see the docstring of `learnit_tf/convert.py`. The output loads with
-`learnit_tf.init_io.load_init(DIR)` like any other init.
+`learnit_tf.meta.init_io.load_init(DIR)` like any other init.
 
 With --verify_npz=FILE (an .npz holding `coords` and `out`, e.g.
 ../shared/fixtures/learnit_siren_expected.npz) the converted model is evaluated under
@@ -46,7 +46,7 @@ def main(argv):
     if not FLAGS.input or not FLAGS.output_dir:
         raise app.UsageError("--input and --output_dir are required.")
     from learnit_tf import convert  # pylint: disable=import-outside-toplevel
-    from learnit_tf.zoo import init_io
+    from learnit_tf.meta import init_io
     metadata = {k: v for k, v in (("signal_class", FLAGS.signal_class),
                                   ("algorithm", FLAGS.algorithm),
                                   ("outer_steps", FLAGS.outer_steps)) if v is not None}

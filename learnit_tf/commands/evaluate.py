@@ -151,7 +151,7 @@ def main(argv):
 def _evaluate(out):
     # pylint: disable=import-outside-toplevel
     from learnit_tf import cli, evaluation
-    from learnit_tf.zoo import init_io
+    from learnit_tf.meta import init_io
     from learnit_tf.core import locks
 
     try:

@@ -8,7 +8,7 @@ command (NeRF's render) resolves `--init` the same way without importing the zoo
 import os
 import sys
 
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.core.cli import is_path_like
 
 
@@ -77,7 +77,7 @@ def kind_of_init(metadata, init="init"):
     """(SignalKind, task) of an init from its metadata (the task class picks the kind)."""
     # pylint: disable=import-outside-toplevel
     from learnit_tf.core import registry
-    from learnit_tf.zoo.metadata import as_init_metadata
+    from learnit_tf.core.metadata import as_init_metadata
     spec = as_init_metadata(metadata, source=f"{init} metadata").task
     if spec is None or not spec.class_name:
         raise ValueError(f"{init}'s metadata records no task class ('task': {{'class_name', "

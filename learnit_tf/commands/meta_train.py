@@ -22,13 +22,13 @@ import sys
 from absl import app, flags  # noqa: E402
 
 from learnit_tf import commands  # noqa: E402
-from learnit_tf.zoo.metadata import MetadataError  # noqa: E402
+from learnit_tf.core.metadata import MetadataError  # noqa: E402
 from learnit_tf.training import distribute, gin_config  # noqa: E402
 from learnit_tf.training.errors import (CheckpointWriteError, MetaTrainConfigError,  # noqa: E402
                                         ModelDirLockedError, NonFiniteLossError,
                                         NonFiniteWeightsError)
 from learnit_tf.training.runner import meta_train  # noqa: E402
-from learnit_tf.zoo import shipped  # noqa: E402
+from learnit_tf.core import shipped# noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin config files (experiments live in gin/).")

@@ -50,6 +50,26 @@ def resolve_init_directory(init, log=None):
     return _INIT_RESOLVER(init, log)
 
 
+_ZOO_INIT_LOADER = None
+
+
+def set_zoo_init_loader(loader):
+    """Installs callable(name[@version]) -> ("name@version", model, `InitMetadata`).
+
+    The package root installs the zoo's loader, so lower layers (a warm start in
+    training) can load a verified zoo init without importing the zoo.
+    """
+    global _ZOO_INIT_LOADER
+    _ZOO_INIT_LOADER = loader
+
+
+def load_zoo_init(source):
+    """("name@version", model, `InitMetadata`) of zoo entry `source` (ValueError if unknown)."""
+    if _ZOO_INIT_LOADER is None:
+        raise RuntimeError("No zoo loader is installed (import learnit_tf first).")
+    return _ZOO_INIT_LOADER(source)
+
+
 def define_verbose_flag():
     """Defines `--verbose` once (commands and a kind's own command both call this)."""
     from absl import flags  # pylint: disable=import-outside-toplevel

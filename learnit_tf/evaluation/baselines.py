@@ -15,7 +15,7 @@ Adam. `evaluate_baselines` fits held-out signals from each init with SGD (lr 1e-
 and Adam (lr 1e-4) and reports PSNR after every step.
 
 All inits are plain Keras models of the meta model's architecture, so they can be
-saved with `learnit_tf.init_io.save_init` and fitted like any other init.
+saved with `learnit_tf.meta.init_io.save_init` and fitted like any other init.
 
 Example:
 

@@ -7,7 +7,7 @@ Kinds are looked up in the registry (`learnit_tf.core.registry`); this module na
 from learnit_tf.core import registry as kinds
 from learnit_tf.data.pipeline import take_examples
 from learnit_tf.meta import FitPhase, FitRecipe, InnerOptimizer
-from learnit_tf.metadata import DatasetSpec, TaskSpec, as_init_metadata
+from learnit_tf.core.metadata import DatasetSpec, TaskSpec, as_init_metadata
 
 
 def task_from_metadata(metadata):
@@ -21,7 +21,7 @@ def dataset_fn_from_metadata(metadata, data_dir=None, **overrides):
     """callable(split) -> examples for the dataset recorded in an init's metadata."""
     spec = as_init_metadata(metadata).dataset or DatasetSpec()
     fn = kinds.dataset_function(spec.function)
-    kwargs = dict(spec.bindings)  # Version-1 files: `gin_bindings` (learnit_tf.metadata).
+    kwargs = dict(spec.bindings)  # Version-1 files: `gin_bindings` (learnit_tf.core.metadata).
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     kwargs.update(overrides)

@@ -16,7 +16,7 @@ from learnit_tf.core.registry import PSNR
 from learnit_tf.evaluation.held_out import meta_optimizer_from_metadata
 from learnit_tf.evaluation.report import REPORT_STEPS
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer
-from learnit_tf.metadata import as_init_metadata
+from learnit_tf.core.metadata import as_init_metadata
 
 
 def recipe_score_steps(last):

@@ -14,7 +14,7 @@ import tempfile
 import gin
 import tensorflow as tf
 
-from learnit_tf import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.core import registry
 from learnit_tf.training.distribute import is_remote_path
 

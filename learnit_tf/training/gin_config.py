@@ -38,7 +38,7 @@ def parse_config(gin_files=(), gin_bindings=()):
     """Parses gin files and bindings with errors that name the offending input.
 
     `gin_files` are paths; the command resolves the name of a shipped config
-    ("image/text_maml_cpu.gin") to its path first (`learnit_tf.zoo.shipped`).
+    ("image/text_maml_cpu.gin") to its path first (`learnit_tf.core.shipped`).
     """
     register_all()
     for path in gin_files:

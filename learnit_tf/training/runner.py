@@ -38,8 +38,9 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.data.pipeline import meta_batches, take_examples
-from learnit_tf.metadata import DatasetSpec, Hyperparameters, InitMetadata, TaskSpec
+from learnit_tf.core.metadata import DatasetSpec, Hyperparameters, InitMetadata, TaskSpec
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, MetaTrainer
+from learnit_tf.meta.algorithms import precision_metadata
 from learnit_tf.models.functional import FunctionalModel
 from learnit_tf.training import distribute, export, held_out, logs
 from learnit_tf.training.config import RunConfig
@@ -428,7 +429,8 @@ class MetaTrainRunner:
                                     "decay_steps": config.schedule_steps},
                  "clip_global_norm": config.clip_global_norm,
                  "max_skipped_steps": config.max_skipped_steps,
-                 "skipped_steps": int(self.skipped_var.numpy())}
+                 "skipped_steps": int(self.skipped_var.numpy()),
+                 "precision": precision_metadata(self.meta_config, self.model)}
         layer = self.trainer.rates_layer
         if layer is not None:
             extra["inner_rates"] = dict(layer.spec, learned=layer.summary_stats())

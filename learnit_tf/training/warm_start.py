@@ -13,9 +13,10 @@ import os
 import keras
 import numpy as np
 
-from learnit_tf import init_io
-from learnit_tf.metadata import as_init_metadata
+from learnit_tf.meta import init_io
+from learnit_tf.core.metadata import as_init_metadata
 from learnit_tf.models.inner_rates import inner_rates_of
+from learnit_tf.core import cli
 from learnit_tf.training.errors import MetaTrainConfigError
 from learnit_tf.training.lock import read_json_record
 from learnit_tf.training.logs import write_text_atomic
@@ -29,20 +30,13 @@ def load_parent(source):
     `source` is an init directory or a zoo name ("text_siren" for its latest version, or
     "text_siren@2"; recorded as name@version and verified against the zoo's digests).
     """
-    # The zoo is a higher layer (it reads what training writes): imported only when a
-    # run names a zoo entry. TODO(issue 25): the lead may inject a resolver instead.
-    from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-
     try:
         if os.path.isdir(source):
             return source, init_io.load_init(source), init_io.read_init_metadata(source)
-        entries = zoo.Zoo()
-        name, version = zoo.split_name(source)
-        version = entries.resolve_version(name, version)
-        source = f"{name}@{version}"
-        return (source, entries.load(name, version),
-                as_init_metadata(entries.describe(name, version), source))
-    except (ValueError, OSError, KeyError, zoo.ZooError) as e:
+        # The zoo is a higher layer (it reads what training writes): the package root
+        # installs its loader in core, as it installs the --init resolver.
+        return cli.load_zoo_init(source)
+    except (ValueError, OSError, KeyError) as e:
         raise MetaTrainConfigError(f"meta_train.warm_start={source!r}: {e}") from e
 
 

@@ -3,7 +3,7 @@
 A zoo is a directory (local, `gs://…` or served over http(s)) holding an
 `index.json` and one init directory per published version
 (`<name>/<version>/{config.json, metadata.json, model.weights.h5}`, see
-`learnit_tf.zoo.init_io`). The index records the size and sha256 of every file, in the
+`learnit_tf.meta.init_io`). The index records the size and sha256 of every file, in the
 spirit of TFDS `checksums.tsv`, so nothing is ever loaded unverified:
 
     {"format_version": 1,
@@ -78,7 +78,8 @@ loading), `publishing`, `headline` (the one `headline_from_metadata`), `table`,
 `resolution`, `shipped`, `card` and `site`. This `__init__` re-exports the public API.
 """
 
-from learnit_tf.zoo import shipped, transport  # noqa: F401
+from learnit_tf.zoo import transport  # noqa: F401
+from learnit_tf.core import shipped  # noqa: F401
 from learnit_tf.zoo.errors import (  # noqa: F401  (public names of learnit_tf.zoo)
     ZooError, UnknownEntryError, IntegrityError, UnsafePathError,
     IndexFormatError, VersionExistsError, DownloadTimeoutError,

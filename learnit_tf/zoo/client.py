@@ -15,7 +15,7 @@ from learnit_tf.zoo import transport
 from learnit_tf.zoo.errors import (IndexFormatError, IntegrityError, NonFiniteWeightsError,
                                    PinnedVersionChangedError, UnknownEntryError,
                                    UnsafePathError, ZooError)
-from learnit_tf.zoo.metadata import InitMetadata
+from learnit_tf.core.metadata import InitMetadata
 from learnit_tf.zoo.names import NAME_RE, SHA256_RE, check_name, safe_parts, split_name, version_key
 
 PINS_DIR = "pins"
@@ -355,7 +355,7 @@ class Zoo:
 
     def load(self, name_or_path, version=None):
         """Builds the Keras model of an init (zoo name, `name@version`, or local dir)."""
-        from learnit_tf.zoo import init_io  # pylint: disable=import-outside-toplevel
+        from learnit_tf.meta import init_io# pylint: disable=import-outside-toplevel
         target = str(name_or_path)
         if transport.scheme(target):
             raise ZooError(
@@ -386,7 +386,7 @@ class Zoo:
         """
         version, info, _, what = self._version_info(name, version)
         directory = self.download(name, version)
-        from learnit_tf.zoo import init_io  # pylint: disable=import-outside-toplevel
+        from learnit_tf.meta import init_io# pylint: disable=import-outside-toplevel
         model = init_io.load_init(directory)  # HDF5 through Keras: nothing is unpickled.
         problem = non_finite_weights(model)
         if problem:

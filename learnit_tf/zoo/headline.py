@@ -11,7 +11,7 @@ format of every evaluation recorded before reports.
 import math
 
 from learnit_tf.kinds import registry
-from learnit_tf.zoo import metadata as init_metadata
+from learnit_tf.core import metadata as init_metadata
 
 META, STANDARD = "meta", "standard"
 
@@ -84,7 +84,7 @@ def protocol_headline(metadata):
     if not hasattr(metadata, "get"):
         return {}
     evaluation = metadata.get("evaluation")
-    # Schema version 2 records the kind; version 1 only the task class (learnit_tf.zoo.metadata).
+    # Schema version 2 records the kind; version 1 only the task class (learnit_tf.core.metadata).
     task = metadata.get("task")
     task_class = task.get("class_name") if isinstance(task, dict) else None
     try:
@@ -133,7 +133,7 @@ def headline_from_metadata(metadata, config=None, parameters=None):
     headline = {
         "signal_class": metadata.get("signal_class"),
         "model_class": (config or {}).get("class_name"),
-        # Where each schema version keeps it (learnit_tf.zoo.metadata).
+        # Where each schema version keeps it (learnit_tf.core.metadata).
         "algorithm": init_metadata.algorithm_of(metadata),
         "task": task.get("class_name") if isinstance(task, dict) else task,
         "dataset": dataset.get("name") if isinstance(dataset, dict) else dataset,

@@ -24,11 +24,12 @@ import uuid
 
 from learnit_tf.core import locks
 from learnit_tf.core.atomic import atomic_save
-from learnit_tf.zoo import shipped, transport
+from learnit_tf.zoo import transport
+from learnit_tf.core import shipped
 from learnit_tf.zoo.errors import IndexFormatError
 from learnit_tf.zoo.names import NAME_RE, SHA256_RE, version_key
 
-# Mirrors learnit_tf.zoo.init_io (not imported here, to keep listing a zoo free of
+# Mirrors learnit_tf.meta.init_io (not imported here, to keep listing a zoo free of
 # TensorFlow; tests assert the two stay equal).
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"

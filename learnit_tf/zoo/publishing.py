@@ -21,7 +21,7 @@ from learnit_tf.zoo import transport
 from learnit_tf.zoo.client import non_finite_weights
 from learnit_tf.zoo.errors import IntegrityError, NonFiniteWeightsError, VersionExistsError
 from learnit_tf.zoo.headline import headline_from_metadata
-from learnit_tf.zoo.metadata import MetadataError
+from learnit_tf.core.metadata import MetadataError
 from learnit_tf.zoo.names import check_name, version_key
 
 _PUBLISH_LOCK_TIMEOUT_SECONDS = 600
@@ -71,7 +71,7 @@ def publish(init_dir, name, version, destination=None, description=None):
     publishers into one zoo all keep their entries.
 
     Args:
-        init_dir: local init directory (see `learnit_tf.zoo.init_io.save_init`).
+        init_dir: local init directory (see `learnit_tf.meta.init_io.save_init`).
         name: entry name ([A-Za-z0-9_.-]).
         version: version string, e.g. "1".
         destination: zoo directory, local or `gs://…` (default: the repo's `zoo/`).
@@ -90,7 +90,7 @@ def publish(init_dir, name, version, destination=None, description=None):
     Example:
 
     >>> import tempfile
-    >>> from learnit_tf.zoo.init_io import save_init
+    >>> from learnit_tf.meta.init_io import save_init
     >>> from learnit_tf.models import Siren
     >>> init = save_init(Siren(width=8, depth=2, seed=0), tempfile.mkdtemp() + "/init",
     ...                  {"signal_class": "demo"})
@@ -98,7 +98,7 @@ def publish(init_dir, name, version, destination=None, description=None):
     >>> record["path"]
     'demo/1/'
     """
-    from learnit_tf.zoo import init_io  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta import init_io# pylint: disable=import-outside-toplevel
     check_name(name, "name")
     check_name(str(version), "version")
     version = str(version)

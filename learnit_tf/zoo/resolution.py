@@ -156,7 +156,7 @@ def warn_if_not_evaluated(label, metadata, resolution, stacklevel=3):
 def load_at_resolution(zoo_obj, name_or_path, version, resolution):
     """`zoo.load(..., resolution=R)`: the model, chosen and warned about as above."""
     # pylint: disable-next=import-outside-toplevel
-    from learnit_tf.zoo import init_io  # TensorFlow: only when an init is loaded.
+    from learnit_tf.meta import init_io# TensorFlow: only when an init is loaded.
     spec = name_or_path if version is None else f"{name_or_path}@{version}"
     local = os.path.isdir(os.path.expanduser(str(name_or_path))) and (
         "/" in str(name_or_path) or os.sep in str(name_or_path))

@@ -82,7 +82,7 @@ def metadata_at_resolution(metadata, resolution=None):
     import inspect
 
     from learnit_tf import kinds
-    from learnit_tf.metadata import as_init_metadata
+    from learnit_tf.core.metadata import as_init_metadata
 
     parsed = as_init_metadata(metadata)
     out = parsed.to_dict()

@@ -19,7 +19,8 @@ from typing import Optional
 import keras
 import numpy as np
 
-from learnit_tf import evaluation, init_io
+from learnit_tf import evaluation
+from learnit_tf.meta import init_io
 from learnit_tf.data.pipeline import take_examples
 from learnit_tf.evaluation.plots import save_figure_atomic
 from learnit_tf.kinds.nerf import sources

@@ -1,10 +1,10 @@
 """Dataset and init helpers of the NeRF kind (its evaluation protocol, render.py, video)."""
 
-from learnit_tf import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.kinds.nerf import phototourism, procedural, shapenet
 from learnit_tf.kinds.nerf import views as views_lib
 from learnit_tf.kinds.nerf.task import NerfTask
-from learnit_tf.metadata import DatasetSpec, as_init_metadata
+from learnit_tf.core.metadata import DatasetSpec, as_init_metadata
 
 DATASETS = ("procedural_objects", "shapenet", "phototourism")
 

@@ -187,7 +187,7 @@ def render_object_turntable(init_dir, out_dir, dataset="procedural_objects", spl
         dict of the rendered "rgb", "depth", "opacity" frames.
     """
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import init_io
+    from learnit_tf.meta import init_io
     from learnit_tf.meta.inner import InnerOptimizer
     from learnit_tf.models import FunctionalModel
     from learnit_tf.kinds.nerf import sources
@@ -243,7 +243,7 @@ def render_appearance_interpolation(init_dir, out_dir, image_indices, landmark="
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
 
-    from learnit_tf import init_io
+    from learnit_tf.meta import init_io
     from learnit_tf.meta.inner import InnerOptimizer
     from learnit_tf.models import FunctionalModel
     from learnit_tf.kinds.nerf import phototourism, sources

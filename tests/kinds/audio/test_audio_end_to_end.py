@@ -17,7 +17,7 @@ import gin
 import numpy as np
 
 from learnit_tf import testing
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.training import gin_config
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))

@@ -302,7 +302,7 @@ def test_metasgd_gin_files_parse(gin_file):
 
 def test_emoji_gin_file_trains_with_tiny_settings(fake, tmp_path):
     """The gin file end to end (2 outer steps of a tiny SIREN on the fake folder)."""
-    from learnit_tf.zoo.init_io import read_init_metadata  # pylint: disable=import-outside-toplevel
+    from learnit_tf.meta.init_io import read_init_metadata  # pylint: disable=import-outside-toplevel
     from learnit_tf.training import meta_train  # pylint: disable=import-outside-toplevel
     source, data_dir = fake
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.training import gin_config
 from learnit_tf.data import meta_batches, take_examples
 from learnit_tf.kinds.image import image_folder_examples, load_image, text_images_examples

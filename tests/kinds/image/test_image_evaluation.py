@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from learnit_tf import evaluation, testing, zoo
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.core.output_dir import LOCK_FILE
 from learnit_tf.kinds.image import ImageTask
 from learnit_tf.kinds.image.evaluation import ImageProtocol

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf import evaluation, testing
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.kinds.image import ImageTask, image_grid
 from learnit_tf.kinds.image.evaluation import ImageProtocol
 from learnit_tf.kinds.image.resolution import (config_at_resolution, metadata_at_resolution,

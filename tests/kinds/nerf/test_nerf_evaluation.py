@@ -15,7 +15,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from learnit_tf import evaluation, testing
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.kinds.nerf import procedural
 from learnit_tf.kinds.nerf import evaluation as nerf_evaluation
 from learnit_tf.kinds.nerf import single_view

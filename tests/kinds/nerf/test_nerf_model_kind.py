@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from learnit_tf import models
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.core import registry
 from learnit_tf.kinds.nerf.model import NerfMLP
 

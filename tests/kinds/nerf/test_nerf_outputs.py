@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf import testing
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 from learnit_tf.meta import InnerOptimizer
 from learnit_tf.models import FunctionalModel, NerfMLP
 from learnit_tf.kinds.nerf import cameras, evaluation, phototourism, procedural, rendering, sources

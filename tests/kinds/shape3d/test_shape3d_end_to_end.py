@@ -18,7 +18,7 @@ import numpy as np
 import trimesh
 
 from learnit_tf import gin_config, testing
-from learnit_tf.zoo import init_io
+from learnit_tf.meta import init_io
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 TINY = ["procedural_shapes_examples.config = 'small'", "ShapeSdfTask.num_points = 256",
