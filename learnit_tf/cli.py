@@ -6,6 +6,11 @@ commands layer (it imports `commands.init_args`), so library modules import
 `learnit_tf.core.cli` instead.
 """
 
+import warnings
+
+warnings.warn(f"{__name__} is deprecated (issue 25 grouped learnit_tf by layer); import "
+              "learnit_tf.core.cli or learnit_tf.commands.init_args instead.", DeprecationWarning, stacklevel=2)
+
 # pylint: disable=unused-import
 from learnit_tf.commands.init_args import (fit_optimizer, kind_of_init,  # noqa: F401
                                            resolve_init, resolve_init_directory)

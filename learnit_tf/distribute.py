@@ -5,7 +5,10 @@ so module state and monkeypatching are shared.
 """
 
 import sys
+import warnings
 
 from learnit_tf.training import distribute as _moved
 
+warnings.warn(f"{__name__} is deprecated (issue 25 grouped learnit_tf by layer); import "
+              f"{_moved.__name__} instead.", DeprecationWarning, stacklevel=2)
 sys.modules[__name__] = _moved

@@ -44,7 +44,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     commands.configure_logging()
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli
+    from learnit_tf.commands import init_args
     from learnit_tf.kinds.image import resolution_table as rt
 
     try:
@@ -54,7 +54,7 @@ def main(argv):
     try:
         inits, directories = [], {}
         for name in FLAGS.inits:
-            model, metadata, directory = cli.resolve_init(name)
+            model, metadata, directory = init_args.resolve_init(name)
             inits.append(rt.Loaded(name, model, dict(metadata)))
             directories[name] = directory
         if FLAGS.write_metadata and None in directories.values():

@@ -45,7 +45,9 @@ def main(argv):
 
 def _cross_class(out):
     import numpy as np  # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation  # pylint: disable=import-outside-toplevel
+    from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
+    from learnit_tf.commands import init_args  # pylint: disable=import-outside-toplevel
+    from learnit_tf.core import cli  # pylint: disable=import-outside-toplevel
     from learnit_tf.evaluation import plots  # pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
     from learnit_tf.evaluation.baselines import standard_init
@@ -54,7 +56,7 @@ def _cross_class(out):
     loaded = []
     for name in FLAGS.inits:
         try:
-            model, metadata, _ = cli.resolve_init(name)
+            model, metadata, _ = init_args.resolve_init(name)
         except (ValueError, FileNotFoundError, LookupError) as e:
             raise app.UsageError(str(e)) from e
         loaded.append((name, model, metadata))

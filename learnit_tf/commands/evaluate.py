@@ -150,12 +150,13 @@ def main(argv):
 
 def _evaluate(out):
     # pylint: disable=import-outside-toplevel
-    from learnit_tf import cli, evaluation
+    from learnit_tf import evaluation
+    from learnit_tf.commands import init_args
     from learnit_tf.meta import init_io
     from learnit_tf.core import locks
 
     try:
-        model, metadata, init_dir = cli.resolve_init(FLAGS.init)
+        model, metadata, init_dir = init_args.resolve_init(FLAGS.init)
         kind = evaluation.kind_of_metadata(metadata)
         protocol_class = kind.protocol_class()
         accepted = {f.name for f in protocol_class.option_fields()}

@@ -149,7 +149,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
     them in (each file replaced atomically; nothing else in the folder is touched)."""
     # pylint: disable=import-outside-toplevel
     import numpy as np
-    from learnit_tf import plots
+    from learnit_tf.evaluation import plots
     from learnit_tf.meta import init_io
     from learnit_tf.core import atomic
     from learnit_tf.core.fit_input import check_extra_outputs

@@ -4,6 +4,11 @@
 (this shared module imports no kind).
 """
 
+import warnings
+
+warnings.warn(f"{__name__} is deprecated (issue 25 grouped learnit_tf by layer); import "
+              "learnit_tf.kinds.nerf.model instead.", DeprecationWarning, stacklevel=2)
+
 from learnit_tf import models as _models
 
 

@@ -14,7 +14,7 @@ import os
 import gin
 import tensorflow as tf
 
-from learnit_tf import atomic
+from learnit_tf.core import atomic
 from learnit_tf.training.distribute import is_remote_path
 
 LOG_FILE = "train_log.csv"

@@ -10,7 +10,7 @@ format of every evaluation recorded before reports.
 
 import math
 
-from learnit_tf.kinds import registry
+from learnit_tf.core import registry
 from learnit_tf.core import metadata as init_metadata
 
 META, STANDARD = "meta", "standard"
