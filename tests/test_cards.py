@@ -58,14 +58,20 @@ def test_card_numbers_equal_the_metadata(label):
     text = _card_text(record)
     metadata = json.load(open(os.path.join(record.directory, "metadata.json")))
     headline = record.info["headline"]
-    meta_key = next(k for k in headline if k.startswith("meta_psnr_at_"))
-    point = meta_key[len("meta_psnr_at_"):]
-    bold = re.search(r"\*\*PSNR \(dB\) at (.*?): ([\d.]+) \(this init\) vs ([\d.]+) "
+    from learnit_tf.core import registry  # pylint: disable=import-outside-toplevel
+    kind = (registry.get_kind(metadata["kind"]) if "kind" in metadata  # Schema 1: no kind.
+            else registry.kind_of_task(metadata["task"]["class_name"]))
+    metric = kind.metric  # The kind's own metric (PSNR, IoU).
+    key, tolerance = metric.key, 0.6 * 10 ** -metric.digits
+    meta_key = next(k for k in headline if k.startswith(f"meta_{key}_at_"))
+    point = meta_key[len(f"meta_{key}_at_"):]
+    label = f"{metric.label} ({metric.unit})" if metric.unit else metric.label
+    bold = re.search(rf"\*\*{re.escape(label)} at (.*?): ([\d.]+) \(this init\) vs ([\d.]+) "
                      r"\(standard init\)\*\*", text)
     assert bold, text[:2000]
-    assert float(bold.group(2)) == pytest.approx(headline[meta_key], abs=0.005)
-    assert float(bold.group(3)) == pytest.approx(headline[f"standard_psnr_at_{point}"],
-                                                 abs=0.005)
+    assert float(bold.group(2)) == pytest.approx(headline[meta_key], abs=tolerance)
+    assert float(bold.group(3)) == pytest.approx(headline[f"standard_{key}_at_{point}"],
+                                                 abs=tolerance)
     match = headline.get("steps_to_match", headline.get("views_to_match"))
     assert re.search(rf"needs >? ?{re.escape(str(match).lstrip('> '))} (steps|views) to match",
                      text), match
@@ -81,14 +87,14 @@ def test_card_numbers_equal_the_metadata(label):
             cells = _table_row(text, [row["init"], optimizer])
             by_views = "observations (at" in text
             column = points.index(str(row["observations"] if by_views else row["steps"]))
-            assert float(cells[column]) == pytest.approx(row["psnr_mean"], abs=0.005), row
+            assert float(cells[column]) == pytest.approx(row[f"{key}_mean"], abs=tolerance), row
     else:
         curve = evaluation["psnr_curve"]["meta"]
         points = re.search(r"\n\| init \| optimizer \| (.*) \|\n", text).group(1).split(" | ")
         cells = next(c for line in text.splitlines() if line.startswith("| meta |")
                      for c in [[x.strip() for x in line.strip("|").split("|")][2:]])
         for step, value in curve.items():
-            assert float(cells[points.index(str(step))]) == pytest.approx(value, abs=0.005)
+            assert float(cells[points.index(str(step))]) == pytest.approx(value, abs=tolerance)
 
     reach = (evaluation.get("summary") or {}).get("steps_to_psnr")
     if reach:
