@@ -13,7 +13,7 @@ times, alternating rounds in one session so that machine noise hits all alike:
 
 Each figure is the median over rounds of the per-round median step time; ratios are
 of medians. FLOPs are the step's matmul FLOPs counted from its traced graph
-(`learnit_tf.profiling.matmul_flops`; the JAX peer does the unshared step's).
+(`learnit_tf.training.profiling.matmul_flops`; the JAX peer does the unshared step's).
 
     python benchmarks/meta_step.py --res=64,178 --rounds=3 --steps_per_round=3
 

@@ -121,8 +121,11 @@ def test_zoo_list_json_and_markdown_formats():
     table = [l for l in markdown.splitlines() if l.startswith("| ") and "---" not in l][1:]
     assert len(table) == len(rows)
     for line, row in zip(table, rows):  # each line shows its version's headline numbers
-        meta = next(v for k, v in row["headline"].items() if k.startswith("meta_psnr_at_"))
-        assert f"{meta:.2f} vs" in line and line.startswith(f"| {row['name']} |"), line
+        # The kind's metric: PSNR with 2 decimals, IoU with 3 (the 3D init).
+        key, digits = (("psnr", 2) if any(k.startswith("meta_psnr_at_") for k in row["headline"])
+                       else ("iou", 3))
+        meta = next(v for k, v in row["headline"].items() if k.startswith(f"meta_{key}_at_"))
+        assert f"{meta:.{digits}f} vs" in line and line.startswith(f"| {row['name']} |"), line
 
 
 def test_convert_command_succeeds_with_its_flags(tmp_path):

@@ -23,12 +23,14 @@ import sys
 
 from absl import app, flags
 
+from learnit_tf.core import cli as core_cli
+
 from learnit_tf import commands  # noqa: E402
 from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Haiku parameter pickle of the authors' image SIREN.")
-flags.DEFINE_string("output_dir", None, "Init directory to write.")
+core_cli.define_string_flag("output_dir", None, "Init directory to write.")
 flags.DEFINE_alias("output", "output_dir")
 flags.DEFINE_float("w0", 200.0, "SIREN frequency factor of the checkpoint (paper images: 200).")
 define_overwrite_flag()

@@ -13,24 +13,26 @@ import json
 import os
 import sys
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
+
+from learnit_tf.core import cli as core_cli  # noqa: E402
 
 from learnit_tf import commands  # noqa: E402
 from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("inits", None, "Init directories or zoo names (one per signal class).")
-flags.DEFINE_string("output_dir", None, "Where cross_class.csv and cross_class.png go (an "
+core_cli.define_string_flag("output_dir", None, "Where cross_class.csv and cross_class.png go (an "
                     "existing folder holding files needs --overwrite).")
 define_overwrite_flag()
 flags.DEFINE_integer("num_examples", 8, "Held-out signals per class.")
 flags.DEFINE_integer("steps", 2, "Test-time steps (the paper's image table: 2).")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
-flags.mark_flags_as_required(["inits", "output_dir"])
 
 
 def main(argv):
     commands.configure_logging()
+    core_cli.require_flags("inits", "output_dir")
     del argv
     out = OutputDir(FLAGS.output_dir, FLAGS.overwrite,
                     owned=("cross_class.csv", "cross_class.png"))

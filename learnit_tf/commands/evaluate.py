@@ -43,8 +43,8 @@ from learnit_tf.core import cli as core_cli  # noqa: E402
 from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("init", None, "Init directory or zoo name[@version].")
-flags.DEFINE_string("output_dir", None, "Where report.csv, report.json and the PNGs go "
+core_cli.define_string_flag("init", None, "Init directory or zoo name[@version].")
+core_cli.define_string_flag("output_dir", None, "Where report.csv, report.json and the PNGs go "
                     "(an existing folder holding files needs --overwrite).")
 define_overwrite_flag()
 flags.DEFINE_bool("write_metadata", False,
@@ -130,11 +130,11 @@ def with_reader_options(protocol, kind, flag_values):
     protocol.folder_options = folder_options
     return protocol
 flags.DEFINE_alias("image_folder", "directory")
-flags.mark_flags_as_required(["init", "output_dir"])
 
 
 def main(argv):
     commands.configure_logging()
+    core_cli.require_flags("init", "output_dir")
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     out = OutputDir(FLAGS.output_dir, FLAGS.overwrite,

@@ -46,11 +46,11 @@ from learnit_tf.core import registry  # noqa: E402
 from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("init", None, "Zoo name[@version], or an init directory as a path "
+core_cli.define_string_flag("init", None, "Zoo name[@version], or an init directory as a path "
                     "(./NAME, DIR/NAME, /abs/path).")
 flags.DEFINE_string("input", None, "The signal to fit: an image file (image inits), a "
                     "sinogram .npy (CT inits) or a posed-views folder (NeRF inits).")
-flags.DEFINE_string("output_dir", None, "Where the outputs go (created; an existing folder "
+core_cli.define_string_flag("output_dir", None, "Where the outputs go (created; an existing folder "
                     "holding files needs --overwrite).")
 define_overwrite_flag()
 flags.DEFINE_integer("steps", 100, "Optimization steps (>= 0).")
@@ -61,7 +61,6 @@ flags.DEFINE_float("learning_rate", None, "> 0. Default: the init's inner learni
 flags.DEFINE_bool("mixed_precision", False,
                   "SIREN inits: hidden layers in bfloat16 (faster on CPUs with AVX512-BF16 "
                   "and on accelerators; PSNR within ~0.3 dB, see benchmarks/README.md).")
-flags.mark_flags_as_required(["init", "input", "output_dir"])
 
 # Reader options: one flag per option any registered kind's reader declares
 # (`SignalKind.reader_options`), passed to the init's kind's reader when given (an error
@@ -189,6 +188,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
 
 def main(argv):
     commands.configure_logging()
+    core_cli.require_flags("init", "input", "output_dir")
     import numpy as np  # pylint: disable=import-outside-toplevel
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")

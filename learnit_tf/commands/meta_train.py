@@ -21,6 +21,8 @@ import sys
 
 from absl import app, flags  # noqa: E402
 
+from learnit_tf.core import cli as core_cli  # noqa: E402
+
 from learnit_tf import commands  # noqa: E402
 from learnit_tf.core.metadata import MetadataError  # noqa: E402
 from learnit_tf.training import distribute, gin_config  # noqa: E402
@@ -46,11 +48,11 @@ flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical 
 flags.DEFINE_float("collective_timeout", None, "multi_worker_mirrored: seconds after which a "
                    "collective that a stalled worker never joins fails (default: none; a killed "
                    "worker is detected by heartbeats within seconds). See docs/distributed.md.")
-flags.mark_flag_as_required("model_dir")
 
 
 def main(argv):
     commands.configure_logging()
+    core_cli.require_flags("model_dir")
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.cpu_devices:

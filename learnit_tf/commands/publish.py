@@ -23,13 +23,15 @@ import sys
 
 from absl import app, flags
 
+from learnit_tf.core import cli as core_cli
+
 from learnit_tf import commands
 
 
 from learnit_tf import zoo  # pylint: disable=wrong-import-position
 from learnit_tf.core import locks  # noqa: E402  pylint: disable=wrong-import-position
 
-flags.DEFINE_string("init", None, "Init directory to publish (config.json, metadata.json, "
+core_cli.define_string_flag("init", None, "Init directory to publish (config.json, metadata.json, "
                     "model.weights.h5).")
 flags.DEFINE_string("name", None, "Zoo entry name, e.g. text_siren.")
 flags.DEFINE_string("version", None, "Version to publish, e.g. 1 (must not exist yet).")
@@ -40,13 +42,13 @@ flags.DEFINE_string("evaluation_dir", None,
                     "Folder the init's recorded evaluation wrote (its reconstructions.png "
                     "goes on the card). Default: the --output_dir of the evaluation command "
                     "in metadata.json, when that folder exists here.")
-flags.mark_flags_as_required(["init", "name", "version"])
 
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     commands.configure_logging()
+    core_cli.require_flags("init", "name", "version")
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:

@@ -31,6 +31,9 @@ import sys
 
 from absl import app, flags
 
+from learnit_tf.core import cli as core_cli
+from learnit_tf.core.output_dir import define_overwrite_flag
+
 from learnit_tf import commands
 
 
@@ -43,9 +46,8 @@ flags.DEFINE_string("cache_dir", None, "Download cache. Default: $LEARNIT_TF_CAC
                     "~/.cache/learnit_tf.")
 flags.DEFINE_string("base_url", None, "Fetch entries not shipped locally from this URL.")
 flags.DEFINE_enum("format", "text", ["text", "markdown", "json"], "Output format of `list`.")
-flags.DEFINE_string("output_dir", None, "Folder the `site` command writes.")
-flags.DEFINE_bool("overwrite", False, "`site`: replace the site's files in a non-empty "
-                  "--output_dir (other files there are kept).")
+core_cli.define_string_flag("output_dir", None, "Folder the `site` command writes.")
+define_overwrite_flag()  # `site`: replace the site's own files; other files are kept.
 
 FLAGS = flags.FLAGS
 COMMANDS = ("list", "describe", "download", "verify", "cards", "site")

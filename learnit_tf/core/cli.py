@@ -70,6 +70,38 @@ def load_zoo_init(source):
     return _ZOO_INIT_LOADER(source)
 
 
+def define_string_flag(name, default, help_text):
+    """Defines a string flag that several commands share by name (`--init`, `--output_dir`).
+
+    A process runs one command, but tests and notebooks import several command modules:
+    a second definition of the same name with the same default reuses the first (absl
+    would raise DuplicateFlagError); a different default is still an error.
+    """
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    if name in flags.FLAGS:
+        existing = flags.FLAGS[name]
+        if existing.default != default or not isinstance(existing.parser, flags.ArgumentParser) \
+                or existing.parser.flag_type() != "string":
+            raise ValueError(f"--{name} is already defined differently "
+                             f"({existing.parser.flag_type()}, default {existing.default!r}).")
+        return existing
+    return flags.DEFINE_string(name, default, help_text)
+
+
+def require_flags(*names):
+    """Raises absl's UsageError naming every flag of `names` that was not given.
+
+    Commands check this at the start of `main` instead of `flags.mark_flags_as_required`:
+    absl validators stay registered process-wide, so in a process that imports several
+    command modules (tests, notebooks) one command's required flags would fail another's.
+    """
+    from absl import app, flags  # pylint: disable=import-outside-toplevel
+    missing = [name for name in names if flags.FLAGS[name].value is None]
+    if missing:
+        raise app.UsageError(", ".join(f"--{name}" for name in missing) +
+                             (" is" if len(missing) == 1 else " are") + " required.")
+
+
 def define_verbose_flag():
     """Defines `--verbose` once (commands and a kind's own command both call this)."""
     from absl import flags  # pylint: disable=import-outside-toplevel

@@ -28,7 +28,9 @@ rendered (`learnit_tf.core.output_dir`).
 
 import sys
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
+
+from learnit_tf.core import cli as core_cli  # noqa: E402
 
 from learnit_tf.core import cli  # noqa: E402
 from learnit_tf.core.output_dir import OutputDir, OutputDirError, define_overwrite_flag  # noqa: E402
@@ -37,7 +39,7 @@ FLAGS = flags.FLAGS
 # --verbose and usage errors printed alone, as every learnit command (a kind's command
 # uses core, not learnit_tf.commands).
 cli.install_command_behaviour()
-flags.DEFINE_string("init", None, "Init directory or zoo name[@version] of a NeRF init.")
+core_cli.define_string_flag("init", None, "Init directory or zoo name[@version] of a NeRF init.")
 flags.DEFINE_enum("dataset", "procedural_objects",
                   ["procedural_objects", "shapenet", "phototourism"], "Signal class.")
 flags.DEFINE_string("config", "small", "procedural_objects config (tiny, small, paper).")
@@ -52,10 +54,9 @@ flags.DEFINE_integer("num_samples", None, "Samples per ray (default: the init's 
 flags.DEFINE_integer("downsample", 4, "Phototourism: keep every k-th pixel.")
 flags.DEFINE_integer("chunk", 4096, "Rays per rendering call.")
 flags.DEFINE_integer("seed", 0, "Seed of the test-time ray batches.")
-flags.DEFINE_string("output_dir", None, "Output directory (an existing folder holding files "
+core_cli.define_string_flag("output_dir", None, "Output directory (an existing folder holding files "
                     "needs --overwrite).")
 define_overwrite_flag()
-flags.mark_flags_as_required(["init", "output_dir"])
 flags.DEFINE_integer("index", 0, "Object index within the split.")
 flags.DEFINE_integer("fit_steps", 0, "Test-time steps before rendering (0: the init as is).")
 flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "Test-time optimizer.")
@@ -71,6 +72,7 @@ flags.DEFINE_list("appearance_indices", [], "Phototourism: two image indices A,B
 
 def main(argv):
     cli.configure_logging()
+    cli.require_flags("init", "output_dir")
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     out = OutputDir(FLAGS.output_dir, FLAGS.overwrite, owned=OUTPUTS)
