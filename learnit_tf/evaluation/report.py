@@ -7,7 +7,6 @@ these are `REPORT_COLUMNS`, the column names of every published report.csv
 (`psnr_mean`, `psnr_std`). Every file is written atomically (`learnit_tf.core.atomic`).
 """
 
-import csv
 import dataclasses
 import os
 import shutil
@@ -15,7 +14,8 @@ import tempfile
 
 import numpy as np
 
-from learnit_tf.core.atomic import atomic_save, write_json_atomic
+from learnit_tf.core import atomic
+from learnit_tf.core.atomic import write_json_atomic
 from learnit_tf.core.registry import PSNR, Metric
 from learnit_tf.meta import FitRecipe
 
@@ -40,22 +40,10 @@ def report_columns(metric=PSNR):
 REPORT_COLUMNS = report_columns(PSNR)
 
 
-def write_csv_atomic(rows, path, columns=("init", "step", "psnr_mean", "psnr_std")):
-    """Writes rows (dicts) as CSV to `path`, atomically; keys not in `columns` are left out.
-
-    `columns=None`: the keys of the first row (then `rows` must not be empty).
-    """
-    if columns is None:
-        if not rows:
-            raise ValueError(f"No rows to write to {path!r} and no columns given.")
-        columns = list(rows[0])
-
-    def save(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-    return atomic_save(path, save, ".csv")
+def write_csv_atomic(rows, path, columns=None):
+    """Writes rows (dicts) as CSV to `path`, atomically (`learnit_tf.core.atomic.write_csv`,
+    rows first for the callers of earlier releases)."""
+    return atomic.write_csv(path, rows, columns)
 
 
 def mean_rows(values, keys, metric=PSNR, digits=None):

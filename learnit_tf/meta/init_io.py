@@ -13,7 +13,6 @@ Writes are atomic: files go to a temporary sibling directory that is renamed int
 place, so a reader never sees a half-written init.
 """
 
-import csv
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from learnit_tf.core import atomic
 from learnit_tf.core.atomic import atomic_save, share_directory, write_json_atomic  # noqa: F401
 from learnit_tf.core.metadata import (InitMetadata, MetadataError, NonFiniteConstant,
                                      non_finite_fields)
@@ -54,25 +54,9 @@ def save_npy_atomic(path, array):
 
 
 def write_csv_atomic(rows, path, columns=None):
-    """Writes rows (dicts) as CSV to `path` via a temporary file and rename.
-
-    Args:
-        rows: list of dicts.
-        path: destination file.
-        columns: column order (default: the keys of the first row); keys not listed
-            are left out.
-    """
-    if columns is None:
-        if not rows:
-            raise ValueError(f"No rows to write to {path!r} and no columns given.")
-        columns = list(rows[0])
-
-    def save(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-    return atomic_save(path, save, ".csv")
+    """Writes rows (dicts) as CSV to `path`, atomically (`learnit_tf.core.atomic.write_csv`,
+    rows first for the callers of earlier releases)."""
+    return atomic.write_csv(path, rows, columns)
 
 
 def save_init(model, directory, metadata=None, overwrite=False):
