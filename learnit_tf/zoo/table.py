@@ -7,10 +7,8 @@ registered, or a headline that names none) is read generically: the default metr
 (PSNR) `meta_<key>_at_<point>` keys, and any `<unit>_to_match` count.
 """
 
-import json
-
 from learnit_tf.core import registry
-from learnit_tf.zoo.headline import finite_number
+from learnit_tf.evaluation.headlines import finite_number, format_count
 
 TABLE_COLUMNS = ("name", "version", "signal class", "model", "algorithm",
                  "PSNR meta vs standard", "at", "to match", "size", "where")
@@ -26,17 +24,8 @@ def _format_size(size):
     return str(size)
 
 
-def _format_count(value):
-    """A count for the table: 3 significant digits, a ratio dict as "21.5×"."""
-    if isinstance(value, dict):
-        for key in ("ratio", "speedup"):
-            if finite_number(value.get(key)) is not None:
-                return f"{finite_number(value[key]):.3g}×"
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    number = finite_number(value)
-    if number is not None:
-        return f"{number:.3g}"
-    return "" if value is None else str(value)
+# The table's counts are formatted as the evaluation formats them (one copy).
+_format_count = format_count
 
 
 def headline_values(headline, metric=registry.PSNR):
