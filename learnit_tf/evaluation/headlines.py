@@ -11,6 +11,8 @@ without importing TensorFlow, so this module imports nothing heavy.
 import json
 import math
 
+from learnit_tf.core.registry import PSNR
+
 META, STANDARD = "meta", "standard"
 
 
@@ -87,3 +89,24 @@ def format_count(value):
     if number is not None:
         return f"{number:.3g}"
     return "" if value is None else str(value)
+
+
+def headline_values(headline, metric=PSNR):
+    """(meta value, standard value, where) of a headline's key point for `metric`, e.g.
+    (20.0, 12.9, "2 steps"); (None, None, "") when it records none.
+
+    Reads `meta_<key>_at_<point>` / `standard_<key>_at_<point>` and `<key>_at` (older
+    headlines without it name the step in the key).
+
+    >>> headline_values({"meta_psnr_at_2": 20.0, "standard_psnr_at_2": 12.9})
+    (20.0, 12.9, '2 steps')
+    """
+    prefix = f"meta_{metric.key}_at_"
+    for key in sorted(headline or {}):
+        if key.startswith(prefix):
+            point = key[len(prefix):]
+            where = headline.get(f"{metric.key}_at") or (
+                f"{point} steps" if point.isdigit() else point.replace("_", " "))
+            return (finite_number(headline[key]),
+                    finite_number(headline.get(f"standard_{metric.key}_at_{point}")), where)
+    return None, None, ""

@@ -23,7 +23,7 @@ import numpy as np
 
 from learnit_tf.core.registry import PSNR
 from learnit_tf.data.pipeline import add_example_seeds
-from learnit_tf.evaluation.headlines import finite_number, format_count, steps_headline
+from learnit_tf.evaluation.headlines import format_count, headline_values, steps_headline
 from learnit_tf.evaluation.held_out import kind_of_metadata
 from learnit_tf.evaluation.report import Report
 
@@ -196,16 +196,7 @@ class Protocol(abc.ABC):
         Reads the keys `meta_<metric>_at_<point>` / `standard_<metric>_at_<point>` and
         `<metric>_at` (older headlines without it name the step in the key).
         """
-        key = cls.metric.key
-        prefix = f"meta_{key}_at_"
-        for name in sorted(headline or {}):
-            if name.startswith(prefix):
-                point = name[len(prefix):]
-                where = headline.get(f"{key}_at") or (
-                    f"{point} steps" if point.isdigit() else point.replace("_", " "))
-                return (finite_number(headline[name]),
-                        finite_number(headline.get(f"standard_{key}_at_{point}")), where)
-        return None, None, ""
+        return headline_values(headline, cls.metric)
 
     @classmethod
     def match_cell(cls, headline):

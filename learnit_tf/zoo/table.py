@@ -8,7 +8,7 @@ registered, or a headline that names none) is read generically: the default metr
 """
 
 from learnit_tf.core import registry
-from learnit_tf.evaluation.headlines import finite_number, format_count
+from learnit_tf.evaluation.headlines import format_count, headline_values  # noqa: F401
 
 TABLE_COLUMNS = ("name", "version", "signal class", "model", "algorithm",
                  "PSNR meta vs standard", "at", "to match", "size", "where")
@@ -22,31 +22,6 @@ def _format_size(size):
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return str(size)
-
-
-# The table's counts are formatted as the evaluation formats them (one copy).
-_format_count = format_count
-
-
-def headline_values(headline, metric=registry.PSNR):
-    """(meta value, standard value, where) of a headline's key point for `metric`, e.g.
-    (20.0, 12.9, "2 steps"); (None, None, "") when it records none.
-
-    Reads `meta_<key>_at_<point>` / `standard_<key>_at_<point>` and `<key>_at` (older
-    headlines without it name the step in the key).
-
-    >>> headline_values({"meta_psnr_at_2": 20.0, "standard_psnr_at_2": 12.9})
-    (20.0, 12.9, '2 steps')
-    """
-    prefix = f"meta_{metric.key}_at_"
-    for key in sorted(headline or {}):
-        if key.startswith(prefix):
-            point = key[len(prefix):]
-            where = headline.get(f"{metric.key}_at") or (
-                f"{point} steps" if point.isdigit() else point.replace("_", " "))
-            return (finite_number(headline[key]),
-                    finite_number(headline.get(f"standard_{metric.key}_at_{point}")), where)
-    return None, None, ""
 
 
 def headline_psnr(headline):
@@ -71,7 +46,7 @@ def generic_headline_cells(headline, metric=registry.PSNR):
     match = ""
     for key in sorted(headline):  # "steps_to_match" before "views_to_match".
         if key.endswith(_MATCH_SUFFIX) and headline[key] is not None:
-            text = _format_count(headline[key])
+            text = format_count(headline[key])
             match = text if text.endswith("×") else f"{text} {key[:-len(_MATCH_SUFFIX)]}"
             break
     comparison = (f"{value(meta)} vs {value(standard)}" + (f" {metric.unit}" if metric.unit
