@@ -13,13 +13,20 @@ the dataset's directory (`fcntl.flock`: released by the kernel if the holder die
 and it also excludes threads, each of which opens the file anew): the first caller
 generates, the others wait and then read its result. Object-store data dirs (gs://)
 have no such lock; there a caller that loses the rename reads the winner's copy.
+
+`ProceduralBuilder` and `ProceduralConfig` are the builders' shared boilerplate: version,
+`_info` and, for classes drawn from (seed, split, index), the split generators; a kind's
+builder supplies only its features and its example generator, its config only its own
+fields and each split's size.
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import io
 import logging
 import os
+import sys
 
 import tensorflow_datasets as tfds
 
@@ -27,6 +34,86 @@ import tensorflow_datasets as tfds
 PAPER_HOMEPAGE = "https://github.com/tancik/learnit"
 PAPER_CITATION = ("Tancik et al., Learned Initializations for Optimizing Coordinate-Based "
                   "Neural Representations, CVPR 2021.")
+#: The splits of every procedural class, in order; a split's index seeds its examples.
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class ProceduralConfig(tfds.core.BuilderConfig):
+    """A config of a class drawn from (seed, split, index): split sizes and seed.
+
+    The sizes are keyword-only and required: a config says how many signals it holds.
+    A kind's config subclasses this one with its own fields (resolution, ...).
+    """
+
+    num_train: int = dataclasses.field(kw_only=True)
+    num_validation: int = dataclasses.field(kw_only=True)
+    num_test: int = dataclasses.field(kw_only=True)
+    seed: int = dataclasses.field(default=0, kw_only=True)
+
+    def split_sizes(self):
+        """{split name: number of examples}, in `SPLIT_NAMES` order."""
+        return {"train": self.num_train, "validation": self.num_validation,
+                "test": self.num_test}
+
+
+class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A TFDS builder generated on this machine (see `prepare_procedural_builder`).
+
+    A subclass gives `BUILDER_CONFIGS`, `_features` and either `_example` (classes of
+    `ProceduralConfig`s: example `index` of `split` is `_example(split, index)`, under the
+    key `_example_key(split, index)`, drawn from `example_seed(split, index)`) or its own
+    `_split_generators` and `_generate_examples` (e.g. a class read from local files).
+    `_info` describes the class with the builder's module docstring (`_description`),
+    `HOMEPAGE`, `CITATION` and `_metadata`.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    HOMEPAGE = PAPER_HOMEPAGE
+    CITATION = PAPER_CITATION
+
+    def _features(self):
+        """{feature name: TFDS feature} of an example, for `self.builder_config`."""
+        raise NotImplementedError(f"{type(self).__name__} declares no features.")
+
+    def _description(self):
+        return sys.modules[type(self).__module__].__doc__
+
+    def _metadata(self):
+        """The dataset's `tfds.core.MetadataDict`, or None."""
+        return None
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            description=self._description(),
+            features=tfds.features.FeaturesDict(self._features()),
+            supervised_keys=None,
+            homepage=self.HOMEPAGE,
+            citation=self.CITATION,
+            metadata=self._metadata(),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Nothing to download: the class is procedural.
+        return {split: self._generate_examples(split) for split in SPLIT_NAMES}
+
+    def _generate_examples(self, split):
+        for index in range(self.builder_config.split_sizes()[split]):
+            yield self._example_key(split, index), self._example(split, index)
+
+    def example_seed(self, split, index):
+        """(config seed, split index, example index): what example `index` is drawn from,
+        so a split never depends on generation order and splits never share a stream."""
+        return (self.builder_config.seed, SPLIT_NAMES.index(split), index)
+
+    def _example_key(self, split, index):
+        del split  # Keys are unique within a split.
+        return index
+
+    def _example(self, split, index):
+        """The features of example `index` of `split` (see `example_seed`)."""
+        raise NotImplementedError(f"{type(self).__name__} generates no examples by index.")
 
 
 def prepare_procedural_builder(builder_cls, config, data_dir=None):

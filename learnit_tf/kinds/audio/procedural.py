@@ -19,10 +19,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
-                                                 prepare_procedural_builder)
+from learnit_tf.data.procedural_builders import (SPLIT_NAMES, ProceduralBuilder,
+                                                 ProceduralConfig, prepare_procedural_builder)
 
-SPLIT_NAMES = ("train", "validation", "test")
 #: Chord shapes in semitones above the root (single note, dyads, triads).
 CHORDS = ((0,), (0,), (0, 7), (0, 4, 7), (0, 3, 7), (0, 5), (0, 4))
 MIDI_RANGE = (43, 79)
@@ -85,22 +84,16 @@ def render_clip(rng, num_samples, sample_rate):
 
 
 @dataclasses.dataclass
-class ProceduralAudioConfig(tfds.core.BuilderConfig):
-    """Clip length, sample rate and split sizes of a `procedural_audio` config."""
+class ProceduralAudioConfig(ProceduralConfig):
+    """Clip length and sample rate of a `procedural_audio` config (and its split sizes)."""
 
     num_samples: int = 4096
     sample_rate: int = 8000
-    num_train: int = 2000
-    num_validation: int = 100
-    num_test: int = 100
-    seed: int = 0
 
 
-class ProceduralAudio(tfds.core.GeneratorBasedBuilder):
+class ProceduralAudio(ProceduralBuilder):
     """Procedural notes and chords with harmonics and ADSR envelopes."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         ProceduralAudioConfig(name="paper", description="16384 samples at 16 kHz (1.02 s), "
                               "10,000 clips, for an accelerator.", num_samples=16384,
@@ -116,31 +109,17 @@ class ProceduralAudio(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "cpu"
 
-    def _info(self):
-        cfg = self.builder_config
-        return self.dataset_info_from_configs(
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "waveform": tfds.features.Tensor(shape=(cfg.num_samples,), dtype=np.float32),
-            }),
-            supervised_keys=None,
-            homepage=PAPER_HOMEPAGE,
-            citation=PAPER_CITATION,
-            metadata=tfds.core.MetadataDict(sample_rate=cfg.sample_rate),
-        )
+    def _features(self):
+        return {"waveform": tfds.features.Tensor(shape=(self.builder_config.num_samples,),
+                                                 dtype=np.float32)}
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Nothing to download: the class is procedural.
-        cfg = self.builder_config
-        sizes = {"train": cfg.num_train, "validation": cfg.num_validation, "test": cfg.num_test}
-        return {name: self._generate_examples(SPLIT_NAMES.index(name), sizes[name])
-                for name in SPLIT_NAMES}
+    def _metadata(self):
+        return tfds.core.MetadataDict(sample_rate=self.builder_config.sample_rate)
 
-    def _generate_examples(self, split_index, num_examples):
+    def _example(self, split, index):
         cfg = self.builder_config
-        for i in range(num_examples):
-            rng = np.random.RandomState([cfg.seed, split_index, i])
-            yield i, {"waveform": render_clip(rng, cfg.num_samples, cfg.sample_rate)}
+        rng = np.random.RandomState(list(self.example_seed(split, index)))
+        return {"waveform": render_clip(rng, cfg.num_samples, cfg.sample_rate)}
 
 
 def procedural_audio_examples(split, config="cpu", data_dir=None):

@@ -58,11 +58,10 @@ import phantominator
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
+from learnit_tf.data.procedural_builders import (ProceduralBuilder, ProceduralConfig,
                                                  prepare_procedural_builder)
 
 DATASET_NAME = "shepp_logan"
-SPLIT_NAMES = ("train", "validation", "test")
 
 #: Perturbation ranges (see the module docstring); angles in radians.
 HEAD_AXIS_SCALE = (0.90, 1.00)
@@ -148,14 +147,17 @@ def random_phantom(seed, resolution):
 
 
 @dataclasses.dataclass
-class SheppLoganConfig(tfds.core.BuilderConfig):
-    """Resolution, split sizes and seed of a `shepp_logan` config."""
+class SheppLoganConfig(ProceduralConfig):
+    """Resolution of a `shepp_logan` config (and its split sizes and seed)."""
 
     resolution: int = 256
-    num_train: int = 1792
-    num_validation: int = 128
-    num_test: int = 128
-    seed: int = 0
+
+
+def image_features(resolution):
+    """TFDS features of a CT image class: "image", float32 (R, R, 1)."""
+    # Piecewise-constant float images compress ~10× with zlib.
+    return {"image": tfds.features.Tensor(shape=(resolution, resolution, 1), dtype=np.float32,
+                                          encoding=tfds.features.Encoding.ZLIB)}
 
 
 def _already_registered(name):
@@ -166,13 +168,10 @@ def _already_registered(name):
     return name in registry
 
 
-class SheppLogan(tfds.core.GeneratorBasedBuilder,
-                 skip_registration=_already_registered(DATASET_NAME)):
+class SheppLogan(ProceduralBuilder, skip_registration=_already_registered(DATASET_NAME)):
     """Randomized modified Shepp-Logan phantoms (see the module docstring)."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         SheppLoganConfig(
             name="paper", description="256×256, 2048 phantoms as in the paper.",
@@ -183,32 +182,12 @@ class SheppLogan(tfds.core.GeneratorBasedBuilder,
     ]
     DEFAULT_CONFIG_NAME = "small"
 
-    def _info(self):
-        r = self.builder_config.resolution
-        return self.dataset_info_from_configs(
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                # Piecewise-constant float images compress ~10× with zlib.
-                "image": tfds.features.Tensor(shape=(r, r, 1), dtype=np.float32,
-                                              encoding=tfds.features.Encoding.ZLIB),
-            }),
-            supervised_keys=None,
-            homepage=PAPER_HOMEPAGE,
-            citation=PAPER_CITATION,
-        )
+    def _features(self):
+        return image_features(self.builder_config.resolution)
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Procedural: nothing to download.
-        cfg = self.builder_config
-        sizes = {"train": cfg.num_train, "validation": cfg.num_validation, "test": cfg.num_test}
-        return {name: self._generate_examples(SPLIT_NAMES.index(name), sizes[name])
-                for name in SPLIT_NAMES}
-
-    def _generate_examples(self, split_index, num_examples):
-        cfg = self.builder_config
-        for i in range(num_examples):
-            image = random_phantom((cfg.seed, split_index, i), cfg.resolution)
-            yield i, {"image": image[:, :, None]}
+    def _example(self, split, index):
+        image = random_phantom(self.example_seed(split, index), self.builder_config.resolution)
+        return {"image": image[:, :, None]}
 
 
 class _DropMessage(logging.Filter):

@@ -53,7 +53,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from learnit_tf.data.files import list_image_files, load_image
-from learnit_tf.data.procedural_builders import prepare_procedural_builder
+from learnit_tf.data.procedural_builders import (SPLIT_NAMES, ProceduralBuilder,
+                                                 prepare_procedural_builder)
 from learnit_tf.kinds.image.resolution import config_at_resolution
 from learnit_tf.kinds.image.text_images import image_examples_from_builder
 
@@ -71,7 +72,6 @@ EMOJI_NUM_IMAGES = 861
 #: Share of images (by file-name hash) in the test and validation splits.
 TEST_FRACTION = 0.1
 VALIDATION_FRACTION = 0.1
-SPLIT_NAMES = ("train", "validation", "test")
 EMOJI_CITATION = (f"{EMOJI_UPSTREAM}, {EMOJI_HOMEPAGE}; Debian package {EMOJI_PACKAGE} "
                   f"{EMOJI_PACKAGE_VERSION}, licence {EMOJI_LICENSE}.")
 
@@ -190,11 +190,11 @@ class EmojiImagesConfig(tfds.core.BuilderConfig):
     source_dir: Optional[str] = None  # None: EMOJI_SOURCE_DIR.
 
 
-class EmojiImages(tfds.core.GeneratorBasedBuilder):
+class EmojiImages(ProceduralBuilder):
     """The emoji PNGs of libjs-emojify, alpha composited on white (see the module docstring)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    HOMEPAGE = EMOJI_HOMEPAGE
+    CITATION = EMOJI_CITATION
     BUILDER_CONFIGS = [
         EmojiImagesConfig(name="cpu64", description="64×64, all 861 distinct images.",
                           resolution=64),
@@ -203,22 +203,20 @@ class EmojiImages(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "cpu64"
 
-    def _info(self):
+    def _description(self):
         cfg = self.builder_config
         r = cfg.resolution
-        return self.dataset_info_from_configs(
-            description=(f"{_provenance(cfg.source_dir)}; {r}×{r} RGB, alpha composited "
-                         "on white, aliases dropped, split by file-name hash 80/10/10."),
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(r, r, 3)),
-                "name": tfds.features.Text(),  # The source file's base name.
-            }),
-            supervised_keys=None,
-            homepage=EMOJI_HOMEPAGE,
-            citation=EMOJI_CITATION,
-            # Filled while generating (source_metadata); read back with the dataset.
-            metadata=tfds.core.MetadataDict(),
-        )
+        return (f"{_provenance(cfg.source_dir)}; {r}×{r} RGB, alpha composited on white, "
+                "aliases dropped, split by file-name hash 80/10/10.")
+
+    def _features(self):
+        r = self.builder_config.resolution
+        return {"image": tfds.features.Image(shape=(r, r, 3)),
+                "name": tfds.features.Text()}  # The source file's base name.
+
+    def _metadata(self):
+        # Filled while generating (source_metadata); read back with the dataset.
+        return tfds.core.MetadataDict()
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Nothing to download: the files are on this machine.

@@ -58,7 +58,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from learnit_tf.data.procedural_builders import prepare_procedural_builder
+from learnit_tf.data.procedural_builders import (SPLIT_NAMES, ProceduralBuilder,
+                                                 ProceduralConfig, prepare_procedural_builder)
 from learnit_tf.kinds.image.resolution import config_at_resolution
 from learnit_tf.kinds.image.task import image_grid
 
@@ -68,7 +69,7 @@ SHADE_LENGTH = 0.08
 BAND_PERIOD = 1.0 / 12.0
 LINE_PIXELS = 1.5
 SHAPE_KINDS = ("circle", "box", "polygon", "blob", "stroke")
-SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
+SPLIT_IDS = {name: index for index, name in enumerate(SPLIT_NAMES)}  # 0, 1, 2
 
 
 # ---------------------------------------------------------------------------
@@ -230,26 +231,22 @@ def render_sdf_example(seed, resolution):
 # ---------------------------------------------------------------------------
 
 @dataclasses.dataclass
-class Sdf2dConfig(tfds.core.BuilderConfig):
-    """Resolution, split sizes and seed of one `sdf_2d` variant."""
+class Sdf2dConfig(ProceduralConfig):
+    """Resolution of one `sdf_2d` variant (and its split sizes and seed)."""
 
     resolution: int = 178
-    num_train: int = 9000
-    num_validation: int = 500
-    num_test: int = 500
-    seed: int = 0
-
-    def split_sizes(self):
-        return {"train": self.num_train, "validation": self.num_validation,
-                "test": self.num_test}
 
 
-class Sdf2d(tfds.core.GeneratorBasedBuilder):
+class Sdf2d(ProceduralBuilder):
     """2D signed-distance images of random simple curves (see module docstring)."""
 
     name = "sdf_2d"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    HOMEPAGE = "https://arxiv.org/abs/2012.02189"
+    CITATION = ("@inproceedings{tancik2021learnit, title={Learned Initializations for "
+                "Optimizing Coordinate-Based Neural Representations}, author={Tancik, "
+                "Matthew and Mildenhall, Ben and Wang, Terrance and Schmidt, Divi and "
+                "Srinivasan, Pratul P. and Barron, Jonathan T. and Ng, Ren}, "
+                "booktitle={CVPR}, year={2021}}")
     BUILDER_CONFIGS = [
         Sdf2dConfig(name="paper", description="178x178, 9000/500/500 images (paper size).",
                     resolution=178, num_train=9000, num_validation=500, num_test=500,
@@ -261,32 +258,17 @@ class Sdf2d(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "small"
 
-    def _info(self):
+    def _description(self):
+        return __doc__.split("\n\n")[0]
+
+    def _features(self):
         r = self.builder_config.resolution
-        return self.dataset_info_from_configs(
-            description=__doc__.split("\n\n")[0],
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(r, r, 3), dtype=np.uint8),
-                "num_shapes": np.int32,
-            }),
-            homepage="https://arxiv.org/abs/2012.02189",
-            citation=("@inproceedings{tancik2021learnit, title={Learned Initializations for "
-                      "Optimizing Coordinate-Based Neural Representations}, author={Tancik, "
-                      "Matthew and Mildenhall, Ben and Wang, Terrance and Schmidt, Divi and "
-                      "Srinivasan, Pratul P. and Barron, Jonathan T. and Ng, Ren}, "
-                      "booktitle={CVPR}, year={2021}}"),
-        )
+        return {"image": tfds.features.Image(shape=(r, r, 3), dtype=np.uint8),
+                "num_shapes": np.int32}
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Procedural: nothing to download.
-        return {split: self._generate_examples(split)
-                for split in self.builder_config.split_sizes()}
-
-    def _generate_examples(self, split):
-        cfg = self.builder_config
-        for i in range(cfg.split_sizes()[split]):
-            ex = render_sdf_example((cfg.seed, SPLIT_IDS[split], i), cfg.resolution)
-            yield i, {"image": ex["image"], "num_shapes": np.int32(len(ex["shapes"]))}
+    def _example(self, split, index):
+        ex = render_sdf_example(self.example_seed(split, index), self.builder_config.resolution)
+        return {"image": ex["image"], "num_shapes": np.int32(len(ex["shapes"]))}
 
 
 def sdf_2d_builder(config="small", data_dir=None):

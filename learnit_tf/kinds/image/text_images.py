@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image, ImageDraw, ImageFont
 
-from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
+from learnit_tf.data.procedural_builders import (ProceduralBuilder, ProceduralConfig,
                                                  prepare_procedural_builder)
 from learnit_tf.kinds.image.resolution import config_at_resolution
 
@@ -29,7 +29,6 @@ FONT_FILES = (
     "DejaVuSerif-Italic.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
 )
 ALPHABET = string.ascii_letters + string.digits + "  .,!?"
-SPLIT_NAMES = ("train", "validation", "test")
 
 
 def render_text_image(rng, resolution):
@@ -62,21 +61,15 @@ def render_text_image(rng, resolution):
 
 
 @dataclasses.dataclass
-class TextImagesConfig(tfds.core.BuilderConfig):
-    """Resolution and split sizes of a `text_images` config."""
+class TextImagesConfig(ProceduralConfig):
+    """Resolution of a `text_images` config (and its split sizes)."""
 
     resolution: int = 178
-    num_train: int = 9000
-    num_validation: int = 500
-    num_test: int = 500
-    seed: int = 0
 
 
-class TextImages(tfds.core.GeneratorBasedBuilder):
+class TextImages(ProceduralBuilder):
     """Procedurally rendered random text images (the paper's Text class)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         TextImagesConfig(name="paper", description="178×178 as in the paper, 10,000 images.",
                          resolution=178, num_train=9000, num_validation=500, num_test=500),
@@ -87,30 +80,13 @@ class TextImages(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "cpu64"
 
-    def _info(self):
+    def _features(self):
         r = self.builder_config.resolution
-        return self.dataset_info_from_configs(
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(r, r, 3)),
-            }),
-            supervised_keys=None,
-            homepage=PAPER_HOMEPAGE,
-            citation=PAPER_CITATION,
-        )
+        return {"image": tfds.features.Image(shape=(r, r, 3))}
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Nothing to download: the class is procedural.
-        cfg = self.builder_config
-        sizes = {"train": cfg.num_train, "validation": cfg.num_validation, "test": cfg.num_test}
-        return {name: self._generate_examples(SPLIT_NAMES.index(name), sizes[name])
-                for name in SPLIT_NAMES}
-
-    def _generate_examples(self, split_index, num_examples):
-        cfg = self.builder_config
-        for i in range(num_examples):
-            rng = np.random.RandomState([cfg.seed, split_index, i])
-            yield i, {"image": render_text_image(rng, cfg.resolution)}
+    def _example(self, split, index):
+        rng = np.random.RandomState(list(self.example_seed(split, index)))
+        return {"image": render_text_image(rng, self.builder_config.resolution)}
 
 
 def image_examples_from_builder(builder, split):

@@ -26,11 +26,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from learnit_tf.data.procedural_builders import prepare_procedural_builder
+from learnit_tf.data.procedural_builders import (ProceduralBuilder, ProceduralConfig,
+                                                 prepare_procedural_builder)
 from learnit_tf.kinds.nerf import cameras
 from learnit_tf.kinds.nerf import views as views_lib
 
-SPLIT_NAMES = ("train", "validation", "test")
 LIGHT_DIRECTION = np.array([0.35, -0.5, 0.8]) / np.linalg.norm([0.35, -0.5, 0.8])
 AMBIENT = 0.35
 
@@ -229,34 +229,26 @@ def _write_json(path, data):
 
 
 @dataclasses.dataclass
-class ProceduralObjectsConfig(tfds.core.BuilderConfig):
-    """Sizes of a `procedural_objects` config.
+class ProceduralObjectsConfig(ProceduralConfig):
+    """Sizes of a `procedural_objects` config (and its objects per split and seed).
 
     Attributes:
         resolution: views are resolution×resolution.
         num_views: views per object (first `num_support_views` support, rest held out).
-        num_train, num_validation, num_test: objects per split.
         radius: camera distance to the origin (ShapeNet renders: 4).
         camera_angle_x: horizontal field of view (NeRF-synthetic Blender value).
-        seed: dataset seed.
     """
 
     resolution: int = 128
     num_views: int = 50
     num_support_views: int = 25
-    num_train: int = 1000
-    num_validation: int = 50
-    num_test: int = 100
     radius: float = 4.0
     camera_angle_x: float = cameras.NERF_SYNTHETIC_CAMERA_ANGLE_X
-    seed: int = 0
 
 
-class ProceduralObjects(tfds.core.GeneratorBasedBuilder):
+class ProceduralObjects(ProceduralBuilder):
     """Chair-like box objects rendered from 50 random viewpoints (RGBA)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         ProceduralObjectsConfig(
             name="paper", description="128×128 views like the authors' ShapeNet renders.",
@@ -270,29 +262,26 @@ class ProceduralObjects(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "small"
 
-    def _info(self):
+    def _info(self):  # The multi-view objects' own (shared with shapenet_views).
         return views_lib.object_dataset_info(self, __doc__)
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # Procedural: nothing to download.
         cfg = self.builder_config
         if not 0 < cfg.num_support_views < cfg.num_views:
             raise ValueError(f"procedural_objects config {cfg.name!r}: need 0 < "
                              f"num_support_views < num_views, got {cfg.num_support_views} and "
                              f"{cfg.num_views}.")
-        sizes = {"train": cfg.num_train, "validation": cfg.num_validation, "test": cfg.num_test}
-        return {name: self._generate_examples(SPLIT_NAMES.index(name), sizes[name], name)
-                for name in SPLIT_NAMES}
+        return super()._split_generators(dl_manager)
 
-    def _generate_examples(self, split_index, num_objects, split):
+    def _example_key(self, split, index):
+        return f"{split}_{index:05d}"
+
+    def _example(self, split, index):
         cfg = self.builder_config
-        for i in range(num_objects):
-            data = generate_object(cfg.seed, split_index, i, cfg.resolution, cfg.num_views,
-                                   cfg.radius, cfg.camera_angle_x)
-            object_id = f"{split}_{i:05d}"
-            yield object_id, {"object_id": object_id, "images": data["images"],
-                              "poses": data["poses"],
-                              "camera_angle_x": np.float32(data["camera_angle_x"])}
+        data = generate_object(*self.example_seed(split, index), cfg.resolution, cfg.num_views,
+                               cfg.radius, cfg.camera_angle_x)
+        return {"object_id": self._example_key(split, index), "images": data["images"],
+                "poses": data["poses"], "camera_angle_x": np.float32(data["camera_angle_x"])}
 
 
 def load_builder(config="small", data_dir=None):

@@ -17,12 +17,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
+from learnit_tf.data.procedural_builders import (ProceduralBuilder, ProceduralConfig,
                                                  prepare_procedural_builder)
 from learnit_tf.kinds.shape3d.sampling import sample_example
 from learnit_tf.kinds.shape3d.sdf import random_shape, surface_points
 
-SPLIT_NAMES = ("train", "validation", "test")
 #: Surface points drawn per shape before sampling (near-surface centres, Chamfer points).
 SURFACE_POOL = 4096
 #: Surface points whose bounding box normalizes a shape.
@@ -39,24 +38,18 @@ def shape_example(rng, num_points, near_surface_std, grid_resolution, num_surfac
 
 
 @dataclasses.dataclass
-class ProceduralShapesConfig(tfds.core.BuilderConfig):
-    """Samples per shape and split sizes of a `procedural_shapes` config."""
+class ProceduralShapesConfig(ProceduralConfig):
+    """Samples per shape of a `procedural_shapes` config (and its split sizes)."""
 
     num_points: int = 2048
     near_surface_std: float = 0.02
     grid_resolution: int = 32
     num_surface: int = 2048
-    num_train: int = 512
-    num_validation: int = 32
-    num_test: int = 32
-    seed: int = 0
 
 
-class ProceduralShapes(tfds.core.GeneratorBasedBuilder):
+class ProceduralShapes(ProceduralBuilder):
     """Random unions of spheres, boxes, tori and capsules as signed distance samples."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         # MetaSDF samples 500k points per ShapeNet shape, half near the surface
         # (DeepSDF's sampling), and fits 64^3 grids; 16384 points per example here.
@@ -78,36 +71,24 @@ class ProceduralShapes(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "cpu"
 
-    def _info(self):
+    def _features(self):
         cfg = self.builder_config
-        return self.dataset_info_from_configs(
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "points": tfds.features.Tensor(shape=(cfg.num_points, 3), dtype=np.float32),
-                "sdf": tfds.features.Tensor(shape=(cfg.num_points,), dtype=np.float32),
-                "grid_sdf": tfds.features.Tensor(shape=(cfg.grid_resolution ** 3,),
-                                                 dtype=np.float32, encoding="zlib"),
-                "surface": tfds.features.Tensor(shape=(cfg.num_surface, 3), dtype=np.float32),
-            }),
-            supervised_keys=None,
-            homepage=PAPER_HOMEPAGE,
-            citation=PAPER_CITATION,
-            metadata=tfds.core.MetadataDict(sign="negative inside"),
-        )
+        return {
+            "points": tfds.features.Tensor(shape=(cfg.num_points, 3), dtype=np.float32),
+            "sdf": tfds.features.Tensor(shape=(cfg.num_points,), dtype=np.float32),
+            "grid_sdf": tfds.features.Tensor(shape=(cfg.grid_resolution ** 3,),
+                                             dtype=np.float32, encoding="zlib"),
+            "surface": tfds.features.Tensor(shape=(cfg.num_surface, 3), dtype=np.float32),
+        }
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Nothing to download: the class is procedural.
-        cfg = self.builder_config
-        sizes = {"train": cfg.num_train, "validation": cfg.num_validation, "test": cfg.num_test}
-        return {name: self._generate_examples(SPLIT_NAMES.index(name), sizes[name])
-                for name in SPLIT_NAMES}
+    def _metadata(self):
+        return tfds.core.MetadataDict(sign="negative inside")
 
-    def _generate_examples(self, split_index, num_examples):
+    def _example(self, split, index):
         cfg = self.builder_config
-        for i in range(num_examples):
-            rng = np.random.RandomState([cfg.seed, split_index, i])
-            yield i, shape_example(rng, cfg.num_points, cfg.near_surface_std,
-                                   cfg.grid_resolution, cfg.num_surface)
+        rng = np.random.RandomState(list(self.example_seed(split, index)))
+        return shape_example(rng, cfg.num_points, cfg.near_surface_std, cfg.grid_resolution,
+                             cfg.num_surface)
 
 
 def procedural_shapes_examples(split, config="cpu", data_dir=None):
