@@ -23,37 +23,28 @@ Configs:
 import dataclasses
 import math
 
-import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from learnit_tf.data.procedural_builders import (PAPER_CITATION, PAPER_HOMEPAGE,
-                                                 prepare_procedural_builder)
+from learnit_tf.data.procedural_builders import (SPLIT_NAMES, ProceduralBuilder,
+                                                 ProceduralConfig, prepare_procedural_builder)
 from learnit_tf.kinds.ct.anatomy_render import random_slice
-from learnit_tf.kinds.ct.shepp_logan import _already_registered, _quiet_tfds_dtype_warning
+from learnit_tf.kinds.ct.shepp_logan import (_already_registered, _quiet_tfds_dtype_warning,
+                                             image_features)
 
 DATASET_NAME = "ct_anatomy"
-SPLIT_NAMES = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
-class AnatomyConfig(tfds.core.BuilderConfig):
-    """Resolution, split sizes and seed of a `ct_anatomy` config."""
+class AnatomyConfig(ProceduralConfig):
+    """Resolution of a `ct_anatomy` config (and its split sizes and seed)."""
 
     resolution: int = 64
-    num_train: int = 2000
-    num_validation: int = 100
-    num_test: int = 100
-    seed: int = 0
 
 
-class CtAnatomy(tfds.core.GeneratorBasedBuilder,
-                skip_registration=_already_registered(DATASET_NAME)):
+class CtAnatomy(ProceduralBuilder, skip_registration=_already_registered(DATASET_NAME)):
     """Procedural axial CT slices (see the module docstring)."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [
         AnatomyConfig(name="small", description="64×64, 2200 slices, for CPU training.",
                       resolution=64, num_train=2000, num_validation=100, num_test=100),
@@ -64,28 +55,12 @@ class CtAnatomy(tfds.core.GeneratorBasedBuilder,
     ]
     DEFAULT_CONFIG_NAME = "small"
 
-    def _info(self):
-        r = self.builder_config.resolution
-        return self.dataset_info_from_configs(
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(r, r, 1), dtype=np.float32,
-                                              encoding=tfds.features.Encoding.ZLIB),
-            }),
-            supervised_keys=None, homepage=PAPER_HOMEPAGE, citation=PAPER_CITATION)
+    def _features(self):
+        return image_features(self.builder_config.resolution)
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Procedural: nothing to download.
-        cfg = self.builder_config
-        sizes = {"train": cfg.num_train, "validation": cfg.num_validation, "test": cfg.num_test}
-        return {name: self._generate_examples(SPLIT_NAMES.index(name), sizes[name])
-                for name in SPLIT_NAMES}
-
-    def _generate_examples(self, split_index, num_examples):
-        cfg = self.builder_config
-        for i in range(num_examples):
-            image = random_slice((cfg.seed, split_index, i), cfg.resolution)
-            yield i, {"image": image[:, :, None]}
+    def _example(self, split, index):
+        image = random_slice(self.example_seed(split, index), self.builder_config.resolution)
+        return {"image": image[:, :, None]}
 
 
 def anatomy_builder(config="small", data_dir=None):
