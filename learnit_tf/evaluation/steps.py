@@ -1,4 +1,4 @@
-"""The metric-vs-steps protocol (images, audio: any task whose examples are fitted by steps).
+"""The metric-vs-steps protocol (images, audio, 3D shapes: any task fitted by steps).
 
 Every held-out signal is fitted from the meta init (its inner optimizer or fit recipe)
 and from a standard init of the same architecture (Adam); the rows are the mean metric
@@ -6,6 +6,10 @@ at the report steps (`REPORT_STEPS`), the headline both inits' value at `match_s
 the *steps to match*: how many standard-init steps reach the meta init's value there
 (`steps_to_reach`), and the steps each init needs to reach the metric's levels
 (`steps_to_targets`, e.g. 25/30/35/40 dB).
+
+The metric is the protocol's (`Protocol.metric`, the kind's `SignalKind.metric`: PSNR
+unless a kind says otherwise, e.g. the 3D kind's IoU); results, rows and summary keys
+are named by its key (`psnr`: `meta_psnr_at_2`, `psnr_curve`, `steps_to_psnr`).
 """
 
 import dataclasses
@@ -14,6 +18,7 @@ from typing import Optional
 import keras
 import numpy as np
 
+from learnit_tf.core.registry import PSNR
 from learnit_tf.evaluation.baselines import standard_init
 from learnit_tf.evaluation.headlines import META, STANDARD, steps_headline
 from learnit_tf.evaluation import held_out
@@ -32,8 +37,8 @@ def steps_to_reach(curve, target):
 
 
 def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_examples=0,
-                  progress=None):
-    """Fits every example from every init and collects PSNR curves.
+                  progress=None, metric=PSNR):
+    """Fits every example from every init and collects the metric's curves.
 
     Args:
         inits: dict label -> (model, InnerOptimizer, steps for that init or None).
@@ -43,10 +48,11 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
         snapshot_steps: steps at which to keep fitted weights for reconstruction grids.
         snapshot_examples: for how many of the first examples to keep snapshots.
         progress: optional callable(label, example_index, result).
+        metric: the `Metric` whose curves (`FitResult.metrics[metric.key]`) are collected.
 
     Returns:
-        dict label -> {"psnr": (num_examples, steps+1) array, "snapshots": [dict step->weights],
-        "model": model, "fitter": the Fitter}.
+        dict label -> {metric.key (e.g. "psnr"): (num_examples, steps+1) array,
+        "snapshots": [dict step->weights], "model": model, "fitter": the Fitter}.
     """
     out = {}
     for label, (model, optimizer, init_steps) in inits.items():
@@ -56,13 +62,13 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
         for i, example in enumerate(examples):
             result = fitter.fit(example, init_steps,
                                 snapshot_steps=snapshot_steps if i < snapshot_examples else ())
-            curves.append(result.metrics["psnr"])
+            curves.append(result.metrics[metric.key])
             seconds.append(result.seconds)
             if i < snapshot_examples:
                 snaps.append(result.snapshots)
             if progress is not None:
                 progress(label, i, result)
-        out[label] = {"psnr": np.stack(curves), "snapshots": snaps, "model": model,
+        out[label] = {metric.key: np.stack(curves), "snapshots": snaps, "model": model,
                       "fitter": fitter, "seconds_per_step": _seconds_per_step(seconds,
                                                                                init_steps)}
     return out
@@ -77,12 +83,13 @@ def _seconds_per_step(seconds, steps):
     return float(np.median(timed)) / steps
 
 
-def steps_to_targets(results, targets):
+def steps_to_targets(results, targets, metric=PSNR):
     """{init: {"steps": {target: first step reaching it or None}, "seconds": {...}}} of
-    the mean PSNR curves (seconds: steps × that init's wall time per step, same run)."""
+    the mean curves of `metric` (seconds: steps × that init's wall time per step, same
+    run)."""
     out = {}
     for label, res in results.items():
-        curve = res["psnr"].mean(0)
+        curve = res[metric.key].mean(0)
         per_step = res.get("seconds_per_step")
         steps = {f"{t:g}": steps_to_reach(curve, t) for t in targets}
         out[label] = {"steps": steps, "seconds": {
@@ -91,47 +98,54 @@ def steps_to_targets(results, targets):
     return out
 
 
-def summarize(results, match_step=2, reference=META, baseline=STANDARD):
-    """Rows (init, step, psnr_mean, psnr_std) at the report steps, and the steps-to-match.
+def summarize(results, match_step=2, reference=META, baseline=STANDARD, metric=PSNR):
+    """Rows (init, step, <key>_mean, <key>_std) at the report steps, and the steps-to-match.
+
+    Args:
+        metric: the `Metric` of the results (its key names them: `psnr_mean`, ...).
 
     Returns:
-        (rows, summary) where summary has `meta_psnr_at_2`, `standard_psnr_at_2`,
-        `steps_to_match` (standard-init steps to reach the meta init's PSNR at
-        `match_step`, None if not reached) and `steps_to_match_ratio`.
+        (rows, summary) where summary has `meta_<key>_at_2`, `standard_<key>_at_2`,
+        `steps_to_match` (standard-init steps to reach the meta init's value at
+        `match_step`, None if not reached), `steps_to_match_ratio` and `<key>_curve`
+        (the mean at the rows' steps, to one digit more than the metric shows).
     """
+    key = metric.key
     rows = []
     for label, res in results.items():
-        psnr = res["psnr"]
-        last = psnr.shape[1] - 1
+        values = res[key]
+        last = values.shape[1] - 1
         for step in sorted(set(s for s in REPORT_STEPS if s <= last) | {last}):
             rows.append({"init": label, "step": step,
-                         "psnr_mean": float(psnr[:, step].mean()),
-                         "psnr_std": float(psnr[:, step].std())})
+                         f"{key}_mean": float(values[:, step].mean()),
+                         f"{key}_std": float(values[:, step].std())})
     summary = {}
     if reference in results and baseline in results:
-        ref = results[reference]["psnr"].mean(0)
-        base = results[baseline]["psnr"].mean(0)
+        ref = results[reference][key].mean(0)
+        base = results[baseline][key].mean(0)
         target = float(ref[min(match_step, len(ref) - 1)])
         reached = steps_to_reach(base, target)
         summary = {
-            f"{reference}_psnr_at_{match_step}": target,
-            f"{baseline}_psnr_at_{match_step}": float(base[min(match_step, len(base) - 1)]),
+            f"{reference}_{key}_at_{match_step}": target,
+            f"{baseline}_{key}_at_{match_step}": float(base[min(match_step, len(base) - 1)]),
             "steps_to_match": reached,
             "standard_steps_evaluated": int(len(base) - 1),
             "steps_to_match_ratio": (reached / match_step) if reached else None,
-            "num_examples": int(results[reference]["psnr"].shape[0]),
+            "num_examples": int(results[reference][key].shape[0]),
         }
-        summary["psnr_curve"] = {label: {str(r["step"]): round(r["psnr_mean"], 3)
-                                         for r in rows if r["init"] == label}
-                                 for label in results}
+        summary[f"{key}_curve"] = {label: {str(r["step"]): round(r[f"{key}_mean"],
+                                                                 metric.digits + 1)
+                                           for r in rows if r["init"] == label}
+                                   for label in results}
     return rows, summary
 
 
 def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer, meta_steps,
                               standard_steps, standard_optimizer=InnerOptimizer("adam", 1e-4),
                               standard_seed=1, snapshot_steps=(0, 1, 2, 5, 10),
-                              snapshot_examples=3, progress=None, match_step=2):
-    """The paper's comparison for one init: curves, report rows and steps-to-match.
+                              snapshot_examples=3, progress=None, match_step=2, metric=PSNR):
+    """The paper's comparison for one init: curves, report rows and steps-to-match (of
+    `metric`, PSNR by default).
 
     Returns:
         (results, rows, summary) as from `compare_inits` and `summarize`.
@@ -146,8 +160,8 @@ def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer,
                    standard_steps),
     }
     results = compare_inits(inits, task, examples, None, snapshot_steps, snapshot_examples,
-                            progress)
-    rows, summary = summarize(results, match_step=match_step)
+                            progress, metric)
+    rows, summary = summarize(results, match_step=match_step, metric=metric)
     summary["meta_optimizer"] = {"name": meta_optimizer.name,
                                  "learning_rate": meta_optimizer.learning_rate}
     if isinstance(meta_optimizer, FitRecipe):
@@ -204,14 +218,16 @@ class StepsOptions:
 
 
 class StepsProtocol(Protocol):
-    """PSNR against test-time steps, meta init vs standard init, and steps to match.
+    """The metric (PSNR) against test-time steps, meta init vs standard init, steps to match.
 
     The paper's image protocol, for any task whose examples are fitted by steps: the
     meta init is fitted with its inner optimizer for `meta_steps`, a standard init of
-    the same architecture with Adam for `standard_steps`; rows are the mean PSNR at the
-    report steps (`REPORT_STEPS`), the headline the PSNR of both at `match_step` and how
-    many standard-init steps reach the meta init's PSNR there. Subclasses add figures
-    and tables in `extend_report` and folder-reader options in `folder_options`.
+    the same architecture with Adam for `standard_steps`; rows are the mean metric at the
+    report steps (`REPORT_STEPS`), the headline the metric of both at `match_step` and how
+    many standard-init steps reach the meta init's value there. Subclasses add figures
+    and tables in `extend_report` and folder-reader options in `folder_options`; one of
+    a kind with another `metric` (e.g. the 3D kind's IoU) names its level option
+    `<key>_targets` and draws its curves in `plot_curves`.
 
     Example (a kind's protocol, e.g. audio, is a subclass with its own name):
 
@@ -251,6 +267,9 @@ class StepsProtocol(Protocol):
         if o.meta_learning_rate is not None:
             raise ValueError("--select_fit_recipe chooses the meta init's optimizer; do not "
                              "also pass --meta_learning_rate.")
+        if self.metric.key != PSNR.key:
+            raise ValueError(f"--select_fit_recipe scores candidates by PSNR; {self.name} "
+                             f"reports {self.metric.label}.")
         if o.directory:
             examples = self.folder_examples(metadata, o.directory, "validation",
                                             o.recipe_examples, task)
@@ -272,36 +291,58 @@ class StepsProtocol(Protocol):
         return sorted({0, 1, 2, 5, 10, o.meta_steps} & set(range(o.meta_steps + 1))
                       | {s for s in (100, 1000) if s <= o.standard_steps})
 
+    def snapshot_count(self, examples):
+        """For how many of the first `examples` fitted weights are kept."""
+        del examples
+        return self.options.snapshot_examples if self.draws_reconstructions() else 0
+
+    def targets(self):
+        """The metric's levels whose steps to reach are reported: the `<key>_targets`
+        option (e.g. --psnr_targets), else the metric's own levels."""
+        for field in dataclasses.fields(self.options):  # e.g. --psnr_targets of an IoU kind
+            if (field.name.endswith("_targets") and field.name != f"{self.metric.key}_targets"
+                    and getattr(self.options, field.name) != field.default):
+                raise ValueError(f"--{field.name} does not apply to {self.name}, which reports "
+                                 f"{self.metric.label} (--{self.metric.key}_targets).")
+        text = getattr(self.options, f"{self.metric.key}_targets", None)
+        if text is None:
+            return tuple(self.metric.levels)
+        return parse_numbers(text, f"{self.metric.key}_targets")
+
     def evaluate(self, model, metadata, init_name="", examples=None):
         o = self.options
         task = task_from_metadata(metadata)
         if examples is None:
             examples = self.held_out(metadata, task)
-        targets = parse_numbers(o.psnr_targets, "psnr_targets")
+        metric, key = self.metric, self.metric.key
+        targets = self.targets()
         meta_opt, standard_opt = self.optimizers(metadata)
         selection = None
         if o.select_fit_recipe:
             meta_opt, selection = self.choose_fit_recipe(model, metadata, task)
-        progress = _StepsProgress(len(examples) * (o.meta_steps + o.standard_steps), o.progress)
+        progress = _StepsProgress(len(examples) * (o.meta_steps + o.standard_steps), o.progress,
+                                  key)
         results, curve_rows, summary = evaluate_against_standard(
             model, examples, task, meta_opt, o.meta_steps, o.standard_steps, standard_opt,
             o.standard_seed, snapshot_steps=self.snapshot_steps(),
-            snapshot_examples=o.snapshot_examples if self.draws_reconstructions() else 0,
-            progress=progress, match_step=o.match_step)
-        summary["steps_to_psnr"] = steps_to_targets(results, targets)
+            snapshot_examples=self.snapshot_count(examples), progress=progress,
+            match_step=o.match_step, metric=metric)
+        summary[f"steps_to_{key}"] = steps_to_targets(results, targets, metric)
         if selection is not None:
             summary["fit_recipe"] = meta_opt.to_dict()
             summary["fit_recipe_selection"] = selection
         optimizers = {META: meta_opt, STANDARD: standard_opt}
         rows = [report_row(r["init"], optimizers[r["init"]], r["step"],
-                           results[r["init"]]["psnr"][:, r["step"]]) for r in curve_rows]
-        title = f"{metadata.get('signal_class', init_name)}: held-out PSNR"
+                           results[r["init"]][key][:, r["step"]], metric=metric)
+                for r in curve_rows]
+        title = f"{metadata.get('signal_class', init_name)}: held-out {metric.label}"
         report = Report(
             protocol=self.name, init=init_name, rows=rows, summary=summary,
             settings=dict(dataclasses.asdict(o), num_examples=len(examples)),
-            figures={"psnr_curves.png": lambda path: _plot_curves(results, path, title,
-                                                                  summary)})
-        report.tables["per_example.csv"] = per_example_table(results)
+            figures={f"{key}_curves.png": lambda path: self.plot_curves(results, path, title,
+                                                                        summary)},
+            metric=metric)
+        report.tables["per_example.csv"] = per_example_table(results, metric)
         self.extend_report(report, model=model, metadata=metadata, task=task,
                            examples=examples, results=results)
         return report
@@ -312,6 +353,12 @@ class StepsProtocol(Protocol):
 
     def extend_report(self, report, model, metadata, task, examples, results):
         """Hook for subclasses: add figures, tables or summary entries to `report`."""
+
+    def plot_curves(self, results, path, title, summary):
+        """Draws both inits' mean curves of the metric (`<key>_curves.png`): PSNR's figure;
+        a kind with another metric draws its own."""
+        from learnit_tf.evaluation import plots  # pylint: disable=import-outside-toplevel
+        return plots.plot_psnr_curves(results, path, title=title, summary=summary)
 
     @classmethod
     def headline(cls, report):
@@ -329,17 +376,14 @@ class StepsProtocol(Protocol):
 class _StepsProgress:
     """Progress of `StepsProtocol` fits: a bar over all optimization steps, with ETA."""
 
-    def __init__(self, total_steps, verbose):
+    def __init__(self, total_steps, verbose, key="psnr"):
         self.bar = keras.utils.Progbar(max(1, int(total_steps)), verbose=1 if verbose else 0,
                                        unit_name="step")
         self.done = 0
+        self.key = key
 
     def __call__(self, label, index, result):
         del index
         self.done += len(result.losses) - 1
-        self.bar.update(self.done, values=[(f"{label}_psnr", float(result.psnr[-1]))])
-
-
-def _plot_curves(results, path, title, summary):
-    from learnit_tf.evaluation import plots  # pylint: disable=import-outside-toplevel
-    return plots.plot_psnr_curves(results, path, title=title, summary=summary)
+        self.bar.update(self.done, values=[(f"{label}_{self.key}",
+                                            float(result.metrics[self.key][-1]))])
