@@ -21,7 +21,7 @@ from learnit_tf.kinds.image import ImageTask
 from learnit_tf.kinds.ct.task import CtTask
 from learnit_tf.meta import MetaConfig, MetaTrainer, meta_gradients
 from learnit_tf.meta import algorithms, compile as compile_options
-from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren
+from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren, siren
 from learnit_tf.testing import TestCase
 
 AMD_ZEN4_FLAGS = ("fpu vme sse sse2 avx avx2 avx512f avx512bw avx512vl avx512_bf16 "
@@ -113,6 +113,100 @@ class MixedStepTest(TestCase, parameterized.TestCase):
             with self.assertRaisesRegex(ValueError, "mixed_precision must be True, False or "
                                                     "'auto'"):
                 MetaConfig(mixed_precision=bad)
+
+
+class SineTest(TestCase):
+    """`siren._sine`: tf.sin's values and derivatives, with one sine/cosine per forward."""
+
+    def _derivatives(self, sine, z):
+        # f(z) = Σ sin(z)² · z, and its first three derivatives along z, nested tapes.
+        with tf.GradientTape() as t3:
+            t3.watch(z)
+            with tf.GradientTape() as t2:
+                t2.watch(z)
+                with tf.GradientTape() as t1:
+                    t1.watch(z)
+                    s = sine(z)
+                    f = tf.reduce_sum(s * s * z)
+                g1 = t1.gradient(f, z)
+                h1 = tf.reduce_sum(g1 * tf.cos(z))
+            g2 = t2.gradient(h1, z)
+            h2 = tf.reduce_sum(g2 * g2)
+        g3 = t3.gradient(h2, z)
+        return [f, g1, g2, g3]
+
+    def test_three_orders_match_tf_sin(self):
+        z = tf.constant(np.random.RandomState(0).uniform(-40.0, 40.0, (7, 5)), tf.float64)
+        expected = self._derivatives(tf.sin, z)
+        for mode, run in (("eager", lambda f: f(z)), ("graph", lambda f: tf.function(f)(z))):
+            got = run(lambda z: self._derivatives(siren._sine, z))
+            for order, (e, g) in enumerate(zip(expected, got)):
+                with self.subTest(mode=mode, order=order):
+                    np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-12, atol=1e-12)
+
+    def test_one_sine_and_one_cosine_per_forward_pass(self):
+        # The MAML step's graph: K = 2, meta-batch 2, shared first forward: 1 + 2 + 2
+        # forward passes of 3 sine layers. TensorFlow's sine would add a cosine per
+        # backward pass and a sine and a cosine per second-order one.
+        model, task, batch = _problem()
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        config = MetaConfig("maml", 2, mixed_precision=True)
+        graph = tf.function(lambda ws: meta_gradients(config, task, fmodel, ws, batch)
+                            ).get_concrete_function(weights).graph
+        types = [op.type for op in graph.get_operations()]
+        self.assertEqual((types.count("Sin"), types.count("Cos")), (15, 15))
+
+
+class MixedModelTest(TestCase):
+
+    def test_matches_the_same_bfloat16_model_with_tf_sin(self):
+        # The custom sine changes no number beyond float32 round-off: outputs, gradients
+        # and MAML's second-order meta-gradients agree with the same mixed model whose
+        # sine is TensorFlow's (whose gradients TensorFlow derives itself).
+        model, task, batch = _problem()
+        fmodel = FunctionalModel(model).with_mixed_precision()
+        weights = fmodel.initial_weights()
+        config = MetaConfig("maml", 2, mixed_precision=True)
+        coords = tf.reshape(task.coords, (-1, 2))
+
+        def run(ws):
+            with tf.GradientTape() as tape:
+                tape.watch(ws)
+                out = fmodel(ws, coords)
+                loss = tf.reduce_mean(tf.square(out - 0.5))
+            meta, _ = meta_gradients(config, task, fmodel, ws, batch)
+            return [out] + tape.gradient(loss, ws) + meta
+
+        got = tf.function(run)(weights)
+        with _patched(siren, "_sine", tf.sin):
+            expected = tf.function(run)(weights)
+        for i, (e, g) in enumerate(zip(expected, got)):
+            scale = float(tf.reduce_max(tf.abs(e)))
+            self.assertLess(float(tf.reduce_max(tf.abs(g - e))), 2e-4 * scale, msg=f"tensor {i}")
+
+    def test_backward_matmuls_of_hidden_layers_run_in_bfloat16(self):
+        # Every matmul of the meta-step (forward, backward, second order) between two
+        # hidden-width or coordinate-count operands is bfloat16; the ones touching the
+        # 2 input or 3 output features are the float32 first and output layers.
+        model, task, batch = _problem()
+        fmodel = FunctionalModel(model)
+        weights = fmodel.initial_weights()
+        config = MetaConfig("maml", 2, mixed_precision=True)
+        graph = tf.function(lambda ws: meta_gradients(config, task, fmodel, ws, batch)
+                            ).get_concrete_function(weights).graph
+        dtypes = {"hidden": set(), "edge": set()}
+        count = 0
+        for op in graph.get_operations():
+            if op.type not in ("MatMul", "BatchMatMulV2"):
+                continue
+            dims = {d for t in op.inputs for d in t.shape.as_list()[-2:]}
+            hidden = not dims & {2, 3}
+            dtypes["hidden" if hidden else "edge"].add(op.get_attr("T").name)
+            count += hidden
+        self.assertEqual(dtypes, {"hidden": {"bfloat16"}, "edge": {"float32"}})
+        # 2 hidden layers × (5 forward + 8 inner-backward × 2 + second order) matmuls.
+        self.assertGreater(count, 2 * (5 + 16))
 
 
 class AutoChoiceTest(TestCase):

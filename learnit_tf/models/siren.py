@@ -14,22 +14,32 @@ and bfloat16's 2⁻⁸ rounding of the coordinates would cost whole radians of p
 and MAML meta-gradients keep a cosine of 0.1 to float32's; with the first and last
 layers in float32, within 0.3 dB and 0.99). See benchmarks/README.md.
 
-How a mixed hidden layer is computed (`_bfloat16_sine_layer`), and why, from
+How a mixed sine layer is computed (`_mixed_sine_layer`), and why, from
 benchmarks/precision.py on an AVX512-BF16 CPU (TensorFlow graph mode, oneDNN):
-- w0 is folded into the bfloat16 copies of the kernel and bias (a 256×256 scaling
-  instead of an N×256 one; bfloat16 keeps its relative precision under scaling), and
-  the bias add is fused into the oneDNN matmul (MatMul + BiasAdd in bfloat16);
+- w0 is folded into the kernel and bias (a 256×256 scaling instead of an N×256 one;
+  bfloat16 keeps its relative precision under scaling); a hidden layer multiplies in
+  bfloat16 and adds the bias in float32 (so the bias and its gradient, a sum over all
+  coordinates, are never rounded to bfloat16);
 - the sine runs in float32: TensorFlow's CPU sine and cosine on bfloat16 tensors are
-  ~2× slower than on float32 ones (they convert per element), more than the two casts
-  around them cost, and their derivatives (cos, -sin in MAML's second order) follow;
+  slower than on float32 ones (they convert per element), no cheaper than the casts;
+- sine and cosine are computed once per forward pass (`_sine`): every derivative, of
+  any order (MAML's second order), reuses them and needs only multiplies, and a zero
+  cotangent (the unused cosine of a first-order backward pass) costs nothing.
+  TensorFlow's own sine recomputes the cosine at every backward pass and the sine
+  again in the second-order one: 104 instead of 56 sine/cosine passes per MAML step
+  (K = 2, meta-batch 3). The float32 path keeps TensorFlow's sine (published inits'
+  numbers stay bit-identical);
 - XLA (`jit_compile=True`) would fuse the casts and the sine, but its CPU dots compute
-  bfloat16 as float32 (measured 1.0× float32), so on CPUs graph mode stays; on GPUs
-  and TPUs XLA (the "auto" default there) fuses the casts into the matmul consumers.
+  bfloat16 as float32 (measured 1.0× float32) and its CPU sine is ~7× slower than
+  TensorFlow's (8.4 vs 1.1 ms for 4096×256 values, one thread), so on CPUs graph mode
+  stays; on GPUs and TPUs XLA (the "auto" default there) fuses the casts into the
+  matmul consumers.
 """
 
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -134,8 +144,8 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         if mixed:  # Plain 2-D matmuls: oneDNN fuses MatMul + BiasAdd, not BatchMatMul.
             x = tf.reshape(coords, (-1, self.in_features))
         for i, layer in enumerate(self.dense_layers[:-1]):
-            if mixed and i > 0:
-                x = _bfloat16_sine_layer(x, layer.kernel, layer.bias, self.w0)
+            if mixed:  # The first layer stays float32 (see the module docstring).
+                x = _mixed_sine_layer(x, layer.kernel, layer.bias, self.w0, bfloat16=i > 0)
             else:
                 x = ops.sin(self.w0 * self._full_precision(layer, x))
         out = self._full_precision(self.dense_layers[-1], x) + self.output_offset
@@ -170,17 +180,68 @@ def _float32_dense(layer, x):
     return tf.nn.bias_add(ops.matmul(x, layer.kernel), layer.bias)
 
 
-def _bfloat16_sine_layer(x, kernel, bias, w0):
-    """sin(w0 · (x @ kernel + bias)) with a bfloat16 matmul and a float32 sine.
+def _mixed_sine_layer(x, kernel, bias, w0, bfloat16):
+    """sin(w0 · (x @ kernel + bias)) of a mixed-precision Siren, in x's dtype (float32).
 
-    Weights stay float32 (cast per call: once per inner step, 256×256, negligible);
-    w0 is folded into the bfloat16 kernel and bias; the bias add is fused into the
-    oneDNN bfloat16 matmul; the sine (and so its derivatives) runs in float32, its
-    output feeds the next matmul through one cast. See the module docstring.
+    With `bfloat16` the matmul runs in bfloat16 (weights stay float32: cast per call,
+    once per inner step, 256×256, negligible; the hardware accumulates in float32) and
+    its product is cast back before the float32 bias add; without, all in float32 (the
+    first layer). w0 is folded into the kernel and bias; the sine is `_sine`. See the
+    module docstring.
     """
-    scaled = tf.nn.bias_add(tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel * w0, tf.bfloat16)),
-                            tf.cast(bias * w0, tf.bfloat16))
-    return tf.sin(tf.cast(scaled, x.dtype))
+    if bfloat16:
+        product = tf.cast(tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel * w0, tf.bfloat16)),
+                          x.dtype)
+    else:
+        product = tf.matmul(x, tf.cast(kernel * w0, x.dtype))
+    return _sine(tf.nn.bias_add(product, tf.cast(bias * w0, x.dtype)))
+
+
+def _sine(z):
+    """sin(z), whose derivatives of every order reuse sin(z) and cos(z) of the forward pass.
+
+    A custom gradient on the pair (sin z, cos z): d(sin) = cos·dz, d(cos) = -sin·dz,
+    written with the pair's own outputs, so a gradient of the gradient (MAML's second
+    order) differentiates multiplies by recorded outputs of this same op and never
+    evaluates a sine or cosine again. In graph mode a cotangent that is a constant zero
+    (the tape's filler for an output nobody used, e.g. the cosine in a first-order
+    backward pass) is skipped instead of multiplied. Same values as `tf.sin` and its
+    gradients to round-off (tests/test_mixed_precision.py checks three orders in
+    float64).
+    """
+    outputs = []  # The op's outputs as the tapes recorded them (set after the call).
+
+    @tf.custom_gradient
+    def sin_cos(z):
+        def grad(d_sin, d_cos):
+            sin, cos = outputs
+            use_sin, use_cos = not _constant_zero(d_sin), not _constant_zero(d_cos)
+            if use_sin and use_cos:
+                return d_sin * cos - d_cos * sin
+            if use_sin:
+                return d_sin * cos
+            if use_cos:
+                return -(d_cos * sin)
+            return tf.zeros_like(z)
+        return (tf.sin(z), tf.cos(z)), grad
+
+    sin, cos = sin_cos(z)
+    outputs.extend([sin, cos])
+    return sin
+
+
+def _constant_zero(t):
+    """Whether cotangent `t` is None or, in graph mode, a constant that is all zeros.
+
+    In eager mode every tensor has a value, so a zero there may be a differentiable
+    result: nothing is skipped (results stay exact, only slower).
+    """
+    if t is None:
+        return True
+    if tf.executing_eagerly():
+        return False
+    value = tf.get_static_value(t)
+    return value is not None and not np.any(value)
 
 
 def with_mixed_precision(model, enabled=True):
