@@ -2,14 +2,15 @@
 
 The shared steps protocol (`learnit_tf.evaluation.StepsProtocol`) keyed by the kind's
 metric, IoU: held-out shapes are fitted from the meta init (its inner optimizer, as
-meta-trained) and from a standard init of the same network (Adam). The primary metric is the IoU of occupancy on the task's fixed grid (`IOU`, recorded at
-every step, so steps to match is exact); the report rows are its mean at the report
-steps, the headline both inits' IoU at `match_step` (2) and how many standard-init
-steps reach the meta init's 2-step IoU (`steps_to_iou`: the steps and seconds each
-init needs to reach `iou_targets`). The Chamfer distance between the marching-
-cubes surface of the fit (on a `chamfer_resolution`^3 grid) and the true surface
-points is measured at the report steps (a secondary column of per_step.csv and the
-summary), with the floor the true SDF's own 32^3 grid surface reaches as a reference.
+meta-trained) and from a standard init of the same network (Adam). The primary metric is
+the IoU of occupancy on the task's fixed grid (`IOU`, recorded at every step, so steps
+to match is exact); the report rows are its mean at the report steps, the headline both
+inits' IoU at `match_step` (2) and how many standard-init steps reach the meta init's
+2-step IoU (`steps_to_iou`: the steps and seconds each init needs to reach
+`iou_targets`). The Chamfer distance between the marching-cubes surface of the fit (on
+a `chamfer_resolution`^3 grid) and the true surface points is measured at the report
+steps (a secondary column of per_step.csv and the summary), with the floor the true
+SDF's own 32^3 grid surface reaches as a reference.
 
 Figures: iou_curves.png (both mean IoU curves) and reconstructions.png (rendered
 surfaces of the target and of both fits at the kept steps).
