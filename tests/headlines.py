@@ -283,8 +283,11 @@ def reproduce_views(model, metadata, name, point, match, count=SUBSET_SIGNALS):
     if isinstance(match, int):
         # The standard init at the views to match and the count before it (the meta
         # init is not needed there: 0 steps).
-        views = sorted({match} | set([v for v in evaluated if v < match][-1:])) 
-        run(views, 0, ("standard",))
+        # The headline's point itself was fitted above (a meta init that does not win
+        # there has views_to_match == point): not twice.
+        views = sorted(({match} | set([v for v in evaluated if v < match][-1:])) - {point})
+        if views:
+            run(views, 0, ("standard",))
     return out
 
 
