@@ -131,7 +131,7 @@ def load(name_or_path, version=None, cache_dir=None, base_url=None, index=None,
         base_url: where to fetch entries not shipped locally.
         index: zoo index (default `$LEARNIT_TF_ZOO_INDEX` or the repo's zoo/index.json).
         resolution: the grid side R you will fit at (inits whose kind fits at a
-            resolution, e.g. images). A bare name loads the newest version evaluated
+            resolution, e.g. images). A bare name loads the version best (2-step PSNR) evaluated
             at R; a `ResolutionWarning` with the measured numbers says when the
             loaded init was not (`learnit_tf.zoo.resolution`).
 

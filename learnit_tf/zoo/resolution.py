@@ -8,7 +8,7 @@ its held-out numbers at each grid side R it was evaluated at (`scripts/resolutio
 ``{"128": {"meta_psnr_at_match": ..., "steps_to_match": ..., ...}, ...}``. Inits
 published before that record hold only `evaluation` (at their training resolution).
 `zoo.load(name, resolution=R)` and `learnit-fit --resolution=R` with a bare zoo name
-take the newest version evaluated at R, and warn (with the numbers that were measured)
+take the version with the highest 2-step PSNR recorded at R (ties: the newest), and warn (with the numbers that were measured)
 when the init they load was not evaluated at R.
 """
 
@@ -119,30 +119,40 @@ def resolution_warning(label, metadata, resolution):
 
 
 def version_for_resolution(zoo_obj, name, resolution):
-    """The newest version of zoo entry `name` evaluated at `resolution`, or None."""
+    """The version of zoo entry `name` with the highest recorded 2-step PSNR at
+    `resolution` (`meta_psnr_at_match`; ties: the newest), or None if none was evaluated
+    there. So an init specialised to 256×256 is chosen at 256 while a 64×64 user keeps the
+    version best at 64."""
     # pylint: disable-next=protected-access
     versions = sorted(zoo_obj._entry(name)["versions"], key=version_key, reverse=True)
+    best, best_psnr = None, None
     for version in versions:
-        if int(resolution) in evaluated_resolutions(zoo_obj.describe(name, version)):
-            return version
-    return None
+        row = evaluated_resolutions(zoo_obj.describe(name, version)).get(int(resolution))
+        if row is None:
+            continue
+        psnr = row.get("meta_psnr_at_match")
+        psnr = float("-inf") if psnr is None else float(psnr)
+        if best is None or psnr > best_psnr:
+            best, best_psnr = version, psnr
+    return best
 
 
 def choose_init(zoo_obj, name_or_spec, resolution):
-    """(spec to load, note or None): a bare zoo `name` becomes `name@V` for the newest
-    version evaluated at `resolution` when its latest was not; anything else is kept."""
+    """(spec to load, note or None): a bare zoo `name` becomes `name@V` for the version
+    best at `resolution` (`version_for_resolution`) when that is not its latest; anything
+    else (a pinned version, a path, no version evaluated there) is kept."""
     name, version = split_name(name_or_spec)
     if resolution is None or version is not None or name not in zoo_obj.names():
         return name_or_spec, None
     latest = zoo_obj.resolve_version(name)
-    if int(resolution) in evaluated_resolutions(zoo_obj.describe(name, latest)):
-        return name_or_spec, None
     chosen = version_for_resolution(zoo_obj, name, resolution)
-    if chosen is None:
+    if chosen is None or chosen == latest:
         return name_or_spec, None
-    return f"{name}@{chosen}", (f"Using {name}@{chosen}, the newest version of {name} "
-                                f"evaluated at {resolution}×{resolution} (the latest, "
-                                f"{name}@{latest}, was not).")
+    row = evaluated_resolutions(zoo_obj.describe(name, chosen))[int(resolution)]
+    return f"{name}@{chosen}", (
+        f"Using {name}@{chosen}, the version of {name} with the highest 2-step PSNR "
+        f"measured at {resolution}×{resolution} ({_numbers(int(resolution), row)}; the "
+        f"latest is {name}@{latest}).")
 
 
 def warn_if_not_evaluated(label, metadata, resolution, stacklevel=3):

@@ -57,8 +57,8 @@ def fit_example(path, task, resolution=None):
     if resolution is not None:
         if int(resolution) < 2:
             raise ValueError(f"resolution must be >= 2, got {resolution}.")
-        task = ImageTask(int(resolution), channels=task.channels,
-                         pixels_per_step=task.pixels_per_step)
+        pixels = None if isinstance(task, PixelSubsetImageTask) else task.pixels_per_step
+        task = ImageTask(int(resolution), channels=task.channels, pixels_per_step=pixels)
     if isinstance(task, PixelSubsetImageTask):  # Trained on pixel subsets: fit every pixel.
         task = task_at_resolution(task)
     if task.height != task.width:

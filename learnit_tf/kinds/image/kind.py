@@ -27,7 +27,7 @@ KIND = register_kind(SignalKind(
                      "resolution). The network takes any coordinates, but an init is only as "
                      "good as where it was evaluated: inits meta-trained at 64×64 lose most "
                      "of their 2-step advantage at 128 and 256 (docs/image/resolution.md). A "
-                     "bare zoo name picks the newest version evaluated at R; a warning with "
-                     "the measured numbers says when none was"),
+                     "bare zoo name picks the version with the best 2-step PSNR measured "
+                     "at R; a warning with the measured numbers says when none was"),
     ),
 ))

@@ -31,7 +31,8 @@ class PixelSubsetImageTask(ImageTask):
     """Inner steps and outer loss on random pixel subsets of an (H, W) image.
 
     An example is `{"image": float32 (H, W, C), "seed": int32 (2,)}` (meta_train's
-    pipeline adds the seed). Metrics (`metrics`, `render`) use the full grid.
+    pipeline adds the seed); without a seed the losses use every pixel (a test-time fit).
+    Metrics (`metrics`, `render`) use the full grid.
 
     Args:
         resolution: height and width of the training images (int or pair).
@@ -73,19 +74,29 @@ class PixelSubsetImageTask(ImageTask):
         return coords, target
 
     def _seed(self, example):
+        """The example's seed (int32 (2,)), or None: an example without one (a test-time
+        fit of held-out signals, e.g. through the task recorded in a published init's
+        metadata) is fitted on every pixel, as the evaluation protocol fits
+        (`resolution.task_at_resolution`). meta_train's pipeline always adds one."""
         seed = example.get("seed") if isinstance(example, dict) else None
-        if seed is None:
-            raise ValueError("PixelSubsetImageTask needs example['seed'] (int32 (2,)) to draw "
-                             "its pixel subsets; meta_train's pipeline adds it.")
-        return tf.cast(seed, tf.int32)
+        return None if seed is None else tf.cast(seed, tf.int32)
+
+    def _full_grid_loss(self, fmodel, weights, example):
+        return tf.reduce_mean(tf.square(self.render(fmodel, weights) - example["image"]))
 
     def inner_loss(self, fmodel, weights, example, step):
-        seed = self._seed(example) + tf.stack([0, tf.cast(step, tf.int32)])
+        seed = self._seed(example)
+        if seed is None:
+            return self._full_grid_loss(fmodel, weights, example)
+        seed = seed + tf.stack([0, tf.cast(step, tf.int32)])
         coords, target = self.pixel_subset(example, self.pixels_per_step, seed)
         return tf.reduce_mean(tf.square(fmodel(weights, coords) - target))
 
     def outer_loss(self, fmodel, weights, example):
-        seed = tf.random.experimental.stateless_fold_in(self._seed(example), OUTER_STREAM)
+        seed = self._seed(example)
+        if seed is None:
+            return self._full_grid_loss(fmodel, weights, example)
+        seed = tf.random.experimental.stateless_fold_in(seed, OUTER_STREAM)
         coords, target = self.pixel_subset(example, self.outer_pixels, seed)
         return tf.reduce_mean(tf.square(fmodel(weights, coords) - target))
 

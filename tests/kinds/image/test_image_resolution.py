@@ -78,14 +78,26 @@ class PixelSubsetTaskTest(testing.TestCase):
         self.assertLess(len(seen[0] & seen[1]), 32)
         self.assertLess(len(seen[0] & seen[2]), 32)
 
-    def test_bad_counts_and_missing_seed_are_refused(self):
+    def test_bad_counts_are_refused(self):
         with self.assertRaisesRegex(ValueError, "pixels_per_step must be between 1 and"):
             PixelSubsetImageTask(8, pixels_per_step=65)
         with self.assertRaisesRegex(ValueError, "outer_pixels"):
             PixelSubsetImageTask(8, pixels_per_step=4, outer_pixels=0)
+
+    def test_without_a_seed_every_pixel_is_fitted(self):
+        """A held-out example without a seed (a test-time fit through the task a
+        published init records) uses the full grid: the loss is ImageTask's, not that of
+        a 4-pixel subset."""
+        fmodel = FunctionalModel(Siren(out_features=3, width=8, depth=2, seed=0))
+        weights = fmodel.initial_weights()
+        image = np.random.default_rng(1).random((8, 8, 3)).astype(np.float32)
         task = PixelSubsetImageTask(8, pixels_per_step=4)
-        with self.assertRaisesRegex(ValueError, "needs example\\['seed'\\]"):
-            task.inner_loss(None, None, {"image": np.zeros((8, 8, 3), np.float32)}, 0)
+        full = ImageTask(8).inner_loss(fmodel, weights, {"image": image}, 0)
+        for loss in (task.inner_loss(fmodel, weights, {"image": image}, 0),
+                     task.outer_loss(fmodel, weights, {"image": image})):
+            self.assertAllClose(loss, full)
+        seeded = {"image": image, "seed": tf.constant([3, 4])}
+        self.assertNotAllClose(task.inner_loss(fmodel, weights, seeded, 0), full)
 
     def test_task_at_resolution_is_a_full_grid(self):
         task = task_at_resolution(PixelSubsetImageTask(64, pixels_per_step=16), 32)
@@ -257,6 +269,39 @@ class ZooResolutionTest(testing.TestCase):
             self.assertEqual([w for w in caught if w.category is ResolutionWarning], [])
         return check()
 
+    def test_a_version_specialised_to_one_resolution_is_picked_there_only(self):
+        """A newer version best at 16 but worse at 8 (an init trained for large grids) is
+        loaded at 16, while a user at 8 keeps the version best at 8 (tiny@2, 31.0 dB: not
+        the latest, not tiny@1 or tiny@3's 30.5 dB, not the new version's 20.0 dB)."""
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        from learnit_tf.zoo import resolution as zr
+        metadata = {"signal_class": "text_images",
+                    "task": {"class_name": "ImageTask", "config": ImageTask(16).get_config()},
+                    "dataset": {"function": "text_images_examples",
+                                "bindings": {"config": "small"}},
+                    "hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 1e-2},
+                    "evaluated_resolutions": {
+                        "8": {"meta_psnr_at_match": 20.0, "steps_to_match": 9,
+                              "standard_steps_evaluated": 100},
+                        "16": {"meta_psnr_at_match": 35.0, "steps_to_match": None,
+                               "standard_steps_evaluated": 40}}}
+        init = init_io.save_init(Siren(out_features=3, width=8, depth=2, seed=4),
+                                 os.path.join(self.get_temp_dir(), "init4"), metadata)
+        zoo.publish(init, "tiny", "4", self.zoo_dir)
+        zoo_obj = zoo.Zoo(self.index)
+        self.assertEqual(zr.choose_init(zoo_obj, "tiny", 16), ("tiny", None))  # The latest.
+        spec, note = zr.choose_init(zoo_obj, "tiny", 8)
+        self.assertEqual(spec, "tiny@2")
+        self.assertIn("8×8: 31.00 dB after 2 steps, 50 standard steps to match", note)
+        self.assertEqual(zr.choose_init(zoo_obj, "tiny@4", 8), ("tiny@4", None))  # Pinned.
+        with self._no_warning():
+            at16 = zoo.load("tiny", index=self.index, resolution=16)
+            at8 = zoo.load("tiny", index=self.index, resolution=8)
+        self.assertAllClose(at16.get_weights()[0],
+                            zoo.load("tiny@4", index=self.index).get_weights()[0])
+        self.assertAllClose(at8.get_weights()[0],
+                            zoo.load("tiny@2", index=self.index).get_weights()[0])
+
     def test_fit_command_warns_and_picks(self):
         from PIL import Image  # pylint: disable=import-outside-toplevel
         root = self.get_temp_dir()
@@ -273,7 +318,8 @@ class ZooResolutionTest(testing.TestCase):
                 capture_output=True, text=True, env=env, timeout=600, check=False)
             self.assertEqual(result.returncode, 0, result.stderr[-2000:])
             outputs[res] = result.stderr
-        self.assertIn("Using tiny@2, the newest version of tiny evaluated at 16×16", outputs[16])
+        self.assertIn("Using tiny@2, the version of tiny with the highest 2-step PSNR measured at "
+                      "16×16 (16×16: 29.00 dB after 2 steps", outputs[16])
         self.assertNotIn("Warning:", outputs[16])
         self.assertIn("Warning: tiny was meta-trained at 8×8 and not evaluated at 32×32",
                       outputs[32])
@@ -356,6 +402,49 @@ class EmojiUpsamplingTest(testing.TestCase):
         down = big.reshape(8, 4, 8, 4, 3).mean(axis=(1, 3))
         self.assertLess(np.abs(down - pixels / 255.0).mean(), 0.05)
         np.testing.assert_array_equal(load_image_upsampled(path, 8), pixels / np.float32(255))
+
+
+class ShippedResolutionPickTest(testing.TestCase):
+
+    def test_emoji_siren_at_64_128_and_256(self):
+        """The repo's zoo: at 128 and 256 a bare `emoji_siren` is emoji_siren@4 (meta-trained
+        on 4096-pixel subsets of 256² images, the only version evaluated there); at 64 it
+        stays emoji_siren@3 (37.09 dB after 2 steps at 64² vs @4's lower 64² number), so a
+        user at 64 does not get the version specialised to larger grids."""
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        from learnit_tf.zoo import resolution as zr
+        from learnit_tf.zoo.names import split_name
+        shipped = zoo.Zoo()
+
+        def picked(resolution):
+            spec, _ = zr.choose_init(shipped, "emoji_siren", resolution)
+            return split_name(spec)[1] or shipped.resolve_version("emoji_siren")
+
+        self.assertEqual({r: picked(r) for r in (64, 128, 256)}, {64: "3", 128: "4", 256: "4"})
+        at64 = zr.evaluated_resolutions(shipped.describe("emoji_siren", "4"))[64]
+        self.assertLess(at64["meta_psnr_at_match"], 37.0)
+        for resolution in (128, 256):  # No warning where it was evaluated.
+            self.assertIsNone(zr.resolution_warning(
+                "emoji_siren@4", shipped.describe("emoji_siren", "4"), resolution))
+
+
+class SubsetInitFitTest(testing.TestCase):
+
+    def test_a_subset_init_is_fitted_on_every_pixel_at_any_resolution(self):
+        """learnit-fit's reader: an init meta-trained on pixel subsets fits the full grid,
+        at its own resolution and with --resolution (which once kept its 4096-pixel
+        subsets and, with no seed in a user's file, could not fit)."""
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.image.folder import fit_example
+        path = os.path.join(self.get_temp_dir(), "photo.png")
+        Image.fromarray((np.random.default_rng(0).random((20, 20, 3)) * 255)
+                        .astype(np.uint8)).save(path)
+        task = PixelSubsetImageTask(16, pixels_per_step=4)
+        for resolution, side in ((None, 16), (8, 8)):
+            fitted = fit_example(path, task, resolution=resolution).task
+            self.assertIs(type(fitted), ImageTask)
+            self.assertIsNone(fitted.pixels_per_step)
+            self.assertEqual((fitted.height, fitted.width), (side, side))
 
 
 class ResolutionTableScriptTest(testing.TestCase):
