@@ -36,6 +36,8 @@ _T = "tests/"
 _EVAL_FOLDER = _T + "kinds/image/test_image_evaluation.py::EvaluateScriptTest::test_image_init_on_a_folder"
 _EVAL_SELECT = (_T + "test_whole_curve.py::ProtocolTest::"
                 "test_selection_reads_only_validation_and_the_headline_matches_the_curves")
+_EVAL_MOMENTUM = (_T + "test_whole_curve.py::ProtocolTest::"
+                  "test_momentum_candidates_are_ranked_and_the_chosen_one_is_what_is_evaluated")
 _EVAL_NERF = _T + "kinds/nerf/test_nerf_evaluation.py::NerfProtocolTest::test_evaluate_script_on_a_nerf_init"
 _EVAL_CT = _T + "kinds/ct/test_ct_evaluation.py::EvaluateCtScriptTest::test_shipped_ct_init_by_zoo_name"
 _FIT = _T + "test_fit_script.py::FitImageTest::test_fits_an_image"
@@ -77,6 +79,7 @@ COVERAGE = {
         "config": _EVAL_CT, "steps": _EVAL_CT, "views": _EVAL_CT,
         "dataset": _EVAL_NERF, "num_held_out_views": _EVAL_NERF,
         "recipe_ahead": _EVAL_SELECT, "recipe_switch_steps": _EVAL_SELECT,
+        "recipe_momenta": _EVAL_MOMENTUM, "recipe_warmup_steps": _EVAL_MOMENTUM,
         "resolution": (_T + "kinds/image/test_image_resolution.py::ProtocolResolutionTest::"
                        "test_evaluate_command_resolution_flag"),
     },

@@ -168,3 +168,93 @@ class DefaultOptimizerTest(TestCase):
         self.assertEqual(default_optimizer(model),
                          FitRecipe((FitPhase(SGD, learned_rates=True),)))
         self.assertEqual(default_optimizer(Siren(width=8, depth=2, seed=0)), SGD)
+
+
+class MomentumWarmupPhaseTest(TestCase):
+    """A phase's heavy-ball momentum and linear warm-up (sdf_siren's long-run recipe)."""
+
+    def _manual(self, model, task, example, steps, rate, momentum, warmup):
+        weights = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+        buffers = [tf.zeros_like(w) for w in weights]
+        fmodel = Fitter(model, task).fmodel
+        for k in range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                loss = task.inner_loss(fmodel, weights, example, k)
+            grads = tape.gradient(loss, weights)
+            buffers = [momentum * b + rate * g for b, g in zip(buffers, grads)]
+            scale = min(1.0, (k + 1) / warmup) if warmup else 1.0
+            weights = [w - scale * b for w, b in zip(weights, buffers)]
+        return weights
+
+    def test_momentum_and_warmup_step_as_written(self):
+        model, task, example = Siren(width=16, depth=3, seed=0), ImageTask(8), _image(3)
+        phase = FitPhase(SGD, momentum=0.9, warmup_steps=4)
+        result = Fitter(model, task, FitRecipe((phase,)), steps_per_call=2).fit(example, 6)
+        expected = self._manual(model, task, example, 6, 1e-2, 0.9, 4)
+        self.assertWeightsClose(result.weights, expected, atol=1e-6, rtol=1e-5)
+        # Ignoring the warm-up (or the momentum) gives other weights.
+        for momentum, warmup in ((0.9, 0), (0.0, 4)):
+            other = self._manual(model, task, example, 6, 1e-2, momentum, warmup)
+            self.assertGreater(max(float(tf.reduce_max(tf.abs(a - b)))
+                                   for a, b in zip(result.weights, other)), 1e-4)
+
+    def test_warmup_and_momentum_restart_with_their_phase(self):
+        model, task, example = Siren(width=16, depth=3, seed=0), ImageTask(8), _image(4)
+        phase = FitPhase(SGD, momentum=0.5, warmup_steps=3)
+        recipe = FitRecipe((FitPhase(SGD, steps=2), phase))
+        result = Fitter(model, task, recipe, steps_per_call=3).fit(example, 7)
+        first = Fitter(model, task, SGD).fit(example, 2)
+        rest = Fitter(model, task, FitRecipe((phase,))).fit(example, 5, weights=first.weights)
+        self.assertWeightsClose(result.weights, rest.weights, atol=1e-6, rtol=1e-5)
+        # Stopping mid-warm-up changes nothing (the phase's step count is carried over).
+        stopped = Fitter(model, task, recipe, steps_per_call=3).fit(example, 7, stop_at=[3])
+        self.assertWeightsClose(stopped.weights, result.weights, atol=0, rtol=0)
+
+    def test_learned_rates_with_momentum(self):
+        model = Siren(width=16, depth=3, seed=0, inner_rates="tensor")
+        for i, rate in enumerate(model.inner_learning_rates.rates):
+            rate.assign(0.002 * (i + 1))
+        task, example = ImageTask(8), _image(5)
+        recipe = FitRecipe((FitPhase(SGD, learned_rates=True, momentum=0.8),))
+        result = Fitter(model, task, recipe).fit(example, 2)
+        weights = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+        rates = [0.002 * (i + 1) for i in range(len(weights))]
+        fmodel = Fitter(model, task).fmodel
+        buffers = [tf.zeros_like(w) for w in weights]
+        for k in range(2):
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                loss = task.inner_loss(fmodel, weights, example, k)
+            grads = tape.gradient(loss, weights)
+            buffers = [0.8 * b + r * g for b, r, g in zip(buffers, rates, grads)]
+            weights = [w - b for w, b in zip(weights, buffers)]
+        self.assertWeightsClose(result.weights, weights, atol=1e-6, rtol=1e-5)
+
+    def test_serialised_validated_and_loaded_without_flags(self):
+        import os
+        import tempfile
+        from learnit_tf.meta import init_io
+        from learnit_tf.meta.fit import default_optimizer
+        recipe = FitRecipe((FitPhase(SGD, steps=2, learned_rates=True),
+                            FitPhase(SGD, learned_rates=True, momentum=0.97, warmup_steps=100)))
+        data = recipe.to_dict()
+        self.assertEqual(data["phases"][1]["momentum"], 0.97)
+        self.assertEqual(data["phases"][1]["warmup_steps"], 100)
+        self.assertNotIn("momentum", data["phases"][0])  # Defaults are not written.
+        self.assertEqual(FitRecipe.from_dict(data), recipe)
+        self.assertEqual(recipe.name, "sgd(learned rates)x2 then "
+                                      "sgd(learned rates, momentum 0.97, warm-up 100)")
+        model = Siren(width=8, depth=2, seed=0, inner_rates="layer")
+        directory = init_io.save_init(model, os.path.join(tempfile.mkdtemp(), "init"),
+                                      {"fit_recipe": data})
+        self.assertEqual(default_optimizer(init_io.load_init(directory)), recipe)
+        bad = [dict(data["phases"][1], momentum=1.0), dict(data["phases"][1], momentum="0.9"),
+               dict(data["phases"][1], warmup_steps=-1), dict(data["phases"][1], warmup=5),
+               dict(data["phases"][1], learned_rates=False,
+                    optimizer={"name": "adam", "learning_rate": 1e-4})]
+        for phase in bad:
+            with self.assertRaisesRegex(ValueError, "m.json: not a fit recipe"):
+                FitRecipe.from_dict({"phases": [phase]}, source="m.json")
+        with self.assertRaisesRegex(ValueError, "warmup_steps"):
+            FitPhase(ADAM, warmup_steps=2.5)

@@ -125,18 +125,26 @@ def best_ahead_recipe(scored):
     return scored[best][0], rows
 
 
-def ahead_candidates(inner, switch_steps, learning_rates, decay_steps=(), decay_factor=0.1):
-    """Fit recipes that keep an init's learned inner steps, then switch to Adam.
+def ahead_candidates(inner, switch_steps, learning_rates, decay_steps=(), decay_factor=0.1,
+                     momenta=(), warmup_steps=(0,)):
+    """Fit recipes that keep an init's learned inner steps, then switch to Adam (or go on
+    with the same steps and heavy-ball momentum).
 
     For every k in `switch_steps` and lr in `learning_rates`: `inner`'s first phase for k
     steps, then Adam at lr to the end; and for every D in `decay_steps`, the same with
     Adam at lr for D steps, then Adam at lr × `decay_factor` (a step schedule; each
-    phase starts Adam afresh). `inner` (the init's own recipe) is the first candidate.
+    phase starts Adam afresh). For every k, m in `momenta` and W in `warmup_steps`:
+    `inner`'s first phase for k steps, then that phase's optimizer (its learned rates)
+    with momentum m and a W-step linear warm-up to the end (`FitPhase`). `inner` (the
+    init's own recipe) is the first candidate.
 
     >>> sgd = FitRecipe((FitPhase(InnerOptimizer("sgd", 0.01), learned_rates=True),))
     >>> [r.name for r in ahead_candidates(sgd, [2], [1e-4], decay_steps=[300])]
     ['sgd(learned rates)', 'sgd(learned rates)x2 then adam(0.0001)', \
 'sgd(learned rates)x2 then adam(0.0001)x300 then adam(1e-05)']
+    >>> [r.name for r in ahead_candidates(sgd, [20], [], momenta=[0.98], warmup_steps=[100])]
+    ['sgd(learned rates)', 'sgd(learned rates)x20 then sgd(learned rates, momentum 0.98, \
+warm-up 100)']
     """
     inner = FitRecipe.of(inner)
     first = inner.phases[0]
@@ -151,6 +159,11 @@ def ahead_candidates(inner, switch_steps, learning_rates, decay_steps=(), decay_
             for d in decay_steps:
                 out.append(FitRecipe((head, FitPhase(adam, steps=int(d)), FitPhase(
                     InnerOptimizer("adam", float(lr) * decay_factor)))))
+        for m in momenta:
+            for w in warmup_steps:
+                out.append(FitRecipe((head, FitPhase(
+                    first.optimizer, learned_rates=first.learned_rates, momentum=float(m),
+                    warmup_steps=int(w)))))
     return out
 
 
@@ -190,7 +203,8 @@ def choose_ahead_recipe(protocol, model, metadata, task):
     """`select_ahead_recipe` for a `StepsProtocol` whose options have `recipe_ahead`:
     candidates from `ahead_candidates` (the init's own recipe; its learned steps for each
     of --recipe_switch_steps, default the init's inner steps, then Adam at each of
-    --recipe_learning_rates, with --recipe_decay_steps schedules), ranked against the
+    --recipe_learning_rates, with --recipe_decay_steps schedules; and then its learned
+    steps with each of --recipe_momenta and --recipe_warmup_steps), ranked against the
     protocol's standard init on --recipe_examples signals of the VALIDATION split (or
     the folder's) for --recipe_steps steps.
 
@@ -218,11 +232,16 @@ def choose_ahead_recipe(protocol, model, metadata, task):
               if str(o.recipe_switch_steps).strip() else (inner_steps,))
     decay = (evaluation.parse_numbers(o.recipe_decay_steps, "recipe_decay_steps")
              if str(o.recipe_decay_steps).strip() else ())
+    momenta = (evaluation.parse_numbers(o.recipe_momenta, "recipe_momenta")
+               if str(getattr(o, "recipe_momenta", "")).strip() else ())
+    warmups = (evaluation.parse_numbers(o.recipe_warmup_steps, "recipe_warmup_steps")
+               if str(getattr(o, "recipe_warmup_steps", "")).strip() else (0,))
+    rates = (evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates")
+             if str(o.recipe_learning_rates).strip() or not momenta else ())
     inner = FitRecipe.of(evaluation.meta_optimizer_from_metadata(metadata))
-    candidates = ahead_candidates(
-        inner, [int(k) for k in switch],
-        evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates"),
-        [int(d) for d in decay])
+    candidates = ahead_candidates(inner, [int(k) for k in switch], rates,
+                                  [int(d) for d in decay], momenta=momenta,
+                                  warmup_steps=[int(w) for w in warmups])
     print(f"Choosing the fit recipe that stays ahead of the standard init: {len(candidates)} "
           f"candidates on {len(examples)} validation signals ({o.recipe_steps} steps each):")
     standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)

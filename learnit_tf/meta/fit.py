@@ -146,13 +146,41 @@ class Fitter:
                                  example)
 
     def _chunk_for(self, phase):
-        def chunk(weights, state, example, start, num_steps, non_trainable, rates):
+        def chunk(weights, state, example, start, num_steps, non_trainable, rates,
+                  phase_step):
             return self._run_chunk(phase, weights, state, example, start, num_steps,
-                                   non_trainable, rates)
+                                   non_trainable, rates, phase_step)
         return chunk
 
+    @staticmethod
+    def _phase_state(phase, weights):
+        """A phase's state at its start: its optimizer's, plus a zero momentum buffer
+        per weight when the phase has momentum."""
+        state = phase.optimizer.init_state(weights)
+        if phase.momentum:
+            return (state, [tf.zeros_like(w) for w in weights])
+        return state
+
+    @staticmethod
+    def _phase_step(phase, ws, grads, st, rates, k):
+        """One step of `phase` (its optimizer, then momentum and warm-up if it has them);
+        `k`: steps the phase has done before this one."""
+        if not (phase.momentum or phase.warmup_steps):
+            return phase.optimizer.apply(ws, grads, st, rates)
+        opt_state, buffers = st if phase.momentum else (st, None)
+        new, opt_state = phase.optimizer.apply(ws, grads, opt_state, rates)
+        updates = [w - n for w, n in zip(ws, new)]
+        if phase.momentum:
+            buffers = [phase.momentum * b + u for b, u in zip(buffers, updates)]
+            updates = buffers
+        if phase.warmup_steps:
+            scale = tf.minimum(1.0, tf.cast(k + 1, tf.float32) / float(phase.warmup_steps))
+            updates = [tf.cast(scale, u.dtype) * u for u in updates]
+        ws = [w - u for w, u in zip(ws, updates)]
+        return ws, ((opt_state, buffers) if phase.momentum else opt_state)
+
     def _run_chunk(self, phase, weights, state, example, start, num_steps, non_trainable,
-                   rates):
+                   rates, phase_step):
         self.trace_count += 1
         fmodel = BoundFunctionalModel(self.model, non_trainable)
         names = (sorted(self.task.metrics(fmodel, weights, example).keys())
@@ -170,7 +198,7 @@ class Fitter:
                 m = (self.task.metrics_from_inner_loss(loss)
                      or self.task.metrics(fmodel, ws, example))
                 mets = [ta.write(k, tf.cast(m[n], tf.float32)) for ta, n in zip(mets, names)]
-            ws, st = phase.optimizer.apply(ws, grads, st, rates)
+            ws, st = self._phase_step(phase, ws, grads, st, rates, phase_step + k)
             return k + 1, ws, st, losses.write(k, tf.cast(loss, tf.float32)), mets
 
         _, weights, state, losses, mets = tf.while_loop(
@@ -208,7 +236,8 @@ class Fitter:
 
         The optimizer state is carried over from the previous call: stopping at any
         steps gives the same weights as one uninterrupted fit. A recipe's new phase
-        starts its optimizer afresh (e.g. Adam after the inner steps).
+        starts its optimizer afresh (e.g. Adam after the inner steps), and its momentum
+        buffer and warm-up (`FitPhase`).
 
         Args:
             state: a `FitState` from `start`.
@@ -226,14 +255,15 @@ class Fitter:
             index = segment[2]
             if segment != state.segment:
                 state.segment = segment
-                state.optimizer_state = self.recipe.phases[index].optimizer.init_state(
-                    state.weights)
+                state.optimizer_state = self._phase_state(self.recipe.phases[index],
+                                                          state.weights)
             end = to_step if segment[1] is None else min(to_step, segment[1])
             n = min(self.steps_per_call, end - state.step)
             state.weights, state.optimizer_state, chunk_losses, chunk_metrics = (
                 self._chunks[index](state.weights, state.optimizer_state, state.example,
                                     tf.constant(state.step, tf.int32), tf.constant(n, tf.int32),
-                                    state.non_trainable, state.rates))
+                                    state.non_trainable, state.rates,
+                                    tf.constant(state.step - segment[0], tf.int32)))
             state.losses.append(chunk_losses.numpy())
             for name, values in chunk_metrics.items():
                 state.curves.setdefault(name, []).append(values.numpy())

@@ -1,8 +1,9 @@
 """How to fit from an init: a `FitRecipe` of phases, each an optimizer for some steps.
 
 For example an init's meta-learned inner steps (with its learned Meta-SGD rates)
-followed by Adam for the long run. `learnit_tf.meta.Fitter` runs a recipe; a new phase
-starts its optimizer afresh.
+followed by Adam for the long run, or by the same learned-rate SGD with heavy-ball
+momentum ramped in over a warm-up. `learnit_tf.meta.Fitter` runs a recipe; a new phase
+starts its optimizer (and its momentum and warm-up) afresh.
 """
 
 import dataclasses
@@ -14,11 +15,20 @@ from learnit_tf.meta.inner import InnerOptimizer
 @dataclasses.dataclass(frozen=True)
 class FitPhase:
     """`steps` optimizer steps (None: until the end of the fit) with `optimizer`;
-    `learned_rates`: step with the model's meta-learned inner rates (SGD)."""
+    `learned_rates`: step with the model's meta-learned inner rates (SGD).
+
+    `momentum` (SGD phases, in [0, 1)): heavy-ball momentum on the SGD step u,
+    b <- momentum * b + u, w <- w - b. `warmup_steps`: the phase's k-th step
+    (k = 1, 2, ...) is scaled by min(1, k / warmup_steps), a linear warm-up from the
+    phase's start (Adam's moments and the momentum buffer still see every gradient).
+    Both 0: the optimizer's plain step.
+    """
 
     optimizer: InnerOptimizer
     steps: Optional[int] = None
     learned_rates: bool = False
+    momentum: float = 0.0
+    warmup_steps: int = 0
 
     def __post_init__(self):
         if not isinstance(self.optimizer, InnerOptimizer):
@@ -29,11 +39,36 @@ class FitPhase:
         if self.learned_rates and self.optimizer.name != "sgd":
             raise ValueError("A phase with learned_rates steps with SGD, got "
                              f"{self.optimizer.name!r}.")
+        if (isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float))
+                or not 0.0 <= float(self.momentum) < 1.0):
+            raise ValueError(f"FitPhase.momentum must be a number in [0, 1), got "
+                             f"{self.momentum!r}.")
+        if self.momentum and self.optimizer.name != "sgd":
+            raise ValueError("FitPhase.momentum is heavy-ball momentum on SGD steps; the "
+                             f"phase steps with {self.optimizer.name!r}.")
+        if (isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int)
+                or self.warmup_steps < 0):
+            raise ValueError(f"FitPhase.warmup_steps must be an integer >= 0, got "
+                             f"{self.warmup_steps!r}.")
+        object.__setattr__(self, "momentum", float(self.momentum))
 
     def describe(self):
         rate = "learned rates" if self.learned_rates else f"{self.optimizer.learning_rate:g}"
-        return f"{self.optimizer.name}({rate})" + ("" if self.steps is None else
-                                                  f"x{self.steps}")
+        extras = ((f", momentum {self.momentum:g}" if self.momentum else "")
+                  + (f", warm-up {self.warmup_steps}" if self.warmup_steps else ""))
+        return f"{self.optimizer.name}({rate}{extras})" + ("" if self.steps is None else
+                                                           f"x{self.steps}")
+
+    def to_dict(self):
+        """JSON-ready; `momentum` and `warmup_steps` only when set (so recipes without
+        them read and write as before)."""
+        out = {"optimizer": dataclasses.asdict(self.optimizer), "steps": self.steps,
+               "learned_rates": self.learned_rates}
+        if self.momentum:
+            out["momentum"] = self.momentum
+        if self.warmup_steps:
+            out["warmup_steps"] = self.warmup_steps
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,16 +153,27 @@ class FitRecipe:
         return start, None, len(self.phases) - 1
 
     def to_dict(self):
-        return {"phases": [{"optimizer": dataclasses.asdict(p.optimizer), "steps": p.steps,
-                            "learned_rates": p.learned_rates} for p in self.phases]}
+        return {"phases": [p.to_dict() for p in self.phases]}
 
     @classmethod
     def from_dict(cls, data, source="fit_recipe"):
+        """The recipe of `to_dict`; anything else (an unknown phase key included: a
+        setting this version would silently ignore) is a ValueError naming `source`."""
         try:
-            return cls(tuple(FitPhase(InnerOptimizer(**p["optimizer"]), p.get("steps"),
-                                      bool(p.get("learned_rates", False)))
-                             for p in data["phases"]))
+            phases = []
+            for p in data["phases"]:
+                unknown = sorted(set(p) - _PHASE_KEYS)
+                if unknown:
+                    raise ValueError(f"unknown phase key(s) {unknown}")
+                phases.append(FitPhase(InnerOptimizer(**p["optimizer"]), p.get("steps"),
+                                       bool(p.get("learned_rates", False)),
+                                       p.get("momentum", 0.0), p.get("warmup_steps", 0)))
+            return cls(tuple(phases))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{source}: not a fit recipe ({type(e).__name__}: {e}); expected "
                              '{"phases": [{"optimizer": {"name": ..., "learning_rate": ...}, '
-                             '"steps": N or null, "learned_rates": bool}, ...]}.') from None
+                             '"steps": N or null, "learned_rates": bool, optionally '
+                             '"momentum": [0, 1), "warmup_steps": N >= 0}, ...]}.') from None
+
+
+_PHASE_KEYS = frozenset({"optimizer", "steps", "learned_rates", "momentum", "warmup_steps"})

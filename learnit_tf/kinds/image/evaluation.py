@@ -47,6 +47,12 @@ class ImageOptions(StepsOptions):
     recipe_decay_steps: str = dataclasses.field(default="", metadata={
         "help": "With --recipe_ahead: also try Adam at each rate for these steps, then at "
                 "a tenth of it (comma-separated; default: none)."})
+    recipe_momenta: str = dataclasses.field(default="", metadata={
+        "help": "With --recipe_ahead: also try the learned steps going on with heavy-ball "
+                "momentum, one candidate per value (comma-separated; default: none)."})
+    recipe_warmup_steps: str = dataclasses.field(default="", metadata={
+        "help": "With --recipe_momenta: linear warm-up steps of the momentum phase, one "
+                "candidate per value (comma-separated; default: 0)."})
 
 
 class ImageProtocol(StepsProtocol):
