@@ -8,8 +8,9 @@ its held-out numbers at each grid side R it was evaluated at (`scripts/resolutio
 ``{"128": {"meta_psnr_at_match": ..., "steps_to_match": ..., ...}, ...}``. Inits
 published before that record hold only `evaluation` (at their training resolution).
 `zoo.load(name, resolution=R)` and `learnit-fit --resolution=R` with a bare zoo name
-take the version with the highest 2-step PSNR recorded at R (ties: the newest), and warn (with the numbers that were measured)
-when the init they load was not evaluated at R.
+take the version with the highest 2-step PSNR recorded at R (ties: the newest), so a
+version specialised to large grids is not given to a user at 64×64, and warn (with the
+numbers that were measured) when the init they load was not evaluated at R.
 """
 
 import inspect
