@@ -201,7 +201,9 @@ class StepsOptions:
     snapshot_examples: int = dataclasses.field(default=3, metadata={
         "help": "Held-out signals whose reconstructions are drawn."})
     psnr_targets: str = dataclasses.field(default="25,30,35,40", metadata={
-        "help": "Comma-separated PSNRs (dB) whose steps and seconds to reach are reported."})
+        "help": "Comma-separated PSNRs (dB) whose steps and seconds to reach are reported "
+                "(kinds measured by PSNR; a kind with another metric has its own "
+                "<metric>_targets, e.g. --iou_targets for 3D shapes)."})
     select_fit_recipe: bool = dataclasses.field(default=False, metadata={
         "help": "Choose the meta init's fit recipe on the validation split first (its "
                 "inner steps, then Adam at the best of --recipe_learning_rates) and "

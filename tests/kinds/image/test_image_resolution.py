@@ -431,6 +431,10 @@ class ShippedResolutionPickTest(testing.TestCase):
                 "emoji_siren@5", shipped.describe("emoji_siren", "5"), resolution))
         self.assertGreater(measured["3"][64]["meta_psnr_at_match"],
                            measured["5"][64]["meta_psnr_at_match"])
+        # With no resolution asked for, a bare name is the entry's default: the 64² init
+        # (the artwork's own grid), not the newest version, which is specialised to 256².
+        self.assertEqual(shipped.resolve_version("emoji_siren"), "3")
+        self.assertEqual(zr.choose_init(shipped, "emoji_siren", None), ("emoji_siren", None))
 
 
 class SubsetInitFitTest(testing.TestCase):
