@@ -148,14 +148,19 @@ class SineTest(TestCase):
         # The MAML step's graph: K = 2, meta-batch 2, shared first forward: 1 + 2 + 2
         # forward passes of 3 sine layers. TensorFlow's sine would add a cosine per
         # backward pass and a sine and a cosine per second-order one.
-        model, task, batch = _problem()
-        fmodel = FunctionalModel(model)
-        weights = fmodel.initial_weights()
-        config = MetaConfig("maml", 2, mixed_precision=True)
-        graph = tf.function(lambda ws: meta_gradients(config, task, fmodel, ws, batch)
-                            ).get_concrete_function(weights).graph
+        graph = _mixed_meta_step_graph()
         types = [op.type for op in graph.get_operations()]
         self.assertEqual((types.count("Sin"), types.count("Cos")), (15, 15))
+
+
+def _mixed_meta_step_graph():
+    """The graph of a mixed-precision MAML meta-step (K = 2) on `_problem()`."""
+    model, task, batch = _problem()
+    fmodel = FunctionalModel(model)
+    weights = fmodel.initial_weights()
+    config = MetaConfig("maml", 2, mixed_precision=True)
+    return tf.function(lambda ws: meta_gradients(config, task, fmodel, ws, batch)
+                       ).get_concrete_function(weights).graph
 
 
 class MixedModelTest(TestCase):
@@ -189,12 +194,7 @@ class MixedModelTest(TestCase):
         # Every matmul of the meta-step (forward, backward, second order) between two
         # hidden-width or coordinate-count operands is bfloat16; the ones touching the
         # 2 input or 3 output features are the float32 first and output layers.
-        model, task, batch = _problem()
-        fmodel = FunctionalModel(model)
-        weights = fmodel.initial_weights()
-        config = MetaConfig("maml", 2, mixed_precision=True)
-        graph = tf.function(lambda ws: meta_gradients(config, task, fmodel, ws, batch)
-                            ).get_concrete_function(weights).graph
+        graph = _mixed_meta_step_graph()
         dtypes = {"hidden": set(), "edge": set()}
         count = 0
         for op in graph.get_operations():
