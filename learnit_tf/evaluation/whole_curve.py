@@ -199,6 +199,13 @@ def select_ahead_recipe(model, task, examples, steps, candidates, standard_model
 
 # -- the steps protocol's glue (--select_fit_recipe --recipe_ahead) -------------------------
 
+def _listed(text, name, default):
+    """Option `--name`'s comma-separated numbers (`protocol.parse_numbers`), or
+    `default` when it is empty."""
+    from learnit_tf.evaluation.protocol import parse_numbers  # pylint: disable=import-outside-toplevel
+    return parse_numbers(text, name) if str(text).strip() else default
+
+
 def choose_ahead_recipe(protocol, model, metadata, task):
     """`select_ahead_recipe` for a `StepsProtocol` whose options have `recipe_ahead`:
     candidates from `ahead_candidates` (the init's own recipe; its learned steps for each
@@ -228,14 +235,10 @@ def choose_ahead_recipe(protocol, model, metadata, task):
         raise ValueError("--select_fit_recipe needs validation signals; the validation "
                          "split holds none.")
     inner_steps = evaluation.as_init_metadata(metadata).hyperparameters.inner_steps or 2
-    switch = (evaluation.parse_numbers(o.recipe_switch_steps, "recipe_switch_steps")
-              if str(o.recipe_switch_steps).strip() else (inner_steps,))
-    decay = (evaluation.parse_numbers(o.recipe_decay_steps, "recipe_decay_steps")
-             if str(o.recipe_decay_steps).strip() else ())
-    momenta = (evaluation.parse_numbers(o.recipe_momenta, "recipe_momenta")
-               if str(getattr(o, "recipe_momenta", "")).strip() else ())
-    warmups = (evaluation.parse_numbers(o.recipe_warmup_steps, "recipe_warmup_steps")
-               if str(getattr(o, "recipe_warmup_steps", "")).strip() else (0,))
+    switch = _listed(o.recipe_switch_steps, "recipe_switch_steps", (inner_steps,))
+    decay = _listed(o.recipe_decay_steps, "recipe_decay_steps", ())
+    momenta = _listed(getattr(o, "recipe_momenta", ""), "recipe_momenta", ())
+    warmups = _listed(getattr(o, "recipe_warmup_steps", ""), "recipe_warmup_steps", (0,))
     rates = (evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates")
              if str(o.recipe_learning_rates).strip() or not momenta else ())
     inner = FitRecipe.of(evaluation.meta_optimizer_from_metadata(metadata))

@@ -54,13 +54,13 @@ def fit_example(path, task, resolution=None):
     if os.path.isdir(path):
         raise ValueError(f"--input={path!r} is a directory; an image init fits one image "
                          "file (PNG, JPEG or TIFF).")
-    if resolution is not None:
-        if int(resolution) < 2:
-            raise ValueError(f"resolution must be >= 2, got {resolution}.")
-        pixels = None if isinstance(task, PixelSubsetImageTask) else task.pixels_per_step
-        task = ImageTask(int(resolution), channels=task.channels, pixels_per_step=pixels)
+    if resolution is not None and int(resolution) < 2:
+        raise ValueError(f"resolution must be >= 2, got {resolution}.")
     if isinstance(task, PixelSubsetImageTask):  # Trained on pixel subsets: fit every pixel.
-        task = task_at_resolution(task)
+        task = task_at_resolution(task, None if resolution is None else int(resolution))
+    elif resolution is not None:
+        task = ImageTask(int(resolution), channels=task.channels,
+                         pixels_per_step=task.pixels_per_step)
     if task.height != task.width:
         raise ValueError(f"The init's task is {task.height}×{task.width}; fitting a file "
                          "needs a square task (pass resolution=...).")
