@@ -101,7 +101,9 @@ COVERAGE = {
     "scripts/publish.py": {
         **{flag: _FEATURES + "test_publish_destination_on_a_non_local_file_system"
            for flag in ("", "init", "name", "version", "description", "destination")},
-        "evaluation_dir": _T + "test_cards.py::test_publish_command_writes_the_card"},
+        "evaluation_dir": _T + "test_cards.py::test_publish_command_writes_the_card",
+        **{flag: _T + "test_publish_latest.py::test_command_flag"
+           for flag in ("make_latest", "nomake_latest")}},
     "scripts/zoo.py list": {flag: _FEATURES + "test_zoo_list_json_and_markdown_formats"
                             for flag in ("", "format")},
     "scripts/zoo.py cards": {"": _T + "test_cards.py::test_zoo_cards_command_rewrites_the_cards"},

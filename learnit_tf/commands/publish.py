@@ -15,6 +15,8 @@ Example:
     python scripts/publish.py --init=runs/text/init --name=text_siren --version=1
     python scripts/publish.py --init=runs/text/init --name=text_siren --version=1 \
         --destination=gs://my-bucket/learnit_zoo --description="SIREN init, rendered text"
+    python scripts/publish.py --init=runs/emoji_256/init --name=emoji_siren --version=6 \
+        --nomake_latest   # a bare emoji_siren keeps loading its current latest
 """
 
 import json
@@ -38,6 +40,13 @@ flags.DEFINE_string("version", None, "Version to publish, e.g. 1 (must not exist
 flags.DEFINE_string("destination", zoo.SHIPPED_ZOO_DIR,
                     "Zoo directory (local path or gs://); default: the repo's zoo/.")
 flags.DEFINE_string("description", None, "One-line description of the entry.")
+flags.DEFINE_boolean(
+    "make_latest", None,
+    "Which version the bare name loads afterwards (the entry's `latest`). Unset: the highest "
+    "version, as before this flag (a new highest version becomes the default); "
+    "--make_latest: this version; --nomake_latest: the entry's latest stays as it is (e.g. "
+    "a version for another resolution that should not change what every user of the name "
+    "gets). An entry's first version is its latest either way.")
 flags.DEFINE_string("evaluation_dir", None,
                     "Folder the init's recorded evaluation wrote (its reconstructions.png "
                     "goes on the card). Default: the --output_dir of the evaluation command "
@@ -53,7 +62,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         record = zoo.publish(FLAGS.init, FLAGS.name, FLAGS.version, FLAGS.destination,
-                             description=FLAGS.description)
+                             description=FLAGS.description, make_latest=FLAGS.make_latest)
     except (zoo.ZooError, ValueError, FileNotFoundError, locks.SharedFileBusyError) as e:
         # Refusals (existing version, broken init, bad name or destination, a zoo locked
         # by another publish for too long) are user-facing.
@@ -66,6 +75,8 @@ def main(argv):
     print(f"Published {FLAGS.name} version {FLAGS.version} to "
           f"{FLAGS.destination.rstrip('/')}/{record['path']}")
     print(json.dumps(record, indent=2, sort_keys=True))
+    print(f"Latest of {FLAGS.name} (what a bare {FLAGS.name!r} loads): "
+          f"{_latest(FLAGS.destination, FLAGS.name)}")
     try:
         written = _write_card(FLAGS.destination, FLAGS.name, FLAGS.version, FLAGS.evaluation_dir)
     except (OSError, ValueError, zoo.ZooError) as e:
@@ -74,6 +85,13 @@ def main(argv):
               f"with `learnit-zoo cards --index={FLAGS.destination}`", file=sys.stderr)
         sys.exit(1)
     print(f"Card: {', '.join(written)}")
+
+
+def _latest(destination, name):
+    """The entry's `latest` in the destination's index, as it is now."""
+    from learnit_tf.zoo import index as zoo_index  # pylint: disable=import-outside-toplevel
+    index = zoo_index.read_index_file(f"{destination.rstrip('/')}/{zoo_index.INDEX_FILE}")
+    return index["entries"][name]["latest"]
 
 
 def _write_card(destination, name, version, evaluation_dir):

@@ -58,7 +58,16 @@ def _remove_dead_staging(gfile, destination, name, version):
             gfile.rmtree(os.path.join(parent, entry))
 
 
-def publish(init_dir, name, version, destination=None, description=None):
+def _latest_after(entry, version, make_latest):
+    """The entry's `latest` once `version` is in entry["versions"] (see `publish`)."""
+    if make_latest is None:  # The rule before the option existed: the highest version.
+        return max(entry["versions"], key=version_key)
+    if make_latest or entry.get("latest") not in entry["versions"]:
+        return version  # Asked for, or the entry's first version (a name must resolve).
+    return entry["latest"]
+
+
+def publish(init_dir, name, version, destination=None, description=None, make_latest=None):
     """Publishes an init directory as `name`/`version` of a zoo.
 
     Validates the init (all three files, config builds, weights load), copies the
@@ -77,6 +86,14 @@ def publish(init_dir, name, version, destination=None, description=None):
         destination: zoo directory, local or `gs://…` (default: the repo's `zoo/`).
         description: one-line description of the entry (default: kept, or derived
             from the metadata).
+        make_latest: which version a bare `name` loads afterwards (the entry's
+            `latest`, the default of `zoo.load(name)` and `learnit-fit --init=name`).
+            None (default): the highest version, as always (so a new highest version
+            becomes the default); True: this version; False: the entry's `latest` is
+            kept as the index has it when the version is merged in (under the lock), so
+            a version for a special use (e.g. another resolution) does not silently
+            change what every user of the name gets. An entry's first version is its
+            latest whatever this says.
 
     Returns:
         The index record of the new version.
@@ -176,7 +193,12 @@ def publish(init_dir, name, version, destination=None, description=None):
         record = {"path": f"{name}/{version}/", "files": files, "headline": headline,
                   "published": zoo_index.utc_now()}
         entry["versions"][version] = record
-        entry["latest"] = max(entry["versions"], key=version_key)
+        previous = entry.get("latest")
+        entry["latest"] = _latest_after(entry, version, make_latest)
+        if previous is not None and entry["latest"] != previous and make_latest is None:
+            logging.warning("%s: latest (what a bare %r loads) is now version %s, was %s "
+                            "(make_latest=False keeps it).", name, name, entry["latest"],
+                            previous)
         if description is not None:
             entry["description"] = description
         elif not entry.get("description"):
