@@ -232,12 +232,6 @@ def reproduce_steps(model, metadata, standard_model, standard_curves, point, mat
     from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
     n, split, meta_opt, standard_opt, _ = steps_settings(metadata)
     task = evaluation.task_from_metadata(metadata)
-    # pylint: disable-next=import-outside-toplevel
-    from learnit_tf.kinds.image.subset_task import PixelSubsetImageTask
-    if isinstance(task, PixelSubsetImageTask):  # Fitted on the full grid, as the protocol fits
-        # pylint: disable-next=import-outside-toplevel
-        from learnit_tf.kinds.image.resolution import task_at_resolution
-        task = task_at_resolution(task)  # (held-out examples carry seeds: no subsets here).
     examples = evaluation.held_out_examples(metadata, n, split, data_dir=tfds_dir())
     meta = evaluation.compare_inits({"meta": (model, meta_opt, point)}, task, examples,
                                     point)["meta"]["psnr"][:, point]

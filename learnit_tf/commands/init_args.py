@@ -74,7 +74,8 @@ def resolve_init(init, log=None):
 
 
 def kind_of_init(metadata, init="init"):
-    """(SignalKind, task) of an init from its metadata (the task class picks the kind)."""
+    """(SignalKind, task) of an init from its metadata (the task class picks the kind);
+    the task is the one a user's fit uses (`Task.for_fitting`)."""
     # pylint: disable=import-outside-toplevel
     from learnit_tf.core import registry
     from learnit_tf.core.metadata import as_init_metadata
@@ -89,7 +90,7 @@ def kind_of_init(metadata, init="init"):
     except TypeError as e:
         raise ValueError(f"{init}'s metadata has a task config {spec.config} that "
                          f"{spec.class_name} does not accept: {e}") from e
-    return kind, task
+    return kind, task.for_fitting()
 
 
 def fit_optimizer(metadata, name=None, learning_rate=None):

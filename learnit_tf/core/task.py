@@ -68,6 +68,17 @@ class Task(abc.ABC):
         """`inner_loss` given `shared_prediction`'s output (equal up to round-off)."""
         raise NotImplementedError(f"{type(self).__name__} has no shared prediction.")
 
+    def for_fitting(self):
+        """The task a test-time fit of one held-out or user signal uses (default: this one).
+
+        A task whose training losses are not what a user's fit should minimise overrides
+        this; e.g. `PixelSubsetImageTask` trains on random pixel subsets but is fitted on
+        every pixel. Everything that rebuilds an init's task to fit or evaluate it
+        (`evaluation.task_from_metadata`, `learnit-fit`) goes through here, so the
+        difference is handled once, by the task that has it.
+        """
+        return self
+
     def check_init(self, fmodel, weights, example):
         """A message if `weights` cannot be trained on this task (None if fine)."""
         del fmodel, weights, example

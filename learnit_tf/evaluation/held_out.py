@@ -10,11 +10,13 @@ from learnit_tf.meta import FitPhase, FitRecipe, InnerOptimizer
 from learnit_tf.core.metadata import DatasetSpec, TaskSpec, as_init_metadata
 
 
-def task_from_metadata(metadata):
-    """Rebuilds the task recorded in an init's metadata (an `InitMetadata` or its dict)."""
+def task_from_metadata(metadata, as_trained=False):
+    """The task to fit held-out signals of an init with (`Task.for_fitting` of the task
+    recorded in its metadata, an `InitMetadata` or its dict); `as_trained=True`: the
+    recorded task itself, as meta-training used it."""
     spec = as_init_metadata(metadata).task or TaskSpec()
-    cls = kinds.task_class(spec.class_name)
-    return cls(**spec.config)
+    task = kinds.task_class(spec.class_name)(**spec.config)
+    return task if as_trained else task.for_fitting()
 
 
 def dataset_fn_from_metadata(metadata, data_dir=None, **overrides):

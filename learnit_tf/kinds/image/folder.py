@@ -40,14 +40,13 @@ def fit_example(path, task, resolution=None):
 
     Args:
         path: PNG/JPEG/TIFF file (centre-cropped and resized to the task's resolution).
-        task: the init's `ImageTask`.
+        task: the init's `ImageTask` (fitted in its `for_fitting` form: every pixel of
+            an init trained on pixel subsets).
         resolution: fit at this resolution instead (see `zoo_resolution` for how
             well an init does where it was not evaluated).
     """
     # pylint: disable=import-outside-toplevel
     from learnit_tf.core.fit_input import FitInput
-    from learnit_tf.kinds.image.resolution import task_at_resolution
-    from learnit_tf.kinds.image.subset_task import PixelSubsetImageTask
     from learnit_tf.kinds.image.task import ImageTask
     if not isinstance(task, ImageTask):
         raise ValueError(f"image inputs need an ImageTask init, got {type(task).__name__}.")
@@ -56,9 +55,8 @@ def fit_example(path, task, resolution=None):
                          "file (PNG, JPEG or TIFF).")
     if resolution is not None and int(resolution) < 2:
         raise ValueError(f"resolution must be >= 2, got {resolution}.")
-    if isinstance(task, PixelSubsetImageTask):  # Trained on pixel subsets: fit every pixel.
-        task = task_at_resolution(task, None if resolution is None else int(resolution))
-    elif resolution is not None:
+    task = task.for_fitting()  # E.g. an init trained on pixel subsets fits every pixel.
+    if resolution is not None:
         task = ImageTask(int(resolution), channels=task.channels,
                          pixels_per_step=task.pixels_per_step)
     if task.height != task.width:

@@ -12,6 +12,7 @@ functions' `resolution=` argument) and the task of a full-grid fit at a resoluti
 
 import dataclasses
 
+from learnit_tf.core.task import Task
 from learnit_tf.kinds.image.task import ImageTask
 
 
@@ -48,8 +49,9 @@ def task_at_resolution(task, resolution=None):
     """A full-grid `ImageTask` with `task`'s channels at `resolution` (default: its own).
 
     Test-time fits use every pixel of the grid (the paper's protocol), also for an init
-    meta-trained on random pixel subsets (`PixelSubsetImageTask`).
+    meta-trained on random pixel subsets (`PixelSubsetImageTask.for_fitting`).
     """
+    task = task.for_fitting() if isinstance(task, Task) else task
     if not isinstance(task, ImageTask):
         raise ValueError(f"resolution applies to image inits (an ImageTask), not to "
                          f"{type(task).__name__}.")
@@ -84,10 +86,11 @@ def metadata_at_resolution(metadata, resolution=None):
     from learnit_tf import kinds
     from learnit_tf.core.metadata import as_init_metadata
 
+    from learnit_tf.evaluation.held_out import task_from_metadata
+
     parsed = as_init_metadata(metadata)
     out = parsed.to_dict()
-    spec = parsed.task
-    task = kinds.task_class(spec.class_name)(**spec.config) if spec and spec.class_name else None
+    task = task_from_metadata(parsed) if parsed.task and parsed.task.class_name else None
     full = task_at_resolution(task, resolution)
     out["task"] = {"class_name": "ImageTask", "config": full.get_config()}
     if resolution is not None and parsed.dataset and parsed.dataset.function:

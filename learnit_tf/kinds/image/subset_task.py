@@ -13,8 +13,8 @@ grid is trained too.
 
 Each subset's mean squared error is an unbiased estimate of the full image's; with a
 subset of every pixel it *is* the full image's loss (tests/test_image_resolution.py).
-Test-time fits use the full grid of the resolution asked for
-(`resolution.task_at_resolution`).
+Test-time fits use the full grid (`for_fitting`; at another resolution,
+`resolution.task_at_resolution`).
 """
 
 import tensorflow as tf
@@ -63,6 +63,10 @@ class PixelSubsetImageTask(ImageTask):
     def get_config(self):
         return dict(super().get_config(), outer_pixels=self.outer_pixels)
 
+    def for_fitting(self):
+        """A full-grid `ImageTask` of this size: a user's fit sees every pixel."""
+        return ImageTask((self.height, self.width), channels=self.channels)
+
     def pixel_subset(self, example, count, seed):
         """(coords (count, 2), target (count, C)): `count` distinct random pixels."""
         num_pixels = self.height * self.width
@@ -74,10 +78,8 @@ class PixelSubsetImageTask(ImageTask):
         return coords, target
 
     def _seed(self, example):
-        """The example's seed (int32 (2,)), or None: an example without one (a test-time
-        fit of held-out signals, e.g. through the task recorded in a published init's
-        metadata) is fitted on every pixel, as the evaluation protocol fits
-        (`resolution.task_at_resolution`). meta_train's pipeline always adds one."""
+        """The example's seed (int32 (2,)), or None: an example without one is fitted on
+        every pixel, as `for_fitting`'s task fits. meta_train's pipeline always adds one."""
         seed = example.get("seed") if isinstance(example, dict) else None
         return None if seed is None else tf.cast(seed, tf.int32)
 

@@ -99,6 +99,30 @@ class PixelSubsetTaskTest(testing.TestCase):
         seeded = {"image": image, "seed": tf.constant([3, 4])}
         self.assertNotAllClose(task.inner_loss(fmodel, weights, seeded, 0), full)
 
+    def test_fits_use_every_pixel(self):
+        """`for_fitting`: a subset init's held-out or user fit minimises the full image's
+        MSE even when the example carries a seed (held-out examples do), and the task an
+        init's metadata gives (`task_from_metadata`, learnit-fit's `kind_of_init`) is it."""
+        from learnit_tf.commands.init_args import kind_of_init  # pylint: disable=import-outside-toplevel
+        task = PixelSubsetImageTask(8, pixels_per_step=4)
+        fitting = task.for_fitting()
+        self.assertIs(type(fitting), ImageTask)
+        self.assertEqual((fitting.height, fitting.width, fitting.channels,
+                          fitting.pixels_per_step), (8, 8, 3, None))
+        fmodel = FunctionalModel(Siren(out_features=3, width=8, depth=2, seed=0))
+        weights = fmodel.initial_weights()
+        image = np.random.default_rng(1).random((8, 8, 3)).astype(np.float32)
+        seeded = {"image": image, "seed": tf.constant([3, 4])}
+        full = tf.reduce_mean(tf.square(task.render(fmodel, weights) - image))
+        self.assertAllClose(fitting.inner_loss(fmodel, weights, seeded, 0), full)
+        self.assertNotAllClose(task.inner_loss(fmodel, weights, seeded, 0), full)
+        metadata = {"task": {"class_name": "PixelSubsetImageTask", "config": task.get_config()}}
+        self.assertEqual(evaluation.task_from_metadata(metadata).get_config(), fitting.get_config())
+        self.assertIs(type(evaluation.task_from_metadata(metadata, as_trained=True)), PixelSubsetImageTask)
+        self.assertEqual(kind_of_init(metadata)[1].get_config(), fitting.get_config())
+        plain = ImageTask(8)
+        self.assertIs(plain.for_fitting(), plain)
+
     def test_task_at_resolution_is_a_full_grid(self):
         task = task_at_resolution(PixelSubsetImageTask(64, pixels_per_step=16), 32)
         self.assertIs(type(task), ImageTask)
