@@ -1,12 +1,13 @@
 """Registers the CT kind."""
 
-from learnit_tf.kinds.ct import anatomy, files, shepp_logan, task
+from learnit_tf.kinds.ct import anatomy, anatomy_task, files, shepp_logan, task
 from learnit_tf.core.registry import ReaderOption, SignalKind, register_kind
 
 KIND = register_kind(SignalKind(
     name="ct",
     description="CT: pixel coordinates -> attenuation, parallel-beam projections",
-    tasks={"CtTask": task.CtTask},
+    tasks={"CtTask": task.CtTask,
+           "CtImageOuterTask": anatomy_task.CtImageOuterTask},
     datasets={"shepp_logan_examples": shepp_logan.shepp_logan_examples,
               "ct_folder_examples": files.ct_folder_examples,
               "anatomy_ct_examples": anatomy.anatomy_ct_examples},
