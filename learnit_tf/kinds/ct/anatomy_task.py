@@ -32,6 +32,11 @@ class CtImageOuterTask(CtTask):
     True
     """
 
+    def for_fitting(self):
+        """A plain `CtTask` of the same settings: a user's fit has only the views."""
+        return CtTask(self.resolution, num_angles=self.num_angles,
+                      interpolation=self.interpolation)
+
     def outer_loss(self, fmodel, weights, example):
         image = tf.cast(example["image"], tf.float32)
         return tf.reduce_mean(tf.square(self.render(fmodel, weights) - image))

@@ -38,11 +38,17 @@ class CtImageOuterTaskTest(testing.TestCase):
 
     def test_registered_and_rebuilt_from_metadata(self):
         self.assertIs(kinds.task_class("CtImageOuterTask"), CtImageOuterTask)
-        task = task_from_metadata({"task": {"class_name": "CtImageOuterTask",
-                                            "config": {"resolution": 8, "num_angles": 3}}})
-        self.assertIsInstance(task, CtImageOuterTask)
-        self.assertIsInstance(task, CtTask)  # fit readers and protocols accept it
-        self.assertEqual(task.get_config()["num_angles"], 3)
+        metadata = {"task": {"class_name": "CtImageOuterTask",
+                             "config": {"resolution": 8, "num_angles": 3,
+                                        "interpolation": "nearest"}}}
+        trained = task_from_metadata(metadata, as_trained=True)
+        self.assertIsInstance(trained, CtImageOuterTask)
+        # A fit (held-out or a user's sinogram) uses a plain CtTask of the same settings.
+        fitted = task_from_metadata(metadata)
+        self.assertIs(type(fitted), CtTask)
+        self.assertEqual(fitted.get_config(), trained.get_config())
+        self.assertEqual(fitted.get_config(), {"resolution": 8, "num_angles": 3,
+                                               "interpolation": "nearest"})
 
     def test_maml_gradient_follows_the_image_not_the_views(self):
         # Two images with the same 1-view projection (mirror images about the ray axis)
