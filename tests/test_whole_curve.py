@@ -319,4 +319,5 @@ class ShippedWholeCurveTest(TestCase):
 NOT_EVALUATED_TO_1000_STEPS = {
     "emoji_siren@4": "resolution init (128²/256²): evaluated to 40 standard steps",
     "emoji_siren@5": "resolution init (128²/256²): evaluated to 40 standard steps",
+    "emoji_siren@6": "resolution init (128²/256²): evaluated to 40 standard steps",
 }
