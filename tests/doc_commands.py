@@ -80,6 +80,8 @@ COVERAGE = {
         "dataset": _EVAL_NERF, "num_held_out_views": _EVAL_NERF,
         "recipe_ahead": _EVAL_SELECT, "recipe_switch_steps": _EVAL_SELECT,
         "recipe_momenta": _EVAL_MOMENTUM, "recipe_warmup_steps": _EVAL_MOMENTUM,
+        "recipe_candidates": (_T + "test_whole_curve.py::ProtocolTest::"
+                              "test_recipes_from_a_candidates_file_are_ranked_with_the_others"),
         "resolution": (_T + "kinds/image/test_image_resolution.py::ProtocolResolutionTest::"
                        "test_evaluate_command_resolution_flag"),
     },

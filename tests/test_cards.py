@@ -142,6 +142,20 @@ def test_a_changed_number_changes_the_card():
     assert text != card.card_markdown(record, ["curve.png"])
 
 
+def test_the_fit_recipe_line_names_every_phase_setting():
+    """A card's fit recipe says what the recipe does: learned rates, their scale, momentum
+    (and its restart) and warm-up, read back from the recorded recipe (sdf_siren@4's)."""
+    recipe = _record("sdf_siren@4").metadata["fit_recipe"]
+    assert card.format_recipe(recipe) == (
+        "SGD 0.01 with the learned per-parameter rates for 20 steps, then SGD 0.01 with the "
+        "learned per-parameter rates x 2, heavy-ball momentum 0.97, linear warm-up over 20 "
+        "steps for the remaining steps")
+    restarted = copy.deepcopy(recipe)
+    restarted["phases"][1].update(momentum_restart=True, rate_scale=1.0)
+    assert card.format_recipe(restarted).endswith(
+        "rates, heavy-ball momentum 0.97 (restarted when the gradient opposes it), linear "
+        "warm-up over 20 steps for the remaining steps")
+
 def test_cards_are_not_in_the_index():
     """What a pinned version verifies is unchanged: only the init files are listed."""
     for row in SHIPPED.list():

@@ -258,3 +258,70 @@ class MomentumWarmupPhaseTest(TestCase):
                 FitRecipe.from_dict({"phases": [phase]}, source="m.json")
         with self.assertRaisesRegex(ValueError, "warmup_steps"):
             FitPhase(ADAM, warmup_steps=2.5)
+
+
+class RateScaleRestartPhaseTest(TestCase):
+    """A phase's rate scale and gradient-restarted momentum (FitPhase.rate_scale,
+    FitPhase.momentum_restart), against steps written out by hand."""
+
+    def _manual(self, model, task, example, steps, rate, momentum, restart):
+        """(weights, number of restarts) of SGD at `rate` with heavy-ball `momentum`,
+        its buffer zeroed before a step whose gradient disagrees with it."""
+        weights = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+        buffers = [tf.zeros_like(w) for w in weights]
+        fmodel = Fitter(model, task).fmodel
+        restarts = 0
+        for k in range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                loss = task.inner_loss(fmodel, weights, example, k)
+            grads = tape.gradient(loss, weights)
+            dot = sum(float(tf.reduce_sum(g * b)) for g, b in zip(grads, buffers))
+            if restart and dot < 0:
+                buffers = [tf.zeros_like(b) for b in buffers]
+                restarts += 1
+            buffers = [momentum * b + rate * g for b, g in zip(buffers, grads)]
+            weights = [w - b for w, b in zip(weights, buffers)]
+        return weights, restarts
+
+    def test_scaled_restarted_momentum_steps_as_written(self):
+        model, task, example = Siren(width=16, depth=3, seed=0), ImageTask(8), _image(6)
+        phase = FitPhase(SGD, momentum=0.95, rate_scale=3.0, momentum_restart=True)
+        # 7 steps: one restart, before the fit at this rate turns chaotic (longer, float32
+        # round-off differences between the compiled and the eager steps grow).
+        result = Fitter(model, task, FitRecipe((phase,)), steps_per_call=5).fit(example, 7)
+        expected, restarts = self._manual(model, task, example, 7, 3e-2, 0.95, True)
+        self.assertGreater(restarts, 0)  # The test exercises a restart.
+        self.assertWeightsClose(result.weights, expected, atol=1e-5, rtol=1e-5)
+        # Without the restart, or without the scale, other weights.
+        for rate, restart in ((3e-2, False), (1e-2, True)):
+            other, _ = self._manual(model, task, example, 7, rate, 0.95, restart)
+            self.assertGreater(max(float(tf.reduce_max(tf.abs(a - b)))
+                                   for a, b in zip(result.weights, other)), 1e-4)
+
+    def test_rate_scale_alone_scales_the_step(self):
+        model, task, example = Siren(width=16, depth=3, seed=0), ImageTask(8), _image(7)
+        scaled = Fitter(model, task, FitRecipe((FitPhase(SGD, rate_scale=2.5),))).fit(example, 3)
+        plain = Fitter(model, task, InnerOptimizer("sgd", 2.5e-2)).fit(example, 3)
+        self.assertWeightsClose(scaled.weights, plain.weights, atol=1e-6, rtol=1e-5)
+
+    def test_serialised_only_when_set_and_validated(self):
+        phase = FitPhase(SGD, learned_rates=True, momentum=0.99, rate_scale=2,
+                         momentum_restart=True, warmup_steps=50)
+        recipe = FitRecipe((FitPhase(SGD, steps=20, learned_rates=True), phase))
+        data = recipe.to_dict()
+        self.assertEqual((data["phases"][1]["rate_scale"],
+                          data["phases"][1]["momentum_restart"]), (2.0, True))
+        self.assertNotIn("rate_scale", data["phases"][0])
+        self.assertNotIn("momentum_restart", data["phases"][0])
+        self.assertEqual(FitRecipe.from_dict(data), recipe)
+        self.assertEqual(recipe.name, "sgd(learned rates)x20 then sgd(learned rates x 2, "
+                                      "momentum 0.99 with restarts, warm-up 50)")
+        for bad in (dict(data["phases"][1], rate_scale=0), dict(data["phases"][1], rate_scale=True),
+                    dict(data["phases"][1], rate_scale=float("inf")),
+                    dict(data["phases"][1], momentum_restart="yes"),
+                    dict(data["phases"][1], momentum=0.0)):
+            with self.assertRaisesRegex(ValueError, "m.json: not a fit recipe"):
+                FitRecipe.from_dict({"phases": [bad]}, source="m.json")
+        with self.assertRaisesRegex(ValueError, "momentum_restart"):
+            FitPhase(SGD, momentum_restart=True)

@@ -240,6 +240,49 @@ class ProtocolTest(TestCase):
         refit = Fitter(self.model, self.task, chosen).fit(self.splits["test"][0], 6).psnr
         self.assertAllClose(report.summary["mean_psnr_by_step"]["meta"], refit, atol=2e-3)
 
+    def test_recipes_from_a_candidates_file_are_ranked_with_the_others(self):
+        import json
+        import os
+        import tempfile
+        sgd = InnerOptimizer("sgd", 1e-2)
+        extra = [FitRecipe((FitPhase(sgd, steps=2), FitPhase(sgd, steps=2, momentum=0.9,
+                                                             momentum_restart=True),
+                            FitPhase(sgd, momentum=0.5, rate_scale=3.0))),
+                 FitRecipe((FitPhase(sgd, rate_scale=5.0),))]
+        path = os.path.join(tempfile.mkdtemp(), "candidates.json")
+        with open(path, "w") as f:
+            json.dump([r.to_dict() for r in extra], f)
+        protocol = ImageProtocol(meta_steps=6, standard_steps=6, select_fit_recipe=True,
+                                 recipe_ahead=True, recipe_steps=6, recipe_examples=1,
+                                 recipe_learning_rates="", recipe_switch_steps="2",
+                                 recipe_momenta="0.9", recipe_candidates=path,
+                                 snapshot_examples=0, progress=False)
+        with mock.patch.object(evaluation.held_out, "held_out_examples", self._held_out):
+            report = protocol.evaluate(self.model, self.metadata, "tiny",
+                                       examples=self.splits["test"][:1])
+        self.assertEqual(self.asked, ["validation"])
+        expected = [FitRecipe((FitPhase(sgd),)),
+                    FitRecipe((FitPhase(sgd, steps=2), FitPhase(sgd, momentum=0.9)))] + extra
+        rows = report.summary["fit_recipe_selection"]["candidates"]
+        self.assertEqual([FitRecipe.from_dict(r["fit_recipe"]) for r in rows], expected)
+        # The rank over all four, recomputed from validation fits made here.
+        adam = InnerOptimizer("adam", 1e-4)
+        standard = self._mean_curve(standard_init(self.model, seed=1), adam,
+                                    self.splits["validation"][:1], 6)
+        keys = []
+        for candidate in expected:
+            curve = self._mean_curve(self.model, candidate, self.splits["validation"][:1], 6)
+            deficit = max(0.0, float(np.max(standard[1:] - curve[1:])))
+            keys.append((round(deficit, 4), -round(evaluation.recipe_score(curve), 4)))
+        chosen = FitRecipe.from_dict(report.summary["fit_recipe"])
+        self.assertEqual(chosen, expected[min(range(len(keys)), key=lambda i: (keys[i], i))])
+        with open(path, "w") as f:
+            json.dump([{"phases": [{"optimizer": {"name": "sgd", "learning_rate": 0.01},
+                                    "rate_scale": -1}]}], f)
+        with self.assertRaisesRegex(ValueError, "candidates.json entry 0: not a fit recipe"):
+            whole_curve.read_candidates(path)
+        self.assertEqual(whole_curve.read_candidates(""), [])
+
 
 def _shipped_whole_curve_versions():
     """(name, version, metadata) of every shipped version whose evaluation recorded the

@@ -206,12 +206,41 @@ def _listed(text, name, default):
     return parse_numbers(text, name) if str(text).strip() else default
 
 
+def read_candidates(path):
+    """The fit recipes listed in the JSON file `path` (a list of `FitRecipe.to_dict`
+    records, e.g. multi-phase recipes the generated candidates do not cover); [] for an
+    empty path. Anything else is a ValueError naming the file and the entry.
+
+    >>> import json, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "candidates.json")
+    >>> with open(path, "w") as f:
+    ...     json.dump([{"phases": [{"optimizer": {"name": "sgd", "learning_rate": 0.01},
+    ...                             "steps": 20, "learned_rates": True},
+    ...                            {"optimizer": {"name": "sgd", "learning_rate": 0.01},
+    ...                             "steps": None, "learned_rates": True, "momentum": 0.97,
+    ...                             "rate_scale": 2.0}]}], f)
+    >>> [r.name for r in read_candidates(path)]
+    ['sgd(learned rates)x20 then sgd(learned rates x 2, momentum 0.97)']
+    """
+    import json  # pylint: disable=import-outside-toplevel
+    if not str(path or "").strip():
+        return []
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"{path}: expected a non-empty JSON list of fit recipes, got "
+                         f"{type(data).__name__}.")
+    return [FitRecipe.from_dict(item, source=f"{path} entry {i}")
+            for i, item in enumerate(data)]
+
+
 def choose_ahead_recipe(protocol, model, metadata, task):
     """`select_ahead_recipe` for a `StepsProtocol` whose options have `recipe_ahead`:
     candidates from `ahead_candidates` (the init's own recipe; its learned steps for each
     of --recipe_switch_steps, default the init's inner steps, then Adam at each of
     --recipe_learning_rates, with --recipe_decay_steps schedules; and then its learned
-    steps with each of --recipe_momenta and --recipe_warmup_steps), ranked against the
+    steps with each of --recipe_momenta and --recipe_warmup_steps; and the recipes listed
+    in the --recipe_candidates JSON file), ranked against the
     protocol's standard init on --recipe_examples signals of the VALIDATION split (or
     the folder's) for --recipe_steps steps.
 
@@ -239,12 +268,15 @@ def choose_ahead_recipe(protocol, model, metadata, task):
     decay = _listed(o.recipe_decay_steps, "recipe_decay_steps", ())
     momenta = _listed(getattr(o, "recipe_momenta", ""), "recipe_momenta", ())
     warmups = _listed(getattr(o, "recipe_warmup_steps", ""), "recipe_warmup_steps", (0,))
+    listed = read_candidates(getattr(o, "recipe_candidates", ""))
+    # An empty --recipe_learning_rates means no Adam candidates when other candidates
+    # (momenta, a candidates file) are asked for.
     rates = (evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates")
-             if str(o.recipe_learning_rates).strip() or not momenta else ())
+             if str(o.recipe_learning_rates).strip() or not (momenta or listed) else ())
     inner = FitRecipe.of(evaluation.meta_optimizer_from_metadata(metadata))
     candidates = ahead_candidates(inner, [int(k) for k in switch], rates,
                                   [int(d) for d in decay], momenta=momenta,
-                                  warmup_steps=[int(w) for w in warmups])
+                                  warmup_steps=[int(w) for w in warmups]) + listed
     print(f"Choosing the fit recipe that stays ahead of the standard init: {len(candidates)} "
           f"candidates on {len(examples)} validation signals ({o.recipe_steps} steps each):")
     standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)

@@ -163,13 +163,21 @@ class Fitter:
 
     @staticmethod
     def _phase_step(phase, ws, grads, st, rates, k):
-        """One step of `phase` (its optimizer, then momentum and warm-up if it has them);
+        """One step of `phase` (its optimizer, then its rate scale, momentum (restarted
+        when the gradient disagrees with it) and warm-up if it has them);
         `k`: steps the phase has done before this one."""
-        if not (phase.momentum or phase.warmup_steps):
+        if not (phase.momentum or phase.warmup_steps or phase.rate_scale != 1.0):
             return phase.optimizer.apply(ws, grads, st, rates)
         opt_state, buffers = st if phase.momentum else (st, None)
         new, opt_state = phase.optimizer.apply(ws, grads, opt_state, rates)
         updates = [w - n for w, n in zip(ws, new)]
+        if phase.rate_scale != 1.0:
+            updates = [tf.cast(phase.rate_scale, u.dtype) * u for u in updates]
+        if phase.momentum_restart:
+            # The buffer steps downhill only while the gradient agrees with it.
+            agree = tf.add_n([tf.reduce_sum(tf.cast(g * b, tf.float32))
+                              for g, b in zip(grads, buffers)]) >= 0.0
+            buffers = [b * tf.cast(agree, b.dtype) for b in buffers]
         if phase.momentum:
             buffers = [phase.momentum * b + u for b, u in zip(buffers, updates)]
             updates = buffers

@@ -21,7 +21,12 @@ class FitPhase:
     b <- momentum * b + u, w <- w - b. `warmup_steps`: the phase's k-th step
     (k = 1, 2, ...) is scaled by min(1, k / warmup_steps), a linear warm-up from the
     phase's start (Adam's moments and the momentum buffer still see every gradient).
-    Both 0: the optimizer's plain step.
+    Both 0: the optimizer's plain step. `rate_scale` (> 0): every step u of the phase's
+    optimizer is multiplied by it before momentum and warm-up (e.g. the learned rates
+    x 2 for a long run). `momentum_restart` (momentum phases): before each step the
+    buffer is zeroed when the gradient g points against it (sum of g * b < 0: the next
+    heavy-ball step would go uphill), the gradient restart of O'Donoghue & Candès
+    (2015).
     """
 
     optimizer: InnerOptimizer
@@ -29,6 +34,8 @@ class FitPhase:
     learned_rates: bool = False
     momentum: float = 0.0
     warmup_steps: int = 0
+    rate_scale: float = 1.0
+    momentum_restart: bool = False
 
     def __post_init__(self):
         if not isinstance(self.optimizer, InnerOptimizer):
@@ -50,24 +57,41 @@ class FitPhase:
                 or self.warmup_steps < 0):
             raise ValueError(f"FitPhase.warmup_steps must be an integer >= 0, got "
                              f"{self.warmup_steps!r}.")
+        if (isinstance(self.rate_scale, bool) or not isinstance(self.rate_scale, (int, float))
+                or not 0.0 < float(self.rate_scale) < float("inf")):
+            raise ValueError(f"FitPhase.rate_scale must be a finite number > 0, got "
+                             f"{self.rate_scale!r}.")
+        if not isinstance(self.momentum_restart, bool):
+            raise ValueError(f"FitPhase.momentum_restart must be True or False, got "
+                             f"{self.momentum_restart!r}.")
+        if self.momentum_restart and not self.momentum:
+            raise ValueError("FitPhase.momentum_restart restarts a momentum buffer; the "
+                             "phase has no momentum.")
         object.__setattr__(self, "momentum", float(self.momentum))
+        object.__setattr__(self, "rate_scale", float(self.rate_scale))
 
     def describe(self):
         rate = "learned rates" if self.learned_rates else f"{self.optimizer.learning_rate:g}"
-        extras = ((f", momentum {self.momentum:g}" if self.momentum else "")
+        extras = ((f" x {self.rate_scale:g}" if self.rate_scale != 1.0 else "")
+                  + (f", momentum {self.momentum:g}" if self.momentum else "")
+                  + (" with restarts" if self.momentum_restart else "")
                   + (f", warm-up {self.warmup_steps}" if self.warmup_steps else ""))
         return f"{self.optimizer.name}({rate}{extras})" + ("" if self.steps is None else
                                                            f"x{self.steps}")
 
     def to_dict(self):
-        """JSON-ready; `momentum` and `warmup_steps` only when set (so recipes without
-        them read and write as before)."""
+        """JSON-ready; `momentum`, `warmup_steps`, `rate_scale` and `momentum_restart`
+        only when set (so recipes without them read and write as before)."""
         out = {"optimizer": dataclasses.asdict(self.optimizer), "steps": self.steps,
                "learned_rates": self.learned_rates}
         if self.momentum:
             out["momentum"] = self.momentum
         if self.warmup_steps:
             out["warmup_steps"] = self.warmup_steps
+        if self.rate_scale != 1.0:
+            out["rate_scale"] = self.rate_scale
+        if self.momentum_restart:
+            out["momentum_restart"] = True
         return out
 
 
@@ -167,13 +191,17 @@ class FitRecipe:
                     raise ValueError(f"unknown phase key(s) {unknown}")
                 phases.append(FitPhase(InnerOptimizer(**p["optimizer"]), p.get("steps"),
                                        bool(p.get("learned_rates", False)),
-                                       p.get("momentum", 0.0), p.get("warmup_steps", 0)))
+                                       p.get("momentum", 0.0), p.get("warmup_steps", 0),
+                                       p.get("rate_scale", 1.0),
+                                       p.get("momentum_restart", False)))
             return cls(tuple(phases))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{source}: not a fit recipe ({type(e).__name__}: {e}); expected "
                              '{"phases": [{"optimizer": {"name": ..., "learning_rate": ...}, '
                              '"steps": N or null, "learned_rates": bool, optionally '
-                             '"momentum": [0, 1), "warmup_steps": N >= 0}, ...]}.') from None
+                             '"momentum": [0, 1), "warmup_steps": N >= 0, "rate_scale": > 0, '
+                             '"momentum_restart": bool}, ...]}.') from None
 
 
-_PHASE_KEYS = frozenset({"optimizer", "steps", "learned_rates", "momentum", "warmup_steps"})
+_PHASE_KEYS = frozenset({"optimizer", "steps", "learned_rates", "momentum", "warmup_steps",
+                         "rate_scale", "momentum_restart"})

@@ -143,6 +143,14 @@ def format_recipe(recipe):
             str(optimizer.get("name", "?")).upper()
         if phase.get("learned_rates"):
             text += " with the learned per-parameter rates"
+        if phase.get("rate_scale", 1) != 1:
+            text += f" x {phase['rate_scale']:g}"
+        if phase.get("momentum"):
+            text += f", heavy-ball momentum {phase['momentum']:g}" + (
+                " (restarted when the gradient opposes it)" if phase.get("momentum_restart")
+                else "")
+        if phase.get("warmup_steps"):
+            text += f", linear warm-up over {phase['warmup_steps']} steps"
         steps = phase.get("steps")
         text += f" for {steps} steps" if steps else " for the remaining steps" if words else \
             " for every step"

@@ -53,6 +53,9 @@ class ImageOptions(StepsOptions):
     recipe_warmup_steps: str = dataclasses.field(default="", metadata={
         "help": "With --recipe_momenta: linear warm-up steps of the momentum phase, one "
                 "candidate per value (comma-separated; default: 0)."})
+    recipe_candidates: str = dataclasses.field(default="", metadata={
+        "help": "With --recipe_ahead: a JSON file listing more fit recipes to try (each a "
+                "FitRecipe record, e.g. several momentum phases; default: none)."})
 
 
 class ImageProtocol(StepsProtocol):
