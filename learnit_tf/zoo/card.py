@@ -147,8 +147,7 @@ def format_recipe(recipe):
             text += f" x {phase['rate_scale']:g}"
         if phase.get("momentum"):
             text += f", heavy-ball momentum {phase['momentum']:g}" + (
-                " (restarted when the gradient opposes it)" if phase.get("momentum_restart")
-                else "")
+                " (restarted when the gradient opposes it)" * bool(phase.get("momentum_restart")))
         if phase.get("warmup_steps"):
             text += f", linear warm-up over {phase['warmup_steps']} steps"
         steps = phase.get("steps")
