@@ -9,7 +9,8 @@ r"""Fits one signal of your own from an init of any kind (image, CT sinogram, po
 The init's signal kind (from the task class in its metadata) picks the reader of
 `--input` (`SignalKind.fit_input`):
 - image inits: a PNG/JPEG file, centre-cropped and resized to the init's resolution
-  (or `--resolution`);
+  (or `--resolution`; not given, an image larger than the init's grid is fitted at its
+  own size up to 256, with the zoo version measured best there);
 - CT inits: a sinogram `.npy`, with `--angles=FILE.npy` or `--num_angles=V`, in the
   `--convention=learnit` layout ((V, N) ray means, radians) or `skimage`
   (`skimage.transform.radon` output: (N, V) sums, degrees); see
@@ -90,29 +91,64 @@ def _reader_flag_values():
     return {name: FLAGS[name].value for name in READER_FLAGS}
 
 
+#: The init `prepare` loaded: --init, or the zoo version it chose for the resolution
+#: (what the printed lines, the plot title and the fitted metadata name).
+_loaded_init = {"spec": None}
+
+
+def _source_init():
+    return _loaded_init["spec"] or FLAGS.init
+
+
+def _init_at_resolution(init, resolution):
+    """--init, or for a bare zoo name the version measured best at `resolution`
+    (`zoo.resolution.choose_init`, which prints why)."""
+    # pylint: disable=import-outside-toplevel
+    from learnit_tf.zoo import resolution as zoo_resolution
+    if resolution is None or core_cli.is_path_like(init):
+        return init
+    from learnit_tf import zoo
+    try:
+        init, note = zoo_resolution.choose_init(zoo.Zoo(), init, resolution)
+    except zoo.ZooError:  # E.g. no index: resolve_init says so, naming --init.
+        note = None
+    if note:
+        print(note, file=sys.stderr)
+    return init
+
+
 def prepare():
     """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
     _check_flags()  # Before importing TensorFlow: bad flags fail at once.
     from learnit_tf.commands import init_args  # pylint: disable=import-outside-toplevel
     from learnit_tf.zoo import resolution as zoo_resolution  # pylint: disable=import-outside-toplevel
-    init = FLAGS.init
-    resolution = _reader_flag_values().get("resolution")
-    if resolution is not None and not core_cli.is_path_like(init):
-        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
-        try:
-            init, note = zoo_resolution.choose_init(zoo.Zoo(), init, resolution)
-        except zoo.ZooError:  # E.g. no index: resolve_init below says so, naming --init.
-            note = None
-        if note:
-            print(note, file=sys.stderr)
+    flag_values = _reader_flag_values()
+    resolution = flag_values.get(zoo_resolution.RESOLUTION_OPTION)
+    init = _init_at_resolution(FLAGS.init, resolution)
     model, metadata, _ = init_args.resolve_init(init)
     kind, task = init_args.kind_of_init(metadata, f"--init={init}")
+    # Options not given that the kind reads from the input (an image's own size):
+    for option in kind.reader_options:
+        if flag_values.get(option.name) is None:
+            value = option.value_from_input(FLAGS.input, task)
+            if value is not None:
+                flag_values[option.name] = value
+                print(f"--{option.name}={value} (from --input; pass --{option.name} to "
+                      "choose)", file=sys.stderr)
+    if resolution is None and flag_values.get(zoo_resolution.RESOLUTION_OPTION) is not None:
+        resolution = flag_values[zoo_resolution.RESOLUTION_OPTION]
+        chosen = _init_at_resolution(FLAGS.init, resolution)
+        if chosen != init:  # A zoo version measured best at the input's size.
+            init = chosen
+            model, metadata, _ = init_args.resolve_init(init)
+            kind, task = init_args.kind_of_init(metadata, f"--init={init}")
+    _loaded_init["spec"] = init
     warning = zoo_resolution.resolution_warning(init, metadata, resolution)
     if warning:
         print(f"Warning: {warning}", file=sys.stderr)
     optimizer = init_args.fit_optimizer(metadata, FLAGS.optimizer, FLAGS.learning_rate)
     reader = kind.fit_input_reader()
-    options = core_cli.reader_options(kind, _reader_flag_values())
+    options = core_cli.reader_options(kind, flag_values)
     fit_input = reader(FLAGS.input, task, **options)
     fit_input.task.validate_example(fit_input.example, f"--input={FLAGS.input}")
     if FLAGS.mixed_precision:
@@ -126,7 +162,7 @@ def run_fit(model, fit_input, optimizer):
     import numpy as np  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import Fitter  # pylint: disable=import-outside-toplevel
     steps = FLAGS.steps
-    print(f"Fitting {fit_input.description or FLAGS.input} from {FLAGS.init} with "
+    print(f"Fitting {fit_input.description or FLAGS.input} from {_source_init()} with "
           f"{optimizer.describe()} for {steps} steps.")
     progress = core_cli.StepProgress(steps)
     fitter = Fitter(model, fit_input.task, optimizer, steps_per_call=max(1, min(steps, 50)))
@@ -166,7 +202,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
               if "psnr" in name and np.all(np.isfinite(result.metrics[name]))}
     if curves:
         plots.plot_psnr_curves(curves, os.path.join(staging, "psnr_curve.png"),
-                               title=f"fit from {FLAGS.init} ({optimizer.describe()})")
+                               title=f"fit from {_source_init()} ({optimizer.describe()})")
     cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
     plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
                                                                  "reconstruction.png"))
@@ -180,7 +216,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
         for name, data in extra.items():
             atomic.write_bytes(os.path.join(staging, name), data)
     fitted_metadata = dict(metadata, fitted={
-        "source_init": FLAGS.init, "input": os.path.abspath(FLAGS.input), "steps": steps,
+        "source_init": _source_init(), "input": os.path.abspath(FLAGS.input), "steps": steps,
         **optimizer.record(), "command": " ".join(["python"] + sys.argv)})
     init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
     return out.commit(staging)

@@ -74,6 +74,9 @@ class ReaderOption:
             default applies).
         help: the flag's help text; say what the value means and its convention.
         choices: for "string" options, the values allowed (empty: any).
+        from_input: "module:attribute" of callable(path, task) -> the value to use when
+            the flag is not given, read from the user's file (None: the default applies),
+            e.g. an image's own size for `resolution`; empty: none.
 
     >>> ReaderOption("num_angles", "integer", help="V evenly spaced views.").type
     'integer'
@@ -89,6 +92,7 @@ class ReaderOption:
     default: Any = None
     help: str = ""
     choices: Tuple[str, ...] = ()
+    from_input: str = ""
 
     TYPES = ("string", "integer", "float", "boolean", "list", "float_list")
 
@@ -102,9 +106,17 @@ class ReaderOption:
         if self.choices and self.type != "string":
             raise ValueError(f"ReaderOption {self.name!r}: choices are for 'string' options, "
                              f"not {self.type!r}.")
+        if self.from_input and self.from_input.count(":") != 1:
+            raise ValueError(f"ReaderOption {self.name!r}: from_input must be "
+                             f"'module:attribute', got {self.from_input!r}.")
         if self.choices and self.default is not None and self.default not in self.choices:
             raise ValueError(f"ReaderOption {self.name!r}: default {self.default!r} is not one "
                              f"of its choices {tuple(self.choices)}.")
+
+    def value_from_input(self, path, task):
+        """The option's value read from the user's input `path` for `task` (`from_input`),
+        or None: not given, so the default applies."""
+        return _resolve(self.from_input)(path, task) if self.from_input else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,34 @@ def image_folder_examples(directory, split="train", resolution=64, test_fraction
     return tf.data.Dataset.from_tensor_slices({"image": images})
 
 
+#: The largest side `resolution_of_input` picks by itself: the largest grid the shipped
+#: image inits were evaluated at (docs/image/resolution.md); a SIREN fit's memory and
+#: time grow with the pixel count, so a phone photo is not fitted at 4000×3000 unasked.
+MAX_INPUT_RESOLUTION = 256
+
+
+def resolution_of_input(path, task):
+    """`learnit-fit --resolution` when not given: an image file larger than the init's
+    grid is fitted at its own size (its shorter side, the centre crop's), up to
+    `MAX_INPUT_RESOLUTION`; None (the init's own grid) for smaller images, other inputs
+    or files that cannot be read (the reader then says what is wrong). With a bare zoo
+    name this also picks the version best at that size (`zoo.resolution.choose_init`).
+    """
+    # pylint: disable-next=import-outside-toplevel
+    from PIL import Image, UnidentifiedImageError
+    from learnit_tf.kinds.image.task import ImageTask  # pylint: disable=import-outside-toplevel
+    if not (os.path.isfile(path) and isinstance(task, ImageTask)):
+        return None
+    try:
+        with Image.open(path) as img:  # Reads the header only.
+            side = min(img.size)
+    except (OSError, ValueError, UnidentifiedImageError):
+        return None
+    if side <= max(task.height, task.width):
+        return None
+    return min(side, MAX_INPUT_RESOLUTION)
+
+
 def fit_example(path, task, resolution=None):
     """`scripts/fit.py --input=IMAGE` for an image init: a `FitInput` of {"image"}.
 

@@ -28,6 +28,9 @@ KIND = register_kind(SignalKind(
                      "good as where it was evaluated: inits meta-trained at 64×64 lose most "
                      "of their 2-step advantage at 128 and 256 (docs/image/resolution.md). A "
                      "bare zoo name picks the version with the best 2-step PSNR measured "
-                     "at R; a warning with the measured numbers says when none was"),
+                     "at R; a warning with the measured numbers says when none was. "
+                     "Not given: an image larger than the init's grid is fitted at its own "
+                     "size (its shorter side) up to 256, larger ones resized to 256×256",
+                     from_input="learnit_tf.kinds.image.folder:resolution_of_input"),
     ),
 ))

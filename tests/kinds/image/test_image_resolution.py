@@ -348,6 +348,53 @@ class ZooResolutionTest(testing.TestCase):
         self.assertIn("Warning: tiny was meta-trained at 8×8 and not evaluated at 32×32",
                       outputs[32])
 
+    def test_fit_command_fits_a_larger_image_at_its_own_size(self):
+        """No --resolution: a 16×16 image (larger than the latest's 8×8 grid) is fitted at
+        16×16 with the version measured best there; an 8×11 one at the init's own 8×8."""
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        root = self.get_temp_dir()
+        env = dict(os.environ, LEARNIT_TF_ZOO_INDEX=self.index)
+        for side, fitted_side in ((16, 16), (8, 8)):
+            photo = os.path.join(root, f"photo{side}.png")
+            Image.fromarray((np.random.default_rng(side).random((side, side + 3, 3)) * 255)
+                            .astype(np.uint8)).save(photo)
+            out = os.path.join(root, f"auto{side}")
+            result = subprocess.run(
+                [sys.executable, os.path.join(REPO, "scripts", "fit.py"), "--init=tiny",
+                 f"--input={photo}", f"--output_dir={out}", "--steps=1"],
+                capture_output=True, text=True, env=env, timeout=600, check=False)
+            self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+            self.assertEqual(np.load(os.path.join(out, "reconstruction.npy")).shape,
+                             (fitted_side, fitted_side, 3))
+            picked = "Using tiny@2, the version of tiny with the highest 2-step PSNR"
+            source = init_io.read_metadata(os.path.join(out, "fitted"))["fitted"]["source_init"]
+            if side == 16:
+                self.assertIn("--resolution=16 (from --input", result.stderr)
+                self.assertIn(picked, result.stderr)
+                self.assertEqual(source, "tiny@2")  # What was fitted, not the bare name.
+            else:
+                self.assertNotIn("--resolution=", result.stderr)
+                self.assertNotIn(picked, result.stderr)
+                self.assertEqual(source, "tiny")
+
+    def test_resolution_of_input(self):
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        from learnit_tf.kinds.image.folder import MAX_INPUT_RESOLUTION, resolution_of_input
+        root = self.get_temp_dir()
+        for (width, height), expected in (((300, 200), 200), ((64, 64), None),
+                                          ((40, 90), None), ((900, 700), MAX_INPUT_RESOLUTION)):
+            path = os.path.join(root, f"{width}x{height}.png")
+            Image.new("RGB", (width, height)).save(path)
+            self.assertEqual(resolution_of_input(path, ImageTask(64)), expected, path)
+        broken = os.path.join(root, "broken.png")
+        with open(broken, "wb") as f:
+            f.write(b"not an image")
+        self.assertIsNone(resolution_of_input(broken, ImageTask(64)))
+        self.assertIsNone(resolution_of_input(root, ImageTask(64)))
+        from learnit_tf.core.registry import ReaderOption  # pylint: disable=import-outside-toplevel
+        with self.assertRaisesRegex(ValueError, "'module:attribute'"):
+            ReaderOption("resolution", "integer", from_input="resolution_of_input")
+
 
 class ResolutionTableTest(testing.TestCase):
 
