@@ -37,9 +37,11 @@ def main(argv):
         raise app.UsageError("--inits: name at least two inits to average.")
     models = [init_io.load_init(directory) for directory in FLAGS.inits]
     base = models[-1]
+    def architecture(model):  # Keras names a process's second model "siren_1": not compared.
+        return ({k: v for k, v in model.get_config().items() if k != "name"},
+                [v.path.split("/", 1)[-1] for v in model.weights])
     for directory, model in zip(FLAGS.inits, models):
-        if [v.path for v in model.weights] != [v.path for v in base.weights] or \
-                model.get_config() != base.get_config():
+        if architecture(model) != architecture(base):
             raise app.UsageError(f"{directory} is another architecture than {FLAGS.inits[-1]}.")
     for i, variable in enumerate(base.weights):
         variable.assign(np.mean([np.asarray(m.weights[i].numpy(), np.float64) for m in models],
