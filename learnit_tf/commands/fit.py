@@ -91,15 +91,6 @@ def _reader_flag_values():
     return {name: FLAGS[name].value for name in READER_FLAGS}
 
 
-#: The init `prepare` loaded: --init, or the zoo version it chose for the resolution
-#: (what the printed lines, the plot title and the fitted metadata name).
-_loaded_init = {"spec": None}
-
-
-def _source_init():
-    return _loaded_init["spec"] or FLAGS.init
-
-
 def _init_at_resolution(init, resolution):
     """--init, or for a bare zoo name the version measured best at `resolution`
     (`zoo.resolution.choose_init`, which prints why)."""
@@ -118,15 +109,20 @@ def _init_at_resolution(init, resolution):
 
 
 def prepare():
-    """(model, metadata, FitInput, optimizer), or ValueError for any bad flag or input."""
+    """(model, metadata, FitInput, optimizer, init): `init` is the one loaded (--init, or
+    the zoo version chosen for the resolution); ValueError for any bad flag or input."""
     _check_flags()  # Before importing TensorFlow: bad flags fail at once.
     from learnit_tf.commands import init_args  # pylint: disable=import-outside-toplevel
     from learnit_tf.zoo import resolution as zoo_resolution  # pylint: disable=import-outside-toplevel
     flag_values = _reader_flag_values()
     resolution = flag_values.get(zoo_resolution.RESOLUTION_OPTION)
+
+    def load(init):
+        model, metadata, _ = init_args.resolve_init(init)
+        return (model, metadata) + init_args.kind_of_init(metadata, f"--init={init}")
+
     init = _init_at_resolution(FLAGS.init, resolution)
-    model, metadata, _ = init_args.resolve_init(init)
-    kind, task = init_args.kind_of_init(metadata, f"--init={init}")
+    model, metadata, kind, task = load(init)
     # Options not given that the kind reads from the input (an image's own size):
     for option in kind.reader_options:
         if flag_values.get(option.name) is None:
@@ -140,9 +136,7 @@ def prepare():
         chosen = _init_at_resolution(FLAGS.init, resolution)
         if chosen != init:  # A zoo version measured best at the input's size.
             init = chosen
-            model, metadata, _ = init_args.resolve_init(init)
-            kind, task = init_args.kind_of_init(metadata, f"--init={init}")
-    _loaded_init["spec"] = init
+            model, metadata, kind, task = load(init)
     warning = zoo_resolution.resolution_warning(init, metadata, resolution)
     if warning:
         print(f"Warning: {warning}", file=sys.stderr)
@@ -154,15 +148,16 @@ def prepare():
     if FLAGS.mixed_precision:
         from learnit_tf.models import with_mixed_precision  # pylint: disable=import-outside-toplevel
         model = with_mixed_precision(model)
-    return model, metadata, fit_input, optimizer
+    return model, metadata, fit_input, optimizer, init
 
 
-def run_fit(model, fit_input, optimizer):
-    """(Fitter, FitResult); FitError if the fitted weights are not finite."""
+def run_fit(model, fit_input, optimizer, source_init=None):
+    """(Fitter, FitResult); FitError if the fitted weights are not finite. `source_init`:
+    the init loaded (default --init)."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     from learnit_tf.meta import Fitter  # pylint: disable=import-outside-toplevel
     steps = FLAGS.steps
-    print(f"Fitting {fit_input.description or FLAGS.input} from {_source_init()} with "
+    print(f"Fitting {fit_input.description or FLAGS.input} from {source_init or FLAGS.init} with "
           f"{optimizer.describe()} for {steps} steps.")
     progress = core_cli.StepProgress(steps)
     fitter = Fitter(model, fit_input.task, optimizer, steps_per_call=max(1, min(steps, 50)))
@@ -179,9 +174,12 @@ def run_fit(model, fit_input, optimizer):
     return fitter, result
 
 
-def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
+def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result,
+                  source_init=None):
     """Writes every output into a staging folder of the open `OutputDir` `out`, then moves
-    them in (each file replaced atomically; nothing else in the folder is touched)."""
+    them in (each file replaced atomically; nothing else in the folder is touched).
+    `source_init`: the init loaded (default --init), named in the plot and metadata."""
+    source_init = source_init or FLAGS.init
     # pylint: disable=import-outside-toplevel
     import numpy as np
     from learnit_tf.evaluation import plots
@@ -202,7 +200,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
               if "psnr" in name and np.all(np.isfinite(result.metrics[name]))}
     if curves:
         plots.plot_psnr_curves(curves, os.path.join(staging, "psnr_curve.png"),
-                               title=f"fit from {_source_init()} ({optimizer.describe()})")
+                               title=f"fit from {source_init} ({optimizer.describe()})")
     cols = list(fit_input.observed) + [(f"step {k}", r) for k, r in renders.items()]
     plots.plot_reconstruction_grid([("fit", cols)], os.path.join(staging,
                                                                  "reconstruction.png"))
@@ -216,7 +214,7 @@ def write_outputs(out, model, metadata, fit_input, optimizer, fitter, result):
         for name, data in extra.items():
             atomic.write_bytes(os.path.join(staging, name), data)
     fitted_metadata = dict(metadata, fitted={
-        "source_init": _source_init(), "input": os.path.abspath(FLAGS.input), "steps": steps,
+        "source_init": source_init, "input": os.path.abspath(FLAGS.input), "steps": steps,
         **optimizer.record(), "command": " ".join(["python"] + sys.argv)})
     init_io.save_init(model, os.path.join(staging, "fitted"), fitted_metadata)
     return out.commit(staging)
@@ -236,16 +234,17 @@ def main(argv):
         return 2
     with out:
         try:
-            model, metadata, fit_input, optimizer = prepare()
+            model, metadata, fit_input, optimizer, init = prepare()
         except (ValueError, FileNotFoundError, LookupError) as e:
             print(f"Error: {e}", file=sys.stderr)  # The message, not the whole --help text.
             return 2
         try:
-            fitter, result = run_fit(model, fit_input, optimizer)
+            fitter, result = run_fit(model, fit_input, optimizer, init)
         except FitError as e:
             print(f"Error: {e}", file=sys.stderr)
             return 1
-        written = write_outputs(out, model, metadata, fit_input, optimizer, fitter, result)
+        written = write_outputs(out, model, metadata, fit_input, optimizer, fitter, result,
+                                init)
     last = {name: round(float(v[-1]), 4) for name, v in result.metrics.items()
             if np.isfinite(v[-1])}
     print(f"\nAfter {FLAGS.steps} steps: {last}. Wrote {', '.join(written)} in "

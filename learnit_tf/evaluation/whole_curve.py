@@ -266,9 +266,9 @@ def choose_ahead_recipe(protocol, model, metadata, task):
     inner_steps = evaluation.as_init_metadata(metadata).hyperparameters.inner_steps or 2
     switch = _listed(o.recipe_switch_steps, "recipe_switch_steps", (inner_steps,))
     decay = _listed(o.recipe_decay_steps, "recipe_decay_steps", ())
-    momenta = _listed(getattr(o, "recipe_momenta", ""), "recipe_momenta", ())
-    warmups = _listed(getattr(o, "recipe_warmup_steps", ""), "recipe_warmup_steps", (0,))
-    listed = read_candidates(getattr(o, "recipe_candidates", ""))
+    momenta = _listed(o.recipe_momenta, "recipe_momenta", ())
+    warmups = _listed(o.recipe_warmup_steps, "recipe_warmup_steps", (0,))
+    listed = read_candidates(o.recipe_candidates)
     # An empty --recipe_learning_rates means no Adam candidates when other candidates
     # (momenta, a candidates file) are asked for.
     rates = (evaluation.parse_numbers(o.recipe_learning_rates, "recipe_learning_rates")

@@ -68,8 +68,8 @@ def fit_example(path, task, resolution=None):
 
     Args:
         path: PNG/JPEG/TIFF file (centre-cropped and resized to the task's resolution).
-        task: the init's `ImageTask` (fitted in its `for_fitting` form: every pixel of
-            an init trained on pixel subsets).
+        task: the init's `ImageTask` in its `for_fitting` form (`learnit-fit`'s
+            `kind_of_init` gives it: every pixel of an init trained on pixel subsets).
         resolution: fit at this resolution instead (see `zoo_resolution` for how
             well an init does where it was not evaluated).
     """
@@ -83,7 +83,6 @@ def fit_example(path, task, resolution=None):
                          "file (PNG, JPEG or TIFF).")
     if resolution is not None and int(resolution) < 2:
         raise ValueError(f"resolution must be >= 2, got {resolution}.")
-    task = task.for_fitting()  # E.g. an init trained on pixel subsets fits every pixel.
     if resolution is not None:
         task = ImageTask(int(resolution), channels=task.channels,
                          pixels_per_step=task.pixels_per_step)

@@ -12,7 +12,6 @@ functions' `resolution=` argument) and the task of a full-grid fit at a resoluti
 
 import dataclasses
 
-from learnit_tf.core.task import Task
 from learnit_tf.kinds.image.task import ImageTask
 
 
@@ -49,9 +48,8 @@ def task_at_resolution(task, resolution=None):
     """A full-grid `ImageTask` with `task`'s channels at `resolution` (default: its own).
 
     Test-time fits use every pixel of the grid (the paper's protocol), also for an init
-    meta-trained on random pixel subsets (`PixelSubsetImageTask.for_fitting`).
+    meta-trained on random pixel subsets (`PixelSubsetImageTask`).
     """
-    task = task.for_fitting() if isinstance(task, Task) else task
     if not isinstance(task, ImageTask):
         raise ValueError(f"resolution applies to image inits (an ImageTask), not to "
                          f"{type(task).__name__}.")

@@ -520,11 +520,14 @@ class SubsetInitFitTest(testing.TestCase):
         at its own resolution and with --resolution (which once kept its 4096-pixel
         subsets and, with no seed in a user's file, could not fit)."""
         from PIL import Image  # pylint: disable=import-outside-toplevel
+        from learnit_tf.commands.init_args import kind_of_init  # pylint: disable=import-outside-toplevel
         from learnit_tf.kinds.image.folder import fit_example
         path = os.path.join(self.get_temp_dir(), "photo.png")
         Image.fromarray((np.random.default_rng(0).random((20, 20, 3)) * 255)
                         .astype(np.uint8)).save(path)
-        task = PixelSubsetImageTask(16, pixels_per_step=4)
+        trained = PixelSubsetImageTask(16, pixels_per_step=4)
+        task = kind_of_init({"task": {"class_name": "PixelSubsetImageTask",  # As learnit-fit.
+                                      "config": trained.get_config()}})[1]
         for resolution, side in ((None, 16), (8, 8)):
             fitted = fit_example(path, task, resolution=resolution).task
             self.assertIs(type(fitted), ImageTask)
