@@ -10,7 +10,8 @@ The init's signal kind (from the task class in its metadata) picks the reader of
 `--input` (`SignalKind.fit_input`):
 - image inits: a PNG/JPEG file, centre-cropped and resized to the init's resolution
   (or `--resolution`; not given, an image larger than the init's grid is fitted at its
-  own size up to 256, with the zoo version measured best there);
+  own size up to 256, with the zoo version measured best there or, between the evaluated
+  grids, at the next one up);
 - CT inits: a sinogram `.npy`, with `--angles=FILE.npy` or `--num_angles=V`, in the
   `--convention=learnit` layout ((V, N) ray means, radians) or `skimage`
   (`skimage.transform.radon` output: (N, V) sums, degrees); see
@@ -117,12 +118,12 @@ def prepare():
     flag_values = _reader_flag_values()
     resolution = flag_values.get(zoo_resolution.RESOLUTION_OPTION)
 
-    def load(init):
-        model, metadata, _ = init_args.resolve_init(init)
-        return (model, metadata) + init_args.kind_of_init(metadata, f"--init={init}")
+    def describe(init):  # Metadata, kind and task only: the model is loaded once, below.
+        _, metadata, _ = init_args.resolve_init(init, load_model=False)
+        return (metadata,) + init_args.kind_of_init(metadata, f"--init={init}")
 
     init = _init_at_resolution(FLAGS.init, resolution)
-    model, metadata, kind, task = load(init)
+    metadata, kind, task = describe(init)
     # Options not given that the kind reads from the input (an image's own size):
     for option in kind.reader_options:
         if flag_values.get(option.name) is None:
@@ -136,7 +137,8 @@ def prepare():
         chosen = _init_at_resolution(FLAGS.init, resolution)
         if chosen != init:  # A zoo version measured best at the input's size.
             init = chosen
-            model, metadata, kind, task = load(init)
+            metadata, kind, task = describe(init)
+    model, _, _ = init_args.resolve_init(init)
     warning = zoo_resolution.resolution_warning(init, metadata, resolution)
     if warning:
         print(f"Warning: {warning}", file=sys.stderr)

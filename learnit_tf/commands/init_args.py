@@ -56,15 +56,18 @@ def resolve_init_directory(init, log=None):
     return directory, True
 
 
-def resolve_init(init, log=None):
+def resolve_init(init, log=None, load_model=True):
     """(model, metadata, directory or None) for an init directory or a zoo name[@version].
 
     The directory is None for zoo entries (their files are verified and must not be
-    written to). Resolution and its errors: `resolve_init_directory`.
+    written to). Resolution and its errors: `resolve_init_directory`. With
+    `load_model=False` the model is None: only the metadata is read (to decide which
+    init to load before paying for a Keras model).
     """
     directory, from_zoo = resolve_init_directory(init, log)
     try:
-        model, metadata = init_io.load_init(directory), init_io.read_metadata(directory)
+        metadata = init_io.read_metadata(directory)
+        model = init_io.load_init(directory) if load_model else None
     except (OSError, ValueError, KeyError, TypeError) as e:
         if from_zoo:
             raise ValueError(f"--init={init!r}: zoo entry at {directory} is not a readable "

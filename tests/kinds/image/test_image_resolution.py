@@ -266,11 +266,21 @@ class ZooResolutionTest(testing.TestCase):
         v2 = zoo.load("tiny@2", index=self.index)
         self.assertAllClose(at16.get_weights()[0], v2.get_weights()[0])
         self.assertNotAllClose(at16.get_weights()[0], latest.get_weights()[0])
+        # No version was evaluated at 32: the one best at the largest evaluated grid (16,
+        # tiny@2) is loaded, with the warning and its measured numbers.
         with self.assertWarns(zr.ResolutionWarning) as caught:
-            zoo.load("tiny", index=self.index, resolution=32)
+            at32 = zoo.load("tiny", index=self.index, resolution=32)
+        self.assertAllClose(at32.get_weights()[0], v2.get_weights()[0])
         text = str(caught.warning)
-        self.assertIn("not evaluated at 32×32", text)
-        self.assertIn("8×8: 30.50 dB after 2 steps, 40 standard steps to match", text)
+        self.assertIn("tiny@2 was meta-trained at 8×8 and not evaluated at 32×32", text)
+        self.assertIn("8×8: 31.00 dB after 2 steps, 50 standard steps to match; 16×16: 29.00 dB",
+                      text)
+        spec, note = zr.choose_init(zoo.Zoo(self.index), "tiny", 32)
+        self.assertEqual(spec, "tiny@2")
+        self.assertIn("measured at 16×16, the evaluated grid that stands in for 32×32", note)
+        self.assertEqual(zr.version_for_resolution(zoo.Zoo(self.index), "tiny", 32), None)
+        self.assertEqual(zr.version_for_resolution(zoo.Zoo(self.index), "tiny", 32,
+                                                   stand_in=True), "2")
         with self.assertWarns(zr.ResolutionWarning) as caught:
             zoo.load("tiny@3", index=self.index, resolution=16)  # Pinned: kept, warned.
         self.assertIn("tiny@3 was meta-trained at 8×8", str(caught.warning))
@@ -345,7 +355,10 @@ class ZooResolutionTest(testing.TestCase):
         self.assertIn("Using tiny@2, the version of tiny with the highest 2-step PSNR measured at "
                       "16×16 (16×16: 29.00 dB after 2 steps", outputs[16])
         self.assertNotIn("Warning:", outputs[16])
-        self.assertIn("Warning: tiny was meta-trained at 8×8 and not evaluated at 32×32",
+        # 32 was evaluated by no version: the one best at the largest grid (16), warned.
+        self.assertIn("Using tiny@2, the version of tiny with the highest 2-step PSNR measured "
+                      "at 16×16, the evaluated grid that stands in for 32×32", outputs[32])
+        self.assertIn("Warning: tiny@2 was meta-trained at 8×8 and not evaluated at 32×32",
                       outputs[32])
 
     def test_fit_command_fits_a_larger_image_at_its_own_size(self):
@@ -493,6 +506,13 @@ class ShippedResolutionPickTest(testing.TestCase):
             return split_name(spec)[1] or shipped.resolve_version("emoji_siren")
 
         self.assertEqual({r: picked(r) for r in (64, 128, 256)}, {64: "3", 128: "6", 256: "6"})
+        # Grids no version was evaluated at take, among the versions evaluated at several
+        # grids (@4-@6), the one best at the next evaluated grid up, else the largest: @6,
+        # measured better than @3 at every such grid tried, 48² to 320²
+        # (docs/image/resolution.md, "Between the evaluated grids"; checked there against
+        # the measurements by MeasuredStandInTest).
+        self.assertEqual({r: picked(r) for r in (48, 72, 100, 200, 320)},
+                         {48: "6", 72: "6", 100: "6", 200: "6", 320: "6"})
         measured = {v: zr.evaluated_resolutions(shipped.describe("emoji_siren", v))
                     for v in ("3", "4", "5", "6")}
         for resolution in (128, 256):
@@ -511,6 +531,35 @@ class ShippedResolutionPickTest(testing.TestCase):
         # (published with --nomake_latest).
         self.assertEqual(shipped.resolve_version("emoji_siren"), "3")
         self.assertEqual(zr.choose_init(shipped, "emoji_siren", None), ("emoji_siren", None))
+
+
+class MeasuredStandInTest(testing.TestCase):
+
+    def test_the_pick_between_evaluated_grids_is_the_measured_best(self):
+        """At every grid measured in docs/image/resolution/between_grids (emoji_siren@3 and
+        @6 at 48² to 320², none of them an evaluated grid of either), the version that
+        `choose_init` picks for a bare `emoji_siren` is the one measured best there. A rule
+        that let @3's 64² number stand in for nearby grids (48, 72, 80, 88) would fail."""
+        import glob  # pylint: disable=import-outside-toplevel
+        import json  # pylint: disable=import-outside-toplevel
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        from learnit_tf.zoo import resolution as zr
+        shipped = zoo.Zoo()
+        files = sorted(glob.glob(os.path.join(REPO, "docs", "image", "resolution",
+                                              "between_grids", "*", "resolution.json")))
+        self.assertLen(files, 3)
+        best = {}
+        for path in files:
+            with open(path) as f:
+                for row in json.load(f)["rows"]:
+                    r, psnr = int(row["resolution"]), row["meta_psnr_at_match"]
+                    if r not in best or psnr > best[r][1]:
+                        best[r] = (row["init"], psnr)
+        self.assertEqual(sorted(best), [48, 72, 80, 88, 96, 100, 181, 200, 320])
+        for r, (init, _) in sorted(best.items()):
+            spec, note = zr.choose_init(shipped, "emoji_siren", r)
+            self.assertEqual(spec, init, f"at {r}×{r}")
+            self.assertIn("the evaluated grid that stands in for", note)
 
 
 class SubsetInitFitTest(testing.TestCase):
