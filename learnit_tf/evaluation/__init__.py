@@ -20,6 +20,7 @@ TensorFlow. This package names no kind: it looks kinds up in the registry.
 import importlib
 
 _EXPORTS = {
+    "fit_cache": ("FitCache", "FitCacheError"),
     "headlines": ("META", "STANDARD", "finite_number", "format_count", "steps_headline"),
     "held_out": ("task_from_metadata", "dataset_fn_from_metadata", "held_out_examples",
                  "meta_optimizer_from_metadata", "kind_of_metadata", "protocol_for",
@@ -34,7 +35,7 @@ _EXPORTS = {
               "steps_to_reach", "steps_to_targets", "summarize"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("baselines", "headlines", "held_out", "plots", "protocol", "recipes", "report",
+_SUBMODULES = ("baselines", "fit_cache", "headlines", "held_out", "plots", "protocol", "recipes", "report",
                "steps", "whole_curve")
 
 __all__ = sorted(_WHERE)

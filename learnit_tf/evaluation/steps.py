@@ -20,6 +20,7 @@ import numpy as np
 
 from learnit_tf.core.registry import PSNR
 from learnit_tf.evaluation.baselines import standard_init
+from learnit_tf.evaluation.fit_cache import FitCache
 from learnit_tf.evaluation.headlines import META, STANDARD, steps_headline
 from learnit_tf.evaluation import held_out
 from learnit_tf.evaluation.held_out import meta_optimizer_from_metadata, task_from_metadata
@@ -37,7 +38,7 @@ def steps_to_reach(curve, target):
 
 
 def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_examples=0,
-                  progress=None, metric=PSNR):
+                  progress=None, metric=PSNR, fit_cache=None):
     """Fits every example from every init and collects the metric's curves.
 
     Args:
@@ -49,6 +50,8 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
         snapshot_examples: for how many of the first examples to keep snapshots.
         progress: optional callable(label, example_index, result).
         metric: the `Metric` whose curves (`FitResult.metrics[metric.key]`) are collected.
+        fit_cache: optional `FitCache`: fits done before (same init, optimizer, task,
+            example, steps) are read from it, new ones written to it.
 
     Returns:
         dict label -> {metric.key (e.g. "psnr"): (num_examples, steps+1) array,
@@ -60,10 +63,13 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
         fitter = Fitter(model, task, optimizer, steps_per_call=min(500, max(1, init_steps)))
         curves, snaps, seconds = [], [], []
         for i, example in enumerate(examples):
-            result = fitter.fit(example, init_steps,
-                                snapshot_steps=snapshot_steps if i < snapshot_examples else ())
+            snaps_here = snapshot_steps if i < snapshot_examples else ()
+            if fit_cache is None:
+                result = fitter.fit(example, init_steps, snapshot_steps=snaps_here)
+            else:
+                result, _ = fit_cache.fit(fitter, example, init_steps, snaps_here)
             curves.append(result.metrics[metric.key])
-            seconds.append(result.seconds)
+            seconds.append(result.seconds)  # A cached fit's: as measured when it ran.
             if i < snapshot_examples:
                 snaps.append(result.snapshots)
             if progress is not None:
@@ -143,7 +149,8 @@ def summarize(results, match_step=2, reference=META, baseline=STANDARD, metric=P
 def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer, meta_steps,
                               standard_steps, standard_optimizer=InnerOptimizer("adam", 1e-4),
                               standard_seed=1, snapshot_steps=(0, 1, 2, 5, 10),
-                              snapshot_examples=3, progress=None, match_step=2, metric=PSNR):
+                              snapshot_examples=3, progress=None, match_step=2, metric=PSNR,
+                              fit_cache=None):
     """The paper's comparison for one init: curves, report rows and steps-to-match (of
     `metric`, PSNR by default).
 
@@ -160,7 +167,7 @@ def evaluate_against_standard(init_dir_or_model, examples, task, meta_optimizer,
                    standard_steps),
     }
     results = compare_inits(inits, task, examples, None, snapshot_steps, snapshot_examples,
-                            progress, metric)
+                            progress, metric, fit_cache)
     rows, summary = summarize(results, match_step=match_step, metric=metric)
     summary["meta_optimizer"] = {"name": meta_optimizer.name,
                                  "learning_rate": meta_optimizer.learning_rate}
@@ -216,6 +223,10 @@ class StepsOptions:
         "help": "Validation signals of each --select_fit_recipe trial."})
     progress: bool = dataclasses.field(default=True, metadata={
         "help": "Show a progress bar with ETA."})
+    fit_cache_dir: str = dataclasses.field(default="", metadata={
+        "help": "Keep every finished fit in this folder and reuse it in a later run with "
+                "the same init, optimizer, signal and steps (an interrupted evaluation "
+                "resumes; see learnit_tf.evaluation.fit_cache). Default: no cache."})
 
 
 
@@ -328,7 +339,8 @@ class StepsProtocol(Protocol):
             model, examples, task, meta_opt, o.meta_steps, o.standard_steps, standard_opt,
             o.standard_seed, snapshot_steps=self.snapshot_steps(),
             snapshot_examples=self.snapshot_count(examples), progress=progress,
-            match_step=o.match_step, metric=metric)
+            match_step=o.match_step, metric=metric,
+            fit_cache=FitCache(o.fit_cache_dir) if o.fit_cache_dir else None)
         summary[f"steps_to_{key}"] = steps_to_targets(results, targets, metric)
         if selection is not None:
             summary["fit_recipe"] = meta_opt.to_dict()

@@ -131,6 +131,7 @@ class Fitter:
         self.record_metrics = bool(record_metrics)
         self.trace_count = 0  # Python-side traces of the compiled chunk (tests count them).
         jit_compile = resolve_jit_compile(jit_compile)
+        self.jit_compile = jit_compile
         self._chunks = [tf.function(self._chunk_for(phase), jit_compile=jit_compile,
                                     reduce_retracing=True) for phase in self.recipe.phases]
         self._metrics = tf.function(self._final_metrics, jit_compile=jit_compile,

@@ -1,0 +1,186 @@
+"""FitCache: an evaluation's finished fits kept on disk, reused only when everything that
+decides them is the same, so an interrupted evaluation resumes."""
+
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import numpy as np
+
+from learnit_tf import evaluation, testing
+from learnit_tf.evaluation.fit_cache import FitCache, FitCacheError
+from learnit_tf.kinds.image import ImageTask
+from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer, init_io
+from learnit_tf.models import Siren
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _examples(count, side=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"image": rng.random((side, side, 3)).astype(np.float32)} for _ in range(count)]
+
+
+def _model(seed=0, **kwargs):
+    model = Siren(out_features=3, width=8, depth=2, seed=seed, **kwargs)
+    model(np.zeros((1, 2), np.float32))
+    return model
+
+
+class _CountingFits:
+    """Patches Fitter.fit to count the fits really run."""
+
+    def __enter__(self):
+        self.count = 0
+        real = Fitter.fit
+
+        def counted(fitter, *args, **kwargs):
+            self.count += 1
+            return real(fitter, *args, **kwargs)
+        self._patch = mock.patch.object(Fitter, "fit", counted)
+        self._patch.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._patch.stop()
+
+
+class FitCacheTest(testing.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.cache = FitCache(os.path.join(self.get_temp_dir(), "cache"))
+        self.task = ImageTask(8)
+
+    def _compare(self, examples, model=None, optimizer=None, progress=None):
+        model = model or _model()
+        inits = {"meta": (model, optimizer or InnerOptimizer("sgd", 1e-2), 4),
+                 "standard": (_model(seed=1), InnerOptimizer("adam", 1e-4), 6)}
+        return evaluation.compare_inits(inits, self.task, examples, None,
+                                        snapshot_steps=(0, 2), snapshot_examples=1,
+                                        progress=progress, fit_cache=self.cache)
+
+    def test_a_second_run_fits_nothing_and_returns_the_same_curves(self):
+        examples = _examples(2)
+        with _CountingFits() as fits:
+            first = self._compare(examples)
+        self.assertEqual(fits.count, 4)
+        self.assertLen(os.listdir(self.cache.directory), 4)
+        with _CountingFits() as fits:
+            second = self._compare(examples)
+        self.assertEqual(fits.count, 0)
+        for label in ("meta", "standard"):
+            np.testing.assert_array_equal(first[label]["psnr"], second[label]["psnr"])
+            self.assertEqual(sorted(second[label]["snapshots"][0]), [0, 2])
+            for a, b in zip(first[label]["snapshots"][0][2], second[label]["snapshots"][0][2]):
+                np.testing.assert_array_equal(np.asarray(a), b)
+        # And equal to fitting without a cache at all (the cache changes nothing).
+        inits = {"meta": (_model(), InnerOptimizer("sgd", 1e-2), 4)}
+        plain = evaluation.compare_inits(inits, self.task, examples, None)
+        np.testing.assert_array_equal(plain["meta"]["psnr"], second["meta"]["psnr"])
+
+    def test_an_interrupted_run_resumes_after_its_last_finished_fit(self):
+        examples = _examples(3)
+
+        def stop_after_two(label, index, result):
+            if (label, index) == ("meta", 1):
+                raise KeyboardInterrupt
+        with _CountingFits() as fits:
+            with self.assertRaises(KeyboardInterrupt):
+                self._compare(examples, progress=stop_after_two)
+        self.assertEqual(fits.count, 2)
+        with _CountingFits() as fits:
+            resumed = self._compare(examples)
+        self.assertEqual(fits.count, 4)  # meta's third example and 3 standard fits.
+        with _CountingFits() as fits:
+            fresh = FitCache(os.path.join(self.get_temp_dir(), "other"))
+            inits = {"meta": (_model(), InnerOptimizer("sgd", 1e-2), 4)}
+            uncached = evaluation.compare_inits(inits, self.task, examples, None,
+                                                snapshot_steps=(0, 2), snapshot_examples=1,
+                                                fit_cache=fresh)
+        np.testing.assert_array_equal(uncached["meta"]["psnr"], resumed["meta"]["psnr"])
+
+    def test_the_key_changes_with_everything_that_decides_a_fit(self):
+        model, example = _model(), _examples(1)[0]
+        sgd = InnerOptimizer("sgd", 1e-2)
+        base = self.cache.key(model, sgd, self.task, example, 4)
+        self.assertEqual(base, self.cache.key(_model(), sgd, self.task, example, 4))
+        self.assertEqual(base, self.cache.key(model, FitRecipe.of(sgd), self.task, example, 4))
+        nudged = _model()
+        kernel = nudged.weights[-1]
+        kernel.assign(kernel.numpy() + np.float32(1e-7) * (kernel.numpy() == kernel.numpy()))
+        changed_example = {"image": example["image"].copy()}
+        changed_example["image"][3, 5, 1] += 1e-3
+        others = {
+            "one weight nudged": self.cache.key(nudged, sgd, self.task, example, 4),
+            "another seed": self.cache.key(_model(seed=2), sgd, self.task, example, 4),
+            "another w0 (config only)": self.cache.key(_model(w0=31.0), sgd, self.task,
+                                                       example, 4),
+            "learning rate": self.cache.key(model, InnerOptimizer("sgd", 2e-2), self.task,
+                                            example, 4),
+            "a recipe phase": self.cache.key(model, FitRecipe([FitPhase(sgd, steps=2),
+                                                               FitPhase(sgd)]),
+                                             self.task, example, 4),
+            "task resolution": self.cache.key(model, sgd, ImageTask(9), example, 4),
+            "one pixel": self.cache.key(model, sgd, self.task, changed_example, 4),
+            "steps": self.cache.key(model, sgd, self.task, example, 5),
+            "snapshots": self.cache.key(model, sgd, self.task, example, 4, (0, 2)),
+            "jit": self.cache.key(model, sgd, self.task, example, 4, jit_compile=True),
+        }
+        for what, key in others.items():
+            self.assertNotEqual(key, base, what)
+        self.assertLen(set(others.values()), len(others))
+
+    def test_a_file_that_is_not_its_fit_is_refused_by_name(self):
+        examples = _examples(1)
+        self._compare(examples)
+        names = sorted(os.listdir(self.cache.directory))
+        first, second = (os.path.join(self.cache.directory, n) for n in names[:2])
+        with open(first, "rb") as f:
+            good = f.read()
+        with open(second, "wb") as f:  # Another fit's file under this name.
+            f.write(good)
+        with self.assertRaisesRegex(FitCacheError, f"{second}.*does not hold the fit"):
+            self._compare(examples)
+        os.remove(second)  # As the message says: that fit is done again.
+        with open(first, "wb") as f:
+            f.write(good[:100])  # Truncated.
+        with self.assertRaisesRegex(FitCacheError, f"{first}.*not a readable fit"):
+            self._compare(examples)
+
+    def test_a_file_in_place_of_the_directory_is_refused(self):
+        path = os.path.join(self.get_temp_dir(), "file")
+        open(path, "w").close()
+        with self.assertRaisesRegex(ValueError, "not a directory"):
+            FitCache(path)
+
+    def test_evaluate_command_resumes_from_its_cache(self):
+        """`learnit-evaluate --fit_cache_dir`: a second run writes the same report and
+        no new cache file."""
+        root = self.get_temp_dir()
+        init = init_io.save_init(_model(), os.path.join(root, "init"), {
+            "signal_class": "text_images",
+            "task": {"class_name": "ImageTask", "config": ImageTask(32).get_config()},
+            "dataset": {"function": "text_images_examples", "bindings": {"config": "small"}},
+            "hyperparameters": {"inner_optimizer": "sgd", "inner_learning_rate": 1e-2}})
+        cache = os.path.join(root, "fits")
+        reports = []
+        for run in range(2):
+            out = os.path.join(root, f"report{run}")
+            result = subprocess.run(
+                [sys.executable, os.path.join(REPO, "scripts", "evaluate.py"), f"--init={init}",
+                 f"--output_dir={out}", "--num_examples=2", "--meta_steps=3",
+                 "--standard_steps=5", "--snapshot_examples=1", "--progress=false",
+                 f"--fit_cache_dir={cache}", f"--data_dir={os.path.join(root, 'tfds')}"],
+                capture_output=True, text=True, timeout=600, check=False)
+            self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+            if run == 0:
+                files = sorted(os.listdir(cache))
+                self.assertLen(files, 4)
+            with open(os.path.join(out, "report.json")) as f:
+                reports.append(json.load(f))
+        self.assertEqual(sorted(os.listdir(cache)), files)
+        self.assertEqual(reports[0]["rows"], reports[1]["rows"])
+        self.assertEqual(reports[0]["summary"]["psnr_curve"], reports[1]["summary"]["psnr_curve"])
