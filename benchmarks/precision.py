@@ -1,21 +1,26 @@
-r"""Mixed precision (bfloat16 hidden matmuls of a SIREN) against float32, in one run.
+r"""Mixed precision (bfloat16 hidden matmuls of a SIREN) and the fast sine against float32,
+in one run.
 
 1. The machine's matmul rates: a 2048³ matmul in float32 and in bfloat16 (graph mode).
 2. The MAML outer step (paper protocol: SIREN 256×5, w0 = 200, meta-batch 3, K = 2,
-   inner SGD 1e-2, outer Adam) with `MetaConfig(mixed_precision=False)` and `True`, at
-   64×64 and 178×178, alternating the two step by step. Reported: wall time, the
-   process's CPU time (more robust than wall time on a shared machine), the step's
-   matmul FLOPs (`learnit_tf.training.profiling.matmul_flops`) and achieved FLOP/s as
-   a share of the 2048³ bfloat16 and float32 rates measured in the same run.
+   inner SGD 1e-2, outer Adam) at 64×64 and 178×178, four ways, alternating step by step:
+   float32 (the default: Keras layers, `tf.sin`), float32 + fast sine (`Siren(fast_sine=
+   True)`: w0 folded, the polynomial sine and cosine of `learnit_tf.models.fast_sine` in
+   an XLA cluster, reused by every derivative), mixed with `tf.sin`
+   (`Siren(fast_sine=False)`) and mixed + fast sine (`MetaConfig(mixed_precision=True)`'s
+   default). Reported: the process's CPU time (more robust than wall time on a shared
+   machine) and wall time, the speed-up over the default float32 step, the step's matmul
+   FLOPs (`learnit_tf.training.profiling.matmul_flops`) and achieved FLOP per CPU-second
+   as a share of the 2048³ bfloat16 rate measured in the same run.
 3. Accuracy: the held-out 2-step PSNR (float32 fits, SGD 1e-2) of inits meta-trained
-   for equal steps, in float32 and in mixed precision (per seed: same init, same
-   batches), for every seed of --seeds whose two training runs (below) have finished;
-   the gap's mean and spread over the seeds.
+   for equal steps, in float32 and in mixed precision (the mixed path of the code that
+   trained them; per seed: same init, same batches), for every seed of --seeds whose two
+   training runs (below) have finished; the gap's mean and spread over the seeds.
 
     # the trainings (resumable; one at a time in the background, under nice):
     nice -n 10 python benchmarks/precision.py --train=float32 --seed=0 --train_steps=150
     nice -n 10 python benchmarks/precision.py --train=mixed --seed=0 --train_steps=150
-    # ... the same for --seed=1, 2; then the measurements (timings + the inits' PSNR):
+    # ... the same for the other seeds; then the measurements (timings + the inits' PSNR):
     python benchmarks/precision.py --rounds=3 --seeds=0,1,2
 
 Writes benchmarks/results/precision.json and prints markdown tables.
@@ -56,7 +61,12 @@ TRAIN_RECIPE = {"resolution": 64, "dataset": "text_images/cpu64", "algorithm": "
 
 
 _REPORT = []
-CONTENDERS = (False, True, "sine")
+# name: (mixed precision, Siren fast_sine). "mixed" is what MetaConfig(mixed_precision=True)
+# runs by default (fast_sine="auto": the polynomial sine on the mixed path only).
+CONTENDERS = {"float32": (False, "auto"), "float32_fast_sine": (False, True),
+              "mixed_tf_sine": (True, False), "mixed": (True, "auto")}
+LABELS = {"float32": "float32 (default)", "float32_fast_sine": "float32 + fast sine",
+          "mixed_tf_sine": "mixed, tf.sin", "mixed": "mixed + fast sine (default)"}
 TARGET_SPEEDUP, TARGET_GAP_DB = 1.8, 0.3
 
 
@@ -84,31 +94,8 @@ def _peak_jobs():
     return jobs
 
 
-def _float32_custom_sine_siren(**kwargs):
-    """A float32 Siren computed like the mixed path but without bfloat16: w0 folded,
-    the sine with reused cosine (`siren._sine`). A reference only, to split the mixed
-    step's speed-up into its bfloat16 matmuls and its sine: the float32 path itself
-    keeps TensorFlow's sine so that published inits' numbers do not change."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from learnit_tf.models import Siren, siren  # pylint: disable=import-outside-toplevel
-
-    class CustomSineSiren(Siren):  # pylint: disable=abstract-method
-        def call(self, coords, mixed_precision=None):
-            del mixed_precision
-            x = tf.reshape(coords, (-1, self.in_features))
-            for layer in self.dense_layers[:-1]:
-                x = siren._mixed_sine_layer(  # pylint: disable=protected-access
-                    x, layer.kernel, layer.bias, self.w0, bfloat16=False)
-            last = self.dense_layers[-1]
-            out = tf.nn.bias_add(tf.matmul(x, last.kernel), last.bias) + self.output_offset
-            return tf.reshape(out, tf.concat([tf.shape(coords)[:-1], [self.out_features]], 0))
-
-    return CustomSineSiren(**kwargs)
-
-
-def _step_job(mixed, res):
-    """(run one step, matmul FLOPs per step) of the MAML outer step; mixed: False, True
-    or "sine" (float32 with the mixed path's sine, `_float32_custom_sine_siren`)."""
+def _step_job(name, res):
+    """(run one step, matmul FLOPs per step) of the MAML outer step of CONTENDERS[name]."""
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from learnit_tf.kinds.image import ImageTask  # pylint: disable=import-outside-toplevel
@@ -116,11 +103,11 @@ def _step_job(mixed, res):
     from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
     from learnit_tf.training.profiling import matmul_flops  # pylint: disable=import-outside-toplevel
 
+    mixed, fast_sine = CONTENDERS[name]
     batch = {"image": tf.constant(np.random.RandomState(0).rand(3, res, res, 3), tf.float32)}
-    model = (_float32_custom_sine_siren if mixed == "sine" else Siren)(seed=0, **STEP_MODEL)
-    trainer = MetaTrainer(model, ImageTask(res),
-                          MetaConfig("maml", 2, mixed_precision=mixed is True), 1e-5,
-                          jit_compile=False)
+    model = Siren(seed=0, fast_sine=fast_sine, **STEP_MODEL)
+    trainer = MetaTrainer(model, ImageTask(res), MetaConfig("maml", 2, mixed_precision=mixed),
+                          1e-5, jit_compile=False)
     flops = matmul_flops(trainer._step.get_concrete_function(batch))  # pylint: disable=protected-access
     trainer.train_step(batch)["loss"].numpy()  # Compile.
     return lambda: trainer.train_step(batch)["loss"].numpy(), flops
@@ -232,8 +219,8 @@ def main(argv):
     peaks = _peak_jobs()
     steps, flops = {}, {}
     for res in [int(r) for r in FLAGS.res]:
-        for mixed in CONTENDERS:
-            steps[(res, mixed)], flops[(res, mixed)] = _step_job(mixed, res)
+        for name in CONTENDERS:
+            steps[(res, name)], flops[(res, name)] = _step_job(name, res)
     wall = {k: [] for k in list(peaks) + list(steps)}
     cpu = {k: [] for k in wall}
     for r in range(FLAGS.rounds):
@@ -244,10 +231,10 @@ def main(argv):
                 cpu[name].append(c)
         for res in [int(r) for r in FLAGS.res]:
             for _ in range(FLAGS.steps_per_round):
-                for mixed in CONTENDERS:  # Alternate step by step.
-                    w, c = _timed(steps[(res, mixed)])
-                    wall[(res, mixed)].append(w)
-                    cpu[(res, mixed)].append(c)
+                for name in CONTENDERS:  # Alternate step by step.
+                    w, c = _timed(steps[(res, name)])
+                    wall[(res, name)].append(w)
+                    cpu[(res, name)].append(c)
         elapsed = time.time() - started
         print(f"round {r + 1}/{FLAGS.rounds} done, elapsed {elapsed:.0f} s, load "
               f"{os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
@@ -276,56 +263,38 @@ def main(argv):
     _say(f"| {PEAK}³ matmul | GFLOP/s (wall) | GFLOP per CPU-second |\n|---|---|---|")
     for name, rate in peak_rate.items():
         _say(f"| {name} | {rate / 1e9:.1f} | {peak_cpu_rate[name] / 1e9:.1f} |")
-    _say("\n| MAML step | float32 ms | mixed ms | speed-up (wall) | speed-up (CPU time) "
-          "| matmul GFLOP/step | float32 GFLOP/s (% f32 peak) "
-          "| mixed GFLOP/s (% bf16 peak) |")
+    _say("\nMAML step (K = 2, meta-batch 3), CPU time of this process (robust to other "
+         "processes' load) and wall time; speed-up over the default float32 step; achieved "
+         "matmul FLOP per CPU-second as a share of this run's 2048³ bfloat16 matmul:\n")
+    _say("| grid | step | CPU ms | speed-up (CPU) | wall ms | speed-up (wall) "
+         "| matmul GFLOP/step | GFLOP per CPU-s (% bf16 peak) |")
     _say("|---|---|---|---|---|---|---|---|")
     for res in [int(r) for r in FLAGS.res]:
-        f32, mixed = med[(res, False)], med[(res, True)]
-        rate32, rate16 = flops[(res, False)] / f32, flops[(res, True)] / mixed
-        row = {"float32_ms": round(f32 * 1e3, 1), "mixed_ms": round(mixed * 1e3, 1),
-               "speedup_wall": round(f32 / mixed, 3),
-               "speedup_cpu_time": round(med_cpu[(res, False)] / med_cpu[(res, True)], 3),
-               "matmul_gflop_per_step": round(flops[(res, False)] / 1e9, 2),
-               "float32_gflops": round(rate32 / 1e9, 1), "mixed_gflops": round(rate16 / 1e9, 1),
-               "float32_share_of_float32_peak": round(rate32 / peak_rate["float32"], 3),
-               "mixed_share_of_bfloat16_peak": round(rate16 / peak_rate["bfloat16"], 3),
-               "mixed_share_of_float32_peak": round(rate16 / peak_rate["float32"], 3),
-               "cpu_time_shares": {
-                   "float32_of_float32_peak": round(
-                       flops[(res, False)] / med_cpu[(res, False)] / peak_cpu_rate["float32"], 3),
-                   "mixed_of_bfloat16_peak": round(
-                       flops[(res, True)] / med_cpu[(res, True)] / peak_cpu_rate["bfloat16"], 3),
-                   "mixed_of_float32_peak": round(
-                       flops[(res, True)] / med_cpu[(res, True)] / peak_cpu_rate["float32"], 3)}}
-        results["maml_step"][f"{res}x{res}"] = row
-        _say(f"| {res}×{res} | {row['float32_ms']} | {row['mixed_ms']} | "
-              f"{row['speedup_wall']:.2f}× | {row['speedup_cpu_time']:.2f}× | "
-              f"{row['matmul_gflop_per_step']} | {row['float32_gflops']} "
-              f"({row['float32_share_of_float32_peak']:.0%}) | {row['mixed_gflops']} "
-              f"({row['mixed_share_of_bfloat16_peak']:.0%}) |")
-    _say("\nShares of the peaks per CPU-second (robust to other processes' load):\n")
-    _say("| MAML step | float32 of float32 peak | mixed of bfloat16 peak "
-         "| mixed of float32 peak |\n|---|---|---|---|")
-    for key, row in results["maml_step"].items():
-        shares = row["cpu_time_shares"]
-        _say(f"| {key} | {shares['float32_of_float32_peak']:.0%} | "
-             f"{shares['mixed_of_bfloat16_peak']:.0%} | {shares['mixed_of_float32_peak']:.0%} |")
-    _say("\nWhere the speed-up comes from (CPU time): the float32 reference computed like the "
-         "mixed path but without bfloat16 (w0 folded, sine with reused cosine; not the "
-         "float32 path, which keeps TensorFlow's sine so that published inits do not "
-         "change):\n")
-    _say("| MAML step | float32 ms (CPU) | float32 reference ms (CPU) | mixed ms (CPU) "
-         "| reference over float32 | mixed over reference |\n|---|---|---|---|---|---|")
-    for res in [int(r) for r in FLAGS.res]:
-        f32, mixed, ref = (med_cpu[(res, k)] for k in (False, True, "sine"))
-        row = results["maml_step"][f"{res}x{res}"]
-        row.update({"float32_cpu_ms": round(f32 * 1e3, 1), "mixed_cpu_ms": round(mixed * 1e3, 1),
-                    "float32_reference_cpu_ms": round(ref * 1e3, 1),
-                    "reference_speedup_cpu_time": round(f32 / ref, 3),
-                    "mixed_over_reference_cpu_time": round(ref / mixed, 3)})
-        _say(f"| {res}×{res} | {f32 * 1e3:.1f} | {ref * 1e3:.1f} | {mixed * 1e3:.1f} | "
-             f"{f32 / ref:.2f}× | {ref / mixed:.2f}× |")
+        rows = {}
+        for name in CONTENDERS:
+            key = (res, name)
+            gflop = flops[key] / 1e9
+            rows[name] = {
+                "cpu_ms": round(med_cpu[key] * 1e3, 1), "wall_ms": round(med[key] * 1e3, 1),
+                "speedup_cpu_time": round(med_cpu[(res, "float32")] / med_cpu[key], 3),
+                "speedup_wall": round(med[(res, "float32")] / med[key], 3),
+                "matmul_gflop_per_step": round(gflop, 2),
+                "gflop_per_cpu_second": round(gflop / med_cpu[key], 1),
+                "share_of_bfloat16_peak_cpu_time": round(
+                    flops[key] / med_cpu[key] / peak_cpu_rate["bfloat16"], 3),
+                "share_of_bfloat16_peak_wall": round(flops[key] / med[key] / peak_rate["bfloat16"], 3)}
+            row = rows[name]
+            _say(f"| {res}×{res} | {LABELS[name]} | {row['cpu_ms']} | {row['speedup_cpu_time']:.2f}× "
+                 f"| {row['wall_ms']} | {row['speedup_wall']:.2f}× | {row['matmul_gflop_per_step']} "
+                 f"| {row['gflop_per_cpu_second']} ({row['share_of_bfloat16_peak_cpu_time']:.0%}) |")
+        # The issue's figure: the default mixed step (fast sine) over the default float32 one.
+        results["maml_step"][f"{res}x{res}"] = dict(
+            rows, speedup_cpu_time=rows["mixed"]["speedup_cpu_time"],
+            speedup_wall=rows["mixed"]["speedup_wall"],
+            fast_sine_gain_mixed_cpu_time=round(
+                rows["mixed_tf_sine"]["cpu_ms"] / rows["mixed"]["cpu_ms"], 3),
+            fast_sine_gain_float32_cpu_time=round(
+                rows["float32"]["cpu_ms"] / rows["float32_fast_sine"]["cpu_ms"], 3))
     _psnr_report(results)
     _targets_report(results)
     os.makedirs(os.path.dirname(FLAGS.output), exist_ok=True)

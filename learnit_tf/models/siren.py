@@ -20,32 +20,42 @@ benchmarks/precision.py on an AVX512-BF16 CPU (TensorFlow graph mode, oneDNN):
   bfloat16 keeps its relative precision under scaling); a hidden layer multiplies in
   bfloat16 and adds the bias in float32 (so the bias and its gradient, a sum over all
   coordinates, are never rounded to bfloat16);
-- the sine runs in float32: TensorFlow's CPU sine and cosine on bfloat16 tensors are
-  slower than on float32 ones (they convert per element), no cheaper than the casts;
-- sine and cosine are computed once per forward pass (`_sine`): every derivative, of
-  any order (MAML's second order), reuses them and needs only multiplies, and a zero
-  cotangent (the unused cosine of a first-order backward pass) costs nothing.
-  TensorFlow's own sine recomputes the cosine at every backward pass and the sine
-  again in the second-order one: 104 instead of 56 sine/cosine passes per MAML step
-  (K = 2, meta-batch 3). The float32 path keeps TensorFlow's sine (published inits'
-  numbers stay bit-identical);
-- XLA (`jit_compile=True`) would fuse the casts and the sine, but its CPU dots compute
-  bfloat16 as float32 (measured 1.0× float32) and its CPU sine is ~7× slower than
-  TensorFlow's (8.4 vs 1.1 ms for 4096×256 values, one thread), so on CPUs graph mode
-  stays; on GPUs and TPUs XLA (the "auto" default there) fuses the casts into the
-  matmul consumers.
+- the sine runs in float32, by default as a polynomial (`fast_sine`, below);
+  TensorFlow's CPU sine and cosine on bfloat16 tensors are slower than on float32 ones
+  (they convert per element), no cheaper than the casts;
+- sine and cosine are computed once per forward pass: every derivative, of any order
+  (MAML's second order), reuses them and needs only multiplies, and a zero cotangent
+  (the unused cosine of a first-order backward pass) costs nothing. TensorFlow's own
+  sine recomputes the cosine at every backward pass and the sine again in the
+  second-order one: 104 instead of 56 sine/cosine passes per MAML step (K = 2,
+  meta-batch 3);
+- `fast_sine` ("auto", the default: on the mixed path only; True: also on the float32
+  path; False: `tf.sin` and `tf.cos`, `_sine`): the bias add (and the bfloat16 product's
+  cast) and a range-reduced polynomial sine and cosine (`learnit_tf.models.fast_sine`,
+  as accurate as `tf.sin`: ≤ 1.2e-7 absolute for |z| ≤ 8192) run as one XLA cluster
+  inside the graph-mode step: 28 forward sine layers of 4096×256 values cost 26 instead
+  of 56 ms of CPU time, and the MAML step gets ~10 % faster (benchmarks/precision.py).
+  The float32 path with "auto" keeps Keras' layers and `tf.sin`: published inits'
+  numbers stay bit-identical; `fast_sine=True` there folds w0 like the mixed path and
+  changes outputs by float32 round-off (~1e-6);
+- XLA for the whole step (`jit_compile=True`) would fuse the casts, but its CPU dots
+  compute bfloat16 as float32 (measured 1.0× float32) and its CPU `tf.sin` is ~7× slower
+  than TensorFlow's (it calls a scalar sine per element), so on CPUs graph mode stays
+  and only the sine cluster is compiled; on GPUs and TPUs XLA (the "auto" default there)
+  fuses the casts into the matmul consumers.
 """
 
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from learnit_tf.models import arguments
+from learnit_tf.models import arguments, fast_sine as fast_sine_lib
 from learnit_tf.models.inner_rates import InnerRatesMixin
 from learnit_tf.models.presets import PresetMixin
+
+AUTO = "auto"
 
 
 @keras.saving.register_keras_serializable(package="learnit_tf")
@@ -84,6 +94,11 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         inner_rates: optional meta-learned inner learning rates (Meta-SGD) held by the
             model: a granularity ("parameter", "tensor", "layer") or a spec dict
             (`learnit_tf.models.inner_rates.normalize_spec`).
+        mixed_precision: bfloat16 hidden matmuls (see the module docstring).
+        fast_sine: "auto" (default: the polynomial sine of `learnit_tf.models.fast_sine`
+            on the mixed-precision path, `tf.sin` on the float32 one, which stays
+            bit-identical), True (both paths; float32 models only) or False (`tf.sin`
+            everywhere). Kept in the config (and so in a saved init) when not "auto".
 
     Example:
 
@@ -95,7 +110,7 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
 
     def __init__(self, out_features=3, width=256, depth=5, w0=200.0,
                  output_offset=0.5, in_features=2, seed=None, mixed_precision=False,
-                 inner_rates=None, **kwargs):
+                 inner_rates=None, fast_sine=AUTO, **kwargs):
         super().__init__(**kwargs)
         self.out_features = arguments.integer("Siren", "out_features", out_features, 1)
         self.width = arguments.integer("Siren", "width", width, 1)
@@ -106,6 +121,12 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         self.in_features = arguments.integer("Siren", "in_features", in_features, 1)
         self.seed = arguments.seed("Siren", seed)
         self.mixed_precision = bool(mixed_precision)
+        if not (isinstance(fast_sine, bool) or fast_sine == AUTO):
+            raise ValueError(f"Siren fast_sine must be True, False or 'auto', got {fast_sine!r}.")
+        if fast_sine is True and self.dtype_policy.name != "float32":
+            raise ValueError(f"fast_sine=True is written for float32 Sirens, got dtype "
+                             f"{self.dtype_policy.name!r}.")
+        self.fast_sine = fast_sine
         if self.mixed_precision and self.dtype_policy.name != "float32":
             raise ValueError(f"mixed_precision=True needs the float32 model policy (its hidden "
                              f"layers become mixed_bfloat16), got dtype "
@@ -140,16 +161,20 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         if mixed and self.dtype_policy.name != "float32":
             raise ValueError(f"mixed_precision needs the float32 model policy, got dtype "
                              f"{self.dtype_policy.name!r}.")
+        # The float32 path with fast_sine="auto" or False is the original Keras one.
+        fast = self.fast_sine is True or (mixed and self.fast_sine == AUTO)
+        rows = mixed or fast
         x = coords
-        if mixed:  # Plain 2-D matmuls: oneDNN fuses MatMul + BiasAdd, not BatchMatMul.
+        if rows:  # Plain 2-D matmuls: oneDNN fuses MatMul + BiasAdd, not BatchMatMul.
             x = tf.reshape(coords, (-1, self.in_features))
         for i, layer in enumerate(self.dense_layers[:-1]):
-            if mixed:  # The first layer stays float32 (see the module docstring).
-                x = _mixed_sine_layer(x, layer.kernel, layer.bias, self.w0, bfloat16=i > 0)
+            if rows:  # The first layer stays float32 (see the module docstring).
+                x = _mixed_sine_layer(x, layer.kernel, layer.bias, self.w0,
+                                      bfloat16=mixed and i > 0, fast=fast)
             else:
                 x = ops.sin(self.w0 * self._full_precision(layer, x))
         out = self._full_precision(self.dense_layers[-1], x) + self.output_offset
-        if mixed:
+        if rows:
             out = tf.reshape(out, tf.concat([tf.shape(coords)[:-1], [self.out_features]], 0))
         return out
 
@@ -168,6 +193,8 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
             "in_features": self.in_features, "seed": self.seed, "name": self.name,
             "dtype": self.dtype_policy.name, "mixed_precision": self.mixed_precision,
             **self._inner_rates_config(),
+            # Written only when set: the configs of published inits stay as they were.
+            **({} if self.fast_sine == AUTO else {"fast_sine": self.fast_sine}),
         }
 
 
@@ -180,21 +207,24 @@ def _float32_dense(layer, x):
     return tf.nn.bias_add(ops.matmul(x, layer.kernel), layer.bias)
 
 
-def _mixed_sine_layer(x, kernel, bias, w0, bfloat16):
+def _mixed_sine_layer(x, kernel, bias, w0, bfloat16, fast=False):
     """sin(w0 · (x @ kernel + bias)) of a mixed-precision Siren, in x's dtype (float32).
 
     With `bfloat16` the matmul runs in bfloat16 (weights stay float32: cast per call,
     once per inner step, 256×256, negligible; the hardware accumulates in float32) and
     its product is cast back before the float32 bias add; without, all in float32 (the
-    first layer). w0 is folded into the kernel and bias; the sine is `_sine`. See the
-    module docstring.
+    first layer). w0 is folded into the kernel and bias; the sine is `_sine` (`tf.sin`)
+    or, with `fast`, `_fast_sine_of_affine` (cast, bias add and a polynomial sine and
+    cosine in one XLA cluster). See the module docstring.
     """
+    bias = tf.cast(bias * w0, x.dtype)
     if bfloat16:
-        product = tf.cast(tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel * w0, tf.bfloat16)),
-                          x.dtype)
+        product = tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel * w0, tf.bfloat16))
     else:
         product = tf.matmul(x, tf.cast(kernel * w0, x.dtype))
-    return _sine(tf.nn.bias_add(product, tf.cast(bias * w0, x.dtype)))
+    if fast:
+        return _fast_sine_of_affine(product, bias)
+    return _sine(tf.nn.bias_add(tf.cast(product, x.dtype), bias))
 
 
 def _sine(z):
@@ -230,18 +260,8 @@ def _sine(z):
     return sin
 
 
-def _constant_zero(t):
-    """Whether cotangent `t` is None or, in graph mode, a constant that is all zeros.
-
-    In eager mode every tensor has a value, so a zero there may be a differentiable
-    result: nothing is skipped (results stay exact, only slower).
-    """
-    if t is None:
-        return True
-    if tf.executing_eagerly():
-        return False
-    value = tf.get_static_value(t)
-    return value is not None and not np.any(value)
+_fast_sine_of_affine = fast_sine_lib.sine_of_affine
+_constant_zero = fast_sine_lib.constant_zero
 
 
 def with_mixed_precision(model, enabled=True):

@@ -1,0 +1,135 @@
+"""Sine and cosine of float32 tensors as a polynomial that XLA fuses (`sincos`).
+
+Why: XLA's CPU backend calls a scalar sine per element (no vector sine): a 16384×256
+float32 `tf.sin` costs ~31 ms of CPU time under `jit_compile=True` here, TensorFlow's own
+(Eigen, vectorised) sine ~4.5 ms and its cosine as much again. The same work written as
+plain multiplies, adds, a round and selects is fused by XLA into one loop: the bfloat16
+product's cast, the bias add and the sine *and* cosine of those 4.2 M values in ~3.9 ms
+of CPU time, against ~9.8 ms for TensorFlow's cast, bias add, sine and cosine
+(the MAML step: benchmarks/precision.py).
+
+The method (Cody–Waite reduction and the Cephes `sinf`/`cosf` minimax polynomials):
+- k = round(x · 2/π), the quadrant; r = x − k·π/2 with π/2 split in three parts
+  (P1 + P2 + P3, P1 and P2 with short mantissas so that k·P1 and k·P2 are exact for
+  |k| below 2¹⁵ and 2¹²): r ∈ [−π/4, π/4] to a few float32 ulp;
+- on r: sin r = r + r³·S(r²), cos r = 1 − r²/2 + r⁴·C(r²) with degree-2 minimax S, C
+  (Cephes; relative error ~ 3e-8 on [−π/4, π/4]);
+- the quadrant k mod 4 picks (sin x, cos x) = (s, c), (c, −s), (−s, −c), (−c, s).
+
+Accuracy (tests/test_fast_sine.py, against float64 numpy): absolute error ≤ 1.2e-7
+(`MAX_ERROR`, as `tf.sin`'s own ~1e-7) for |x| ≤ 8192 (`MAX_ACCURATE`), in graph mode
+and under XLA. SIREN's pre-activations stay far inside: the first layer's
+w0 · (x·W + b) with coordinates in [−1, 1] and w0 = 200 is a few hundred at most.
+Beyond 8192, k·P2 is no longer exact: measured in graph mode 5e-7 up to 3·10⁴, 1e-6 up
+to 10⁵ (tested: ≤ 2e-6), 3e-2 up to 10⁶, 0.5 up to 10⁷ (XLA, which contracts the
+reduction into FMAs, stays at 1e-7 to 10⁶ and 1e-4 to 10⁷), always within [−1, 1] to
+round-off; float32 itself spaces arguments 0.06 apart at 10⁶. inf and nan give nan,
+like `tf.sin`.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+# π/2 = P1 + P2 + P3 (Cephes' DP1..DP3 of π/4, doubled): P1 and P2 have 9 and 12
+# significant bits, so k·P1 and k·P2 are exact in float32 for |k| below 2¹⁵ and 2¹².
+P1 = 1.5703125
+P2 = 4.837512969970703125e-4
+P3 = 7.54978995489188216e-8
+# Minimax coefficients on [−π/4, π/4] (Cephes sinf.c / cosf.c), in r² = z.
+SIN = (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)
+COS = (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)
+# Largest |x| of the tested accuracy bound (tests/test_fast_sine.py).
+MAX_ACCURATE = 8192.0
+MAX_ERROR = 1.2e-7
+
+
+def sincos(x):
+    """(sin x, cos x) of a float32 tensor, element-wise, from one range reduction.
+
+    Pure TensorFlow element-wise ops (no `tf.sin`): under XLA they fuse into one loop.
+    See the module docstring for the method and its accuracy.
+    """
+    x = tf.convert_to_tensor(x)
+    if x.dtype != tf.float32:
+        raise ValueError(f"sincos is written for float32 tensors, got {x.dtype.name}.")
+    k = tf.round(x * (2.0 / math.pi))
+    r = ((x - k * P1) - k * P2) - k * P3
+    z = r * r
+    s = r + r * z * ((SIN[0] * z + SIN[1]) * z + SIN[2])
+    c = (1.0 - 0.5 * z) + z * z * ((COS[0] * z + COS[1]) * z + COS[2])
+    q = k - 4.0 * tf.floor(k * 0.25)  # k mod 4 in {0, 1, 2, 3} (exact for |k| < 2²⁴).
+    odd = tf.equal(q - 2.0 * tf.floor(q * 0.5), 1.0)
+    sin = tf.where(odd, c, s)
+    cos = tf.where(odd, s, c)
+    sin = tf.where(q >= 2.0, -sin, sin)  # Quadrants 2, 3.
+    cos = tf.where(tf.logical_or(tf.equal(q, 1.0), tf.equal(q, 2.0)), -cos, cos)
+    return sin, cos
+
+
+def _sincos_of_affine(product, bias):
+    """sincos(product + bias), product cast to bias's dtype (float32) first."""
+    return sincos(tf.nn.bias_add(tf.cast(product, bias.dtype), bias))
+
+
+# One XLA cluster, also inside graph-mode (`jit_compile=False`) functions: the cast, the
+# bias add, the reduction, both polynomials and the quadrant selects fuse into one loop.
+compiled_sincos_of_affine = tf.function(_sincos_of_affine, jit_compile=True, autograph=False)
+compiled_sincos = tf.function(sincos, jit_compile=True, autograph=False)
+
+
+def sine_of_affine(product, bias):
+    """sin(product + bias) for a (rows, width) product (bfloat16 or float32) and a float32
+    bias, whose derivatives of every order reuse the forward pass's sine and cosine.
+
+    Forward: one XLA cluster (`compiled_sincos_of_affine`). Backward (`grad`, plain
+    TensorFlow ops, so every further order exists): the cotangent dz = d_sin·cos −
+    d_cos·sin of z = product + bias goes to the product cast to its dtype and to the bias
+    summed over the rows, as TensorFlow's cast and bias add would send it. A gradient of
+    the gradient (MAML's second order) differentiates those multiplies by this op's
+    recorded sine and cosine: no sine or cosine is evaluated again. In graph mode a
+    cotangent that is a constant zero (the tape's filler for an output nobody used, e.g.
+    the cosine in a first-order backward pass) is skipped instead of multiplied.
+    (Computing the backward in XLA clusters too measured no faster on the MAML step.)
+    """
+    outputs = []  # The op's outputs as the tapes recorded them (set after the call).
+
+    @tf.custom_gradient
+    def sin_cos(product, bias):
+        def grad(d_sin, d_cos):
+            sin, cos = outputs
+            use_sin, use_cos = not constant_zero(d_sin), not constant_zero(d_cos)
+            if use_sin and use_cos:
+                dz = d_sin * cos - d_cos * sin
+            elif use_sin:
+                dz = d_sin * cos
+            elif use_cos:
+                dz = -(d_cos * sin)
+            else:
+                return tf.zeros_like(product), tf.zeros_like(bias)
+            return tf.cast(dz, product.dtype), tf.raw_ops.BiasAddGrad(out_backprop=dz)
+        # stop_gradient: the tapes see no differentiable input of the compiled call, so
+        # TensorFlow does not make it return its intermediates for a gradient of its own
+        # (a dozen extra outputs of the input's size per call: without this the fast sine
+        # saved nothing on the MAML step); this op's gradient is `grad`.
+        return compiled_sincos_of_affine(tf.stop_gradient(product),
+                                         tf.stop_gradient(bias)), grad
+
+    sin, cos = sin_cos(product, bias)
+    outputs.extend([sin, cos])
+    return sin
+
+
+def constant_zero(t):
+    """Whether cotangent `t` is None or, in graph mode, a constant that is all zeros.
+
+    In eager mode every tensor has a value, so a zero there may be a differentiable
+    result: nothing is skipped (results stay exact, only slower).
+    """
+    if t is None:
+        return True
+    if tf.executing_eagerly():
+        return False
+    value = tf.get_static_value(t)
+    return value is not None and not np.any(value)
