@@ -34,7 +34,8 @@ benchmarks/precision.py on an AVX512-BF16 CPU (TensorFlow graph mode, oneDNN):
   cast) and a range-reduced polynomial sine and cosine (`learnit_tf.models.fast_sine`,
   as accurate as `tf.sin`: ≤ 1.2e-7 absolute for |z| ≤ 8192) run as one XLA cluster
   inside the graph-mode step: 28 forward sine layers of 4096×256 values cost 26 instead
-  of 56 ms of CPU time, and the MAML step gets ~10 % faster (benchmarks/precision.py).
+  of 56 ms of CPU time, and the mixed MAML step gets 8–10 % faster (1.50–1.52× →
+  1.62–1.67× float32's in CPU time, benchmarks/precision.py).
   The float32 path with "auto" keeps Keras' layers and `tf.sin`: published inits'
   numbers stay bit-identical; `fast_sine=True` there folds w0 like the mixed path and
   changes outputs by float32 round-off (~1e-6);
@@ -268,7 +269,7 @@ def with_mixed_precision(model, enabled=True):
     """A copy of a SIREN (e.g. a zoo init) whose hidden layers run in bfloat16, same weights.
 
     Its hidden matmuls run in bfloat16 (see the module docstring). On an AVX512-BF16
-    CPU the MAML step measured ~1.5× faster (process CPU time, benchmarks/precision.py;
+    CPU the MAML step measured 1.62–1.67× faster (process CPU time, benchmarks/precision.py;
     meta-training can ask for it without a copy: `MetaConfig(mixed_precision=...)`).
     Results are not bit-comparable to float32.
 
