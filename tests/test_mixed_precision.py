@@ -282,6 +282,20 @@ class AutoChoiceTest(TestCase):
         self.assertEqual((off["matmul_dtype"], off["requested"]), ("float32", False))
         self.assertEqual((on["matmul_dtype"], on["requested"]), ("bfloat16", True))
         self.assertEqual(on["weights_dtype"], "float32")
+        # Which sine the steps ran: fast_sine="auto" is the polynomial on the mixed path only.
+        self.assertEqual((off["sine"], on["sine"]), ("tf.sin", "polynomial"))
+        for option, expected in ((False, ("tf.sin", "tf.sin")),
+                                 (True, ("polynomial", "polynomial"))):
+            siren = Siren(out_features=1, width=8, depth=2, seed=0, fast_sine=option)
+            siren(tf.zeros((1, 2)))
+            with _patched(compile_options, "CPUINFO", self._cpuinfo(AMD_ZEN4_FLAGS)):
+                got = tuple(algorithms.precision_metadata(MetaConfig(mixed_precision=m),
+                                                          siren)["sine"]
+                            for m in (False, True))
+            self.assertEqual(got, expected, f"fast_sine={option}")
+        mlp = FourierFeatureMLP(out_features=1, width=8, hidden_layers=2, num_features=4, seed=0)
+        mlp(tf.zeros((1, 2)))
+        self.assertNotIn("sine", algorithms.precision_metadata(MetaConfig(), mlp))
 
 
 class _patched:

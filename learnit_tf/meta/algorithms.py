@@ -120,9 +120,17 @@ def precision_metadata(config, model):
     """What a meta-trained init's metadata records of its steps' precision (JSON-ready).
 
     E.g. {"matmul_dtype": "bfloat16", "weights_dtype": "float32", "requested": "auto",
-    "bfloat16_hardware": True, "hardware_evidence": "CPU flags avx512_bf16"}.
+    "bfloat16_hardware": True, "hardware_evidence": "CPU flags avx512_bf16",
+    "sine": "polynomial"}; "sine" (models with a `fast_sine` option, SIREN): "polynomial"
+    when the steps ran `learnit_tf.models.fast_sine`, else "tf.sin".
     """
-    return mixed_precision_record(config.mixed_precision, uses_mixed_precision(config, model))
+    mixed = uses_mixed_precision(config, model)
+    record = mixed_precision_record(config.mixed_precision, mixed)
+    option = getattr(model, "fast_sine", None)
+    if option is not None:
+        fast = option is True or (mixed and option == AUTO)
+        record["sine"] = "polynomial" if fast else "tf.sin"
+    return record
 
 
 def _with_precision(config, fmodel):
