@@ -85,6 +85,14 @@ COVERAGE = {
         "resolution": (_T + "kinds/image/test_image_resolution.py::ProtocolResolutionTest::"
                        "test_evaluate_command_resolution_flag"),
     },
+    # The scripts docs/image/resolution.md runs to make the 128²/256² inits (emoji_siren@4–@6,
+    # text_siren@5): the scaled warm start and the warm-start chain in the metadata.
+    "docs/image/resolution/scale_first_layer.py": {
+        flag: _T + "kinds/image/test_resolution_doc_scripts.py::ResolutionDocScriptsTest::"
+        "test_scale_first_layer" for flag in ("", "init", "scale", "output_dir")},
+    "docs/image/resolution/warm_start_chain.py": {
+        flag: _T + "kinds/image/test_resolution_doc_scripts.py::ResolutionDocScriptsTest::"
+        "test_warm_start_chain" for flag in ("", "init", "parent", "scale_command")},
     "scripts/resolution_table.py": {
         flag: (_T + "kinds/image/test_image_resolution.py::ResolutionTableScriptTest::"
                "test_write_metadata_records_what_zoo_load_reads")
