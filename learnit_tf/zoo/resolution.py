@@ -121,13 +121,43 @@ def resolution_warning(label, metadata, resolution):
             f"can lose most of its advantage on another (docs/image/resolution.md).")
 
 
+def _same_init(record):
+    """What makes two versions the same init: the hashes of their config and weights
+    files in the index (None when the index does not list them)."""
+    files = (record or {}).get("files") or {}
+    hashes = tuple((files.get(f) or {}).get("sha256") for f in ("config.json",
+                                                               "model.weights.h5"))
+    return hashes if all(hashes) else None
+
+
 def _measured_by_version(zoo_obj, name):
-    """{version: evaluated_resolutions} of every version of zoo entry `name`, newest first
-    (each version's metadata read once)."""
+    """{version: evaluated_resolutions}, newest first (each version's metadata read once).
+
+    Versions with the same weights (a later one that only adds a fit recipe, e.g.
+    sdf_siren@4 of @3) are one init: only one of them is a candidate, the entry's latest
+    if it is among them, else the newest, holding the measurements of all of them (its
+    own where several measured a grid). Their 2-step numbers differ only by how they were
+    evaluated (sdf@3 39.25 vs @4 39.06 dB at 64², other examples), which must not pass
+    over the version with the newer recipe.
+    """
     # pylint: disable-next=protected-access
-    versions = sorted(zoo_obj._entry(name)["versions"], key=version_key, reverse=True)
-    return {version: evaluated_resolutions(zoo_obj.describe(name, version))
-            for version in versions}
+    records = zoo_obj._entry(name)["versions"]
+    versions = sorted(records, key=version_key, reverse=True)
+    latest = zoo_obj.resolve_version(name)
+    groups = {}
+    for version in versions:
+        groups.setdefault(_same_init(records[version]) or ("version", version), []).append(
+            version)
+    measured = {}
+    for members in groups.values():
+        chosen = latest if latest in members else members[0]
+        rows = {}
+        for version in [chosen] + [v for v in members if v != chosen]:
+            for side, row in evaluated_resolutions(zoo_obj.describe(name, version)).items():
+                rows.setdefault(side, row)
+        measured[chosen] = rows
+    return dict(sorted(measured.items(), key=lambda item: version_key(item[0]),
+                       reverse=True))
 
 
 def _best_at(measured, side):

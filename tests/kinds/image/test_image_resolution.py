@@ -532,6 +532,43 @@ class ShippedResolutionPickTest(testing.TestCase):
         self.assertEqual(shipped.resolve_version("emoji_siren"), "3")
         self.assertEqual(zr.choose_init(shipped, "emoji_siren", None), ("emoji_siren", None))
 
+    def test_text_siren_at_64_128_and_256(self):
+        """text_siren@5 (text_siren@3 meta-trained on 4096-pixel subsets of 256² texts) is
+        the text init at 128 and 256 and between and beyond them (measured better than @3
+        at 48² and 100² too: docs/image/resolution.md); at 64 the 64²-only weights (36.78 dB
+        vs @5's 27.96) as @4, the latest (@3's weights and a whole-curve recipe); with no
+        resolution @4 too."""
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        from learnit_tf.zoo import resolution as zr
+        from learnit_tf.zoo.names import split_name
+        shipped = zoo.Zoo()
+        picked = {r: split_name(zr.choose_init(shipped, "text_siren", r)[0])[1]
+                  or shipped.resolve_version("text_siren") for r in (48, 64, 100, 128, 256, 320)}
+        # At 64, @4: @3's weights with the whole-curve recipe, and the latest (a same-weights
+        # pair is one candidate; @3's 36.47 vs @4's 36.43 dB is how they were evaluated).
+        self.assertEqual(picked, {48: "5", 64: "4", 100: "5", 128: "5", 256: "5", 320: "5"})
+        measured = zr.evaluated_resolutions(shipped.describe("text_siren", "5"))
+        for resolution in (128, 256):
+            self.assertGreater(measured[resolution]["meta_psnr_at_match"],
+                               zr.evaluated_resolutions(shipped.describe("text_siren", "3"))
+                               .get(resolution, {}).get("meta_psnr_at_match", 0.0))
+        self.assertEqual(shipped.resolve_version("text_siren"), "4")
+
+    def test_a_version_with_an_earlier_ones_weights_is_not_passed_over(self):
+        """sdf_siren@4 is sdf_siren@3's weights with a fit recipe ahead at every level to
+        1000 steps, and the latest; its recorded 2-step PSNR at 64² (39.06 dB) is below
+        @3's (39.25: other evaluation examples). At 64 the pick is @4, not @3."""
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        from learnit_tf.zoo import resolution as zr
+        shipped = zoo.Zoo()
+        self.assertGreater(
+            zr.evaluated_resolutions(shipped.describe("sdf_siren", "3"))[64]["meta_psnr_at_match"],
+            zr.evaluated_resolutions(shipped.describe("sdf_siren", "4"))[64]["meta_psnr_at_match"])
+        self.assertEqual(zr.choose_init(shipped, "sdf_siren", 64), ("sdf_siren", None))
+        self.assertEqual(shipped.resolve_version("sdf_siren"), "4")
+        self.assertEqual(zr.version_for_resolution(shipped, "sdf_siren", 64), "4")
+        self.assertEqual(zr.version_for_resolution(shipped, "emoji_siren", 64), "3")
+
 
 class MeasuredStandInTest(testing.TestCase):
 
