@@ -136,10 +136,11 @@ class RunConfig:
             the task allows it (same results, faster; see `MetaConfig`).
         mixed_precision: bfloat16 matmuls with float32 weights in the meta step (SIREN):
             False (default), True, or "auto" (where the hardware has bfloat16 matrix
-            units: AVX512-BF16/AMX CPUs, GPUs >= 8.0, TPUs). Off by default: the step
-            is 1.62-1.67x faster on an AVX512-BF16 CPU (goal 1.8x) and the held-out
-            2-step PSNR gap, mean +0.02 dB over 12 seeds, is not yet settled within
-            0.3 dB (std 0.52 dB over seeds; benchmarks/precision.py, docs/benchmarks.md).
+            units: AVX512-BF16/AMX CPUs, GPUs >= 8.0, TPUs). Off by default (shipped
+            gin files keep training as they did): the step is 1.63-1.67x faster on an
+            AVX512-BF16 CPU (goal 1.8x), with a held-out 2-step PSNR gap of -0.01 dB
+            (mean of 17 seeds, 95% interval -0.24 to +0.22 dB; benchmarks/precision.py,
+            docs/benchmarks.md).
             The choice and the sine used are recorded in the init's metadata
             ("precision").
         signal_class: name recorded in the init's metadata (default: dataset_fn's name).
