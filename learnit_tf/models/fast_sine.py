@@ -76,7 +76,6 @@ def _sincos_of_affine(product, bias):
 # One XLA cluster, also inside graph-mode (`jit_compile=False`) functions: the cast, the
 # bias add, the reduction, both polynomials and the quadrant selects fuse into one loop.
 compiled_sincos_of_affine = tf.function(_sincos_of_affine, jit_compile=True, autograph=False)
-compiled_sincos = tf.function(sincos, jit_compile=True, autograph=False)
 
 
 def sine_of_affine(product, bias):
@@ -98,15 +97,8 @@ def sine_of_affine(product, bias):
     @tf.custom_gradient
     def sin_cos(product, bias):
         def grad(d_sin, d_cos):
-            sin, cos = outputs
-            use_sin, use_cos = not constant_zero(d_sin), not constant_zero(d_cos)
-            if use_sin and use_cos:
-                dz = d_sin * cos - d_cos * sin
-            elif use_sin:
-                dz = d_sin * cos
-            elif use_cos:
-                dz = -(d_cos * sin)
-            else:
+            dz = sine_cotangent(d_sin, d_cos, *outputs)
+            if dz is None:
                 return tf.zeros_like(product), tf.zeros_like(bias)
             return tf.cast(dz, product.dtype), tf.raw_ops.BiasAddGrad(out_backprop=dz)
         # stop_gradient: the tapes see no differentiable input of the compiled call, so
@@ -119,6 +111,20 @@ def sine_of_affine(product, bias):
     sin, cos = sin_cos(product, bias)
     outputs.extend([sin, cos])
     return sin
+
+
+def sine_cotangent(d_sin, d_cos, sin, cos):
+    """The cotangent of z from those of (sin z, cos z): d_sin·cos − d_cos·sin, written
+    with the recorded sine and cosine (so its own derivatives evaluate neither again),
+    a constant-zero cotangent skipped (`constant_zero`); None when both are."""
+    use_sin, use_cos = not constant_zero(d_sin), not constant_zero(d_cos)
+    if use_sin and use_cos:
+        return d_sin * cos - d_cos * sin
+    if use_sin:
+        return d_sin * cos
+    if use_cos:
+        return -(d_cos * sin)
+    return None
 
 
 def constant_zero(t):

@@ -245,15 +245,8 @@ def _sine(z):
     @tf.custom_gradient
     def sin_cos(z):
         def grad(d_sin, d_cos):
-            sin, cos = outputs
-            use_sin, use_cos = not _constant_zero(d_sin), not _constant_zero(d_cos)
-            if use_sin and use_cos:
-                return d_sin * cos - d_cos * sin
-            if use_sin:
-                return d_sin * cos
-            if use_cos:
-                return -(d_cos * sin)
-            return tf.zeros_like(z)
+            dz = fast_sine_lib.sine_cotangent(d_sin, d_cos, *outputs)
+            return tf.zeros_like(z) if dz is None else dz
         return (tf.sin(z), tf.cos(z)), grad
 
     sin, cos = sin_cos(z)
@@ -262,7 +255,6 @@ def _sine(z):
 
 
 _fast_sine_of_affine = fast_sine_lib.sine_of_affine
-_constant_zero = fast_sine_lib.constant_zero
 
 
 def with_mixed_precision(model, enabled=True):

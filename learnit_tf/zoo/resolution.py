@@ -20,6 +20,7 @@ import os
 import warnings
 
 from learnit_tf.core import registry
+from learnit_tf.zoo import index as zoo_index
 from learnit_tf.zoo.names import split_name, version_key
 
 EVALUATED_RESOLUTIONS = "evaluated_resolutions"
@@ -123,14 +124,13 @@ def resolution_warning(label, metadata, resolution):
 
 def _same_init(record):
     """What makes two versions the same init: the hashes of their config and weights
-    files in the index (None when the index does not list them)."""
+    files (`REQUIRED_FILES`) in the index (None when the index does not list them)."""
     files = (record or {}).get("files") or {}
-    hashes = tuple((files.get(f) or {}).get("sha256") for f in ("config.json",
-                                                               "model.weights.h5"))
+    hashes = tuple((files.get(f) or {}).get("sha256") for f in zoo_index.REQUIRED_FILES)
     return hashes if all(hashes) else None
 
 
-def _measured_by_version(zoo_obj, name):
+def _measured_by_version(zoo_obj, name, latest):
     """{version: evaluated_resolutions}, newest first (each version's metadata read once).
 
     Versions with the same weights (a later one that only adds a fit recipe, e.g.
@@ -138,12 +138,11 @@ def _measured_by_version(zoo_obj, name):
     if it is among them, else the newest, holding the measurements of all of them (its
     own where several measured a grid). Their 2-step numbers differ only by how they were
     evaluated (sdf@3 39.25 vs @4 39.06 dB at 64², other examples), which must not pass
-    over the version with the newer recipe.
+    over the version with the newer recipe. `latest`: the entry's.
     """
     # pylint: disable-next=protected-access
     records = zoo_obj._entry(name)["versions"]
     versions = sorted(records, key=version_key, reverse=True)
-    latest = zoo_obj.resolve_version(name)
     groups = {}
     for version in versions:
         groups.setdefault(_same_init(records[version]) or ("version", version), []).append(
@@ -194,7 +193,8 @@ def version_for_resolution(zoo_obj, name, resolution, stand_in=False):
     version best at 64. With `stand_in=True`, a resolution no version was evaluated at
     takes, among the versions evaluated at several grids, the version best at the side that
     stands in for it (`stand_in_side`)."""
-    return _choose(_measured_by_version(zoo_obj, name), resolution, stand_in)[0]
+    measured = _measured_by_version(zoo_obj, name, zoo_obj.resolve_version(name))
+    return _choose(measured, resolution, stand_in)[0]
 
 
 def _choose(measured, resolution, stand_in):
@@ -227,7 +227,8 @@ def choose_init(zoo_obj, name_or_spec, resolution):
     if resolution is None or version is not None or name not in zoo_obj.names():
         return name_or_spec, None
     latest = zoo_obj.resolve_version(name)
-    chosen, side, row = _choose(_measured_by_version(zoo_obj, name), resolution, stand_in=True)
+    chosen, side, row = _choose(_measured_by_version(zoo_obj, name, latest), resolution,
+                                stand_in=True)
     if chosen is None or chosen == latest:
         return name_or_spec, None
     where = (f"measured at {resolution}×{resolution}" if side == int(resolution) else
