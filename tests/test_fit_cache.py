@@ -10,8 +10,10 @@ from unittest import mock
 import numpy as np
 
 from learnit_tf import evaluation, testing
+from learnit_tf.evaluation import fit_cache as fit_cache_module
 from learnit_tf.evaluation.fit_cache import FitCache, FitCacheError
 from learnit_tf.kinds.image import ImageTask
+from learnit_tf.kinds.image.evaluation import ImageProtocol
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer, init_io
 from learnit_tf.models import Siren
 
@@ -157,8 +159,9 @@ class FitCacheTest(testing.TestCase):
             FitCache(path)
 
     def test_evaluate_command_resumes_from_its_cache(self):
-        """`learnit-evaluate --fit_cache_dir`: a second run writes the same report and
-        no new cache file."""
+        """`learnit-evaluate --select_fit_recipe --recipe_ahead --fit_cache_dir` (the
+        command of docs/image/ahead.md): a second run writes the same report, selection
+        included, and no new cache file."""
         root = self.get_temp_dir()
         init = init_io.save_init(_model(), os.path.join(root, "init"), {
             "signal_class": "text_images",
@@ -173,14 +176,115 @@ class FitCacheTest(testing.TestCase):
                 [sys.executable, os.path.join(REPO, "scripts", "evaluate.py"), f"--init={init}",
                  f"--output_dir={out}", "--num_examples=2", "--meta_steps=3",
                  "--standard_steps=5", "--snapshot_examples=1", "--progress=false",
+                 "--select_fit_recipe", "--recipe_ahead", "--recipe_steps=3",
+                 "--recipe_examples=1", "--recipe_learning_rates=1e-3",
+                 "--recipe_switch_steps=1",
                  f"--fit_cache_dir={cache}", f"--data_dir={os.path.join(root, 'tfds')}"],
                 capture_output=True, text=True, timeout=600, check=False)
             self.assertEqual(result.returncode, 0, result.stderr[-2000:])
             if run == 0:
                 files = sorted(os.listdir(cache))
-                self.assertLen(files, 4)
+                # 2 test signals × 2 inits, and 1 validation signal × (standard init +
+                # 2 candidates).
+                self.assertLen(files, 4 + 3)
             with open(os.path.join(out, "report.json")) as f:
                 reports.append(json.load(f))
         self.assertEqual(sorted(os.listdir(cache)), files)
         self.assertEqual(reports[0]["rows"], reports[1]["rows"])
-        self.assertEqual(reports[0]["summary"]["psnr_curve"], reports[1]["summary"]["psnr_curve"])
+        for key in ("psnr_curve", "fit_recipe", "fit_recipe_selection"):
+            self.assertEqual(reports[0]["summary"][key], reports[1]["summary"][key], key)
+        self.assertLen(reports[0]["summary"]["fit_recipe_selection"]["candidates"], 2)
+
+
+class SelectionCacheTest(testing.TestCase):
+    """--select_fit_recipe (--recipe_ahead or not) with --fit_cache_dir: the standard
+    init's and every candidate's validation fits go through the cache."""
+
+    def setUp(self):
+        super().setUp()
+        self.task = ImageTask(8)
+        self.metadata = {"signal_class": "tiny",
+                         "task": {"class_name": "ImageTask", "config": self.task.get_config()},
+                         "hyperparameters": {"inner_optimizer": "sgd",
+                                             "inner_learning_rate": 1e-2, "inner_steps": 2}}
+        self.validation = _examples(2, seed=7)
+        self.cache_dir = os.path.join(self.get_temp_dir(), "fits")
+
+    def _select(self, cache=True, ahead=True, examples=None, **options):
+        """(chosen FitRecipe, selection record) of `choose_fit_recipe` on the validation
+        examples (held_out_examples is asked for the validation split only)."""
+        settings = dict(select_fit_recipe=True, recipe_ahead=ahead, recipe_steps=5,
+                        recipe_examples=2, recipe_learning_rates="1e-3",
+                        recipe_switch_steps="2", progress=False,
+                        fit_cache_dir=self.cache_dir if cache else "")
+        settings.update(options)
+        protocol = ImageProtocol(**settings)
+        examples = self.validation if examples is None else examples
+
+        def held_out(metadata, count, split="test", data_dir=None, seed=12345):
+            del metadata, data_dir, seed
+            self.assertEqual(split, "validation")
+            return examples[:count]
+        with mock.patch.object(evaluation.held_out, "held_out_examples", held_out):
+            return protocol.choose_fit_recipe(_model(), self.metadata, self.task)
+
+    def test_a_selection_run_twice_fits_nothing_the_second_time(self):
+        # 2 candidates (the init's recipe; 2 learned steps then Adam 1e-3) and, with
+        # --recipe_ahead, the standard init, on 2 validation signals.
+        for ahead, fits_per_run in ((True, 6), (False, 4)):
+            with self.subTest(recipe_ahead=ahead):
+                self.cache_dir = os.path.join(self.get_temp_dir(), f"fits_{ahead}")
+                with _CountingFits() as fits:
+                    first = self._select(ahead=ahead)
+                self.assertEqual(fits.count, fits_per_run)
+                self.assertLen(os.listdir(self.cache_dir), fits_per_run)
+                with _CountingFits() as fits:
+                    second = self._select(ahead=ahead)
+                self.assertEqual(fits.count, 0)
+                with _CountingFits() as fits:
+                    uncached = self._select(cache=False, ahead=ahead)
+                self.assertEqual(fits.count, fits_per_run)
+                # The same choice and the same record, cached or not.
+                self.assertEqual(first, second)
+                self.assertEqual(first, uncached)
+        # The candidates' fits are the same fits with or without --recipe_ahead.
+        with _CountingFits() as fits:
+            self._select(ahead=True)
+        self.assertEqual(fits.count, 2)  # Only the standard init's.
+
+    def test_an_interrupted_selection_resumes_after_its_last_finished_fit(self):
+        real = Fitter.fit
+        done = []
+
+        def interrupted(fitter, *args, **kwargs):
+            if len(done) == 4:
+                raise KeyboardInterrupt
+            done.append(1)
+            return real(fitter, *args, **kwargs)
+        with mock.patch.object(Fitter, "fit", interrupted):
+            with self.assertRaises(KeyboardInterrupt):
+                self._select()
+        self.assertLen(os.listdir(self.cache_dir), 4)
+        with _CountingFits() as fits:
+            resumed = self._select()
+        self.assertEqual(fits.count, 2)  # Only the last candidate's fits.
+        self.assertEqual(resumed, self._select(cache=False))
+
+    def test_what_changes_a_fit_refits_it(self):
+        self._select()
+        changes = {  # change: fits it redoes (of 6)
+            "recipe steps": (dict(recipe_steps=6), 6),
+            "another candidate (Adam rate)": (dict(recipe_learning_rates="3e-3"), 2),
+            "another standard init (seed)": (dict(standard_seed=2), 2),
+            "other validation signals": (dict(examples=_examples(2, seed=8)), 6),
+            "one signal fewer": (dict(recipe_examples=1), 0),
+        }
+        for what, (options, refits) in changes.items():
+            with self.subTest(what):
+                with _CountingFits() as fits:
+                    self._select(**options)
+                self.assertEqual(fits.count, refits)
+        with mock.patch.object(fit_cache_module, "_code_fingerprint", lambda: "edited"):
+            with _CountingFits() as fits:
+                self._select()
+        self.assertEqual(fits.count, 6)  # Another package source: nothing is reused.

@@ -6,7 +6,10 @@ inits (≈ 14 minutes a fit on a 2-core CPU): more than one session. With a `Fit
 `.npz` file, and a later run with the same DIR reads it instead of fitting again; an
 interrupted run loses only the fit in progress. The standard init's curves are shared
 by every run that fits the same signals from the same standard init (e.g. fit-recipe
-candidates of one init, or versions of one architecture).
+candidates of one init, or versions of one architecture). The fit-recipe selection
+(`--select_fit_recipe`, with or without `--recipe_ahead`) fits through the same cache:
+the standard init's and every candidate's validation fits, so an interrupted selection
+resumes too and a second one with the same candidates fits nothing again.
 
 A fit is found again only if everything that decides it is the same, hashed into its
 file name (`FitCache.key`): the model's architecture (its Keras config) and every weight
@@ -173,3 +176,11 @@ class FitCache:
         result = fitter.fit(example, steps, snapshot_steps=snapshot_steps)
         self.put(key, result)
         return result, False
+
+
+def cached_fit(fitter, example, steps, snapshot_steps=(), cache=None):
+    """`fitter.fit(example, steps, snapshot_steps=...)`, through `cache` (a `FitCache`)
+    when one is given: every fit of an evaluation or a fit-recipe selection goes here."""
+    if cache is None:
+        return fitter.fit(example, steps, snapshot_steps=snapshot_steps)
+    return cache.fit(fitter, example, steps, snapshot_steps)[0]

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from learnit_tf.core.registry import PSNR
+from learnit_tf.evaluation.fit_cache import cached_fit
 from learnit_tf.evaluation.held_out import meta_optimizer_from_metadata
 from learnit_tf.evaluation.report import REPORT_STEPS
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer
@@ -79,11 +80,13 @@ def best_fit_recipe(scored):
     return scored[best][0], rows
 
 
-def fitted_curve_measure(model, task, examples, progress=False, metric=PSNR, fits=None):
+def fitted_curve_measure(model, task, examples, progress=False, metric=PSNR, fits=None,
+                         fit_cache=None):
     """measure(recipe, steps) for `select_fit_recipe`: the mean over `examples` of the
     metric the `Fitter` records, at each of `steps`, fitting from `model` with `recipe`.
 
     `fits`: how many fits the progress bar counts (default: one recipe's).
+    `fit_cache`: optional `FitCache` the fits are read from and written to.
     """
     bar = keras.utils.Progbar(fits or len(examples), verbose=1 if progress else 0,
                               unit_name="fit")
@@ -93,14 +96,15 @@ def fitted_curve_measure(model, task, examples, progress=False, metric=PSNR, fit
         fitter = Fitter(model, task, recipe, steps_per_call=max(1, min(500, last)))
         curves = []
         for example in examples:
-            curves.append(fitter.fit(example, last).metrics[metric.key])
+            curves.append(cached_fit(fitter, example, last, cache=fit_cache)
+                          .metrics[metric.key])
             bar.add(1, values=[(f"{metric.key}_final", float(curves[-1][-1]))])
         return np.mean(curves, axis=0)[list(steps)]
     return measure
 
 
 def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, progress=False,
-                      default_learning_rate=1e-2, measure=None):
+                      default_learning_rate=1e-2, measure=None, fit_cache=None):
     """The fit recipe that serves a meta init best on `examples` (validation signals).
 
     Candidates: `fit_recipe_candidates`. Each is fitted for `steps` steps and scored by
@@ -110,6 +114,7 @@ def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, pr
         measure: callable(recipe, score steps) -> the mean metric over `examples` at
             each of those steps, fitting from `model` with `recipe`; default
             `fitted_curve_measure` (the metric the Fitter records every step).
+        fit_cache: optional `FitCache` for the default measure's fits.
 
     Returns:
         (best FitRecipe, rows [{"recipe", "score", "psnr_final"}] for every candidate).
@@ -118,7 +123,8 @@ def select_fit_recipe(model, metadata, task, examples, steps, learning_rates, pr
     score_steps = recipe_score_steps(int(steps))
     if measure is None:
         measure = fitted_curve_measure(model, task, examples, progress,
-                                       fits=len(candidates) * len(examples))
+                                       fits=len(candidates) * len(examples),
+                                       fit_cache=fit_cache)
     scored = []
     for recipe in candidates:
         values = np.asarray(measure(recipe, score_steps))

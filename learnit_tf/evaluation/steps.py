@@ -20,7 +20,7 @@ import numpy as np
 
 from learnit_tf.core.registry import PSNR
 from learnit_tf.evaluation.baselines import standard_init
-from learnit_tf.evaluation.fit_cache import FitCache
+from learnit_tf.evaluation.fit_cache import FitCache, cached_fit
 from learnit_tf.evaluation.headlines import META, STANDARD, steps_headline
 from learnit_tf.evaluation import held_out
 from learnit_tf.evaluation.held_out import meta_optimizer_from_metadata, task_from_metadata
@@ -64,10 +64,7 @@ def compare_inits(inits, task, examples, steps, snapshot_steps=(), snapshot_exam
         curves, snaps, seconds = [], [], []
         for i, example in enumerate(examples):
             snaps_here = snapshot_steps if i < snapshot_examples else ()
-            if fit_cache is None:
-                result = fitter.fit(example, init_steps, snapshot_steps=snaps_here)
-            else:
-                result, _ = fit_cache.fit(fitter, example, init_steps, snaps_here)
+            result = cached_fit(fitter, example, init_steps, snaps_here, fit_cache)
             curves.append(result.metrics[metric.key])
             seconds.append(result.seconds)  # A cached fit's: as measured when it ran.
             if i < snapshot_examples:
@@ -224,9 +221,10 @@ class StepsOptions:
     progress: bool = dataclasses.field(default=True, metadata={
         "help": "Show a progress bar with ETA."})
     fit_cache_dir: str = dataclasses.field(default="", metadata={
-        "help": "Keep every finished fit in this folder and reuse it in a later run with "
-                "the same init, optimizer, signal and steps (an interrupted evaluation "
-                "resumes; see learnit_tf.evaluation.fit_cache). Default: no cache."})
+        "help": "Keep every finished fit (the evaluation's and --select_fit_recipe's) in "
+                "this folder and reuse it in a later run with the same init, optimizer, "
+                "signal and steps (an interrupted evaluation or selection resumes; see "
+                "learnit_tf.evaluation.fit_cache). Default: no cache."})
 
 
 
@@ -296,7 +294,13 @@ class StepsProtocol(Protocol):
               f"({o.recipe_steps} steps per trial):")
         return select_fit_recipe(model, metadata, task, examples, o.recipe_steps,
                                  parse_numbers(o.recipe_learning_rates, "recipe_learning_rates"),
-                                 progress=o.progress)
+                                 progress=o.progress, fit_cache=self.fit_cache())
+
+    def fit_cache(self):
+        """The `FitCache` of --fit_cache_dir (the evaluation's and the fit-recipe
+        selection's fits), or None."""
+        o = self.options
+        return FitCache(o.fit_cache_dir) if o.fit_cache_dir else None
 
     def snapshot_steps(self):
         """Steps whose fitted weights are kept for reconstruction figures."""
@@ -340,7 +344,7 @@ class StepsProtocol(Protocol):
             o.standard_seed, snapshot_steps=self.snapshot_steps(),
             snapshot_examples=self.snapshot_count(examples), progress=progress,
             match_step=o.match_step, metric=metric,
-            fit_cache=FitCache(o.fit_cache_dir) if o.fit_cache_dir else None)
+            fit_cache=self.fit_cache())
         summary[f"steps_to_{key}"] = steps_to_targets(results, targets, metric)
         if selection is not None:
             summary["fit_recipe"] = meta_opt.to_dict()

@@ -24,6 +24,7 @@ at the report steps (`evaluation.recipe_score`) wins.
 import keras
 import numpy as np
 
+from learnit_tf.evaluation.fit_cache import cached_fit
 from learnit_tf.meta import FitPhase, FitRecipe, Fitter, InnerOptimizer
 
 LEVELS_DB = (25.0, 30.0, 35.0, 40.0)
@@ -168,12 +169,14 @@ warm-up 100)']
 
 
 def select_ahead_recipe(model, task, examples, steps, candidates, standard_model,
-                        standard_optimizer, progress=False):
+                        standard_optimizer, progress=False, fit_cache=None):
     """The candidate fit recipe that stays ahead of the standard init on `examples`
     (validation signals only), by `best_ahead_recipe` over `steps` steps.
 
     The standard init (`standard_model` with `standard_optimizer`) is fitted on the same
     examples for the same steps, and each candidate's mean curve is ranked against its.
+    With `fit_cache` (a `FitCache`) every one of these fits is read from it when it was
+    done before and written to it when not (an interrupted selection resumes).
 
     Returns:
         (best FitRecipe, rows for every candidate, the standard init's mean curve).
@@ -187,7 +190,7 @@ def select_ahead_recipe(model, task, examples, steps, candidates, standard_model
         fitter = Fitter(fit_model, task, recipe, steps_per_call=max(1, min(500, steps)))
         curves = []
         for example in examples:
-            curves.append(fitter.fit(example, steps).metrics["psnr"])
+            curves.append(cached_fit(fitter, example, steps, cache=fit_cache).metrics["psnr"])
             bar.add(1, values=[("psnr_final", float(curves[-1][-1]))])
         return np.mean(curves, axis=0)
 
@@ -282,7 +285,8 @@ def choose_ahead_recipe(protocol, model, metadata, task):
     standard_opt = InnerOptimizer(o.standard_optimizer, o.standard_learning_rate)
     best, rows, standard = select_ahead_recipe(
         model, task, examples, o.recipe_steps, candidates,
-        standard_init(model, seed=o.standard_seed), standard_opt, progress=o.progress)
+        standard_init(model, seed=o.standard_seed), standard_opt, progress=o.progress,
+        fit_cache=protocol.fit_cache())
     return best, {"split": "validation" if not o.directory else "folder validation",
                   "num_examples": len(examples), "steps": int(o.recipe_steps),
                   "rank": "smallest pointwise_deficit_db (standard minus meta PSNR, worst "
