@@ -1,6 +1,7 @@
 """scripts/fit.py end to end for every kind, its refusals, and `init_args.resolve_init`."""
 
 import csv
+import json
 import os
 import shutil
 import stat
@@ -207,6 +208,96 @@ class FitViewsTest(TestCase):
         self.assertGreater(psnr[-1], psnr[0] + 0.5)
         self.assertGreater(np.mean(psnr[6:]), psnr[0] + 0.3)
         self.assertTrue(os.path.exists(os.path.join(out, "fitted", "model.weights.h5")))
+
+
+# scripts/fit.py with the zoo's file hashing counted (by real path), written to OUT at exit.
+_COUNTING_FIT = """
+import atexit, collections, json, os, sys
+sys.path.insert(0, {repo!r})
+from learnit_tf.zoo import transport
+counts = collections.Counter()
+real = transport.file_digest
+def counted(path):
+    counts[os.path.realpath(path)] += 1
+    return real(path)
+transport.file_digest = counted
+atexit.register(lambda: json.dump(counts, open({out!r}, "w")))
+sys.argv = [{script!r}, *{args!r}]
+from learnit_tf.commands import fit
+fit.run()
+"""
+
+
+class ZooVerificationTest(TestCase):
+    """A zoo init's files are hashed once per process, and a changed file is hashed
+    (and refused) again."""
+
+    def test_learnit_fit_hashes_each_file_once(self):
+        # The resolution pick reads every version's metadata, then the chosen version's
+        # metadata decides the kind, then its model is loaded: each file hashed once.
+        tmp = self.get_temp_dir()
+        png = os.path.join(tmp, "photo.png")
+        Image.fromarray((self.random_images(1, 16)[0] * 255).astype(np.uint8)).save(png)
+        out, counts = os.path.join(tmp, "out"), os.path.join(tmp, "counts.json")
+        args = ["--init=text_siren", f"--input={png}", "--steps=1", "--resolution=16",
+                f"--output_dir={out}"]
+        result = subprocess.run(
+            [sys.executable, "-c", _COUNTING_FIT.format(repo=REPO, out=counts, script=SCRIPT,
+                                                        args=args)],
+            capture_output=True, text=True, timeout=600, cwd=REPO,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(counts) as f:
+            counts = json.load(f)
+        source = init_io.read_metadata(os.path.join(out, "fitted"))["fitted"]["source_init"]
+        name, _, version = source.partition("@")
+        loaded = os.path.join(REPO, "zoo", name, version)
+        for filename in ("config.json", "model.weights.h5", "metadata.json"):
+            self.assertEqual(counts.get(os.path.realpath(os.path.join(loaded, filename))), 1,
+                             filename)
+        self.assertEqual(set(counts.values()), {1}, counts)
+
+    def test_a_file_changed_after_its_check_is_hashed_and_refused(self):
+        import time  # pylint: disable=import-outside-toplevel
+        from unittest import mock  # pylint: disable=import-outside-toplevel
+        from learnit_tf.models import Siren  # pylint: disable=import-outside-toplevel
+        from learnit_tf.zoo import transport  # pylint: disable=import-outside-toplevel
+        root = self.get_temp_dir()
+        init = init_io.save_init(Siren(width=8, depth=2, seed=1), os.path.join(root, "init"), {
+            "signal_class": "text",
+            "task": {"class_name": "ImageTask", "config": {"resolution": 8}}})
+        zoo_dir = os.path.join(root, "zoo")
+        zoo.publish(init, "tiny", "1", zoo_dir)
+        weights = os.path.join(zoo_dir, "tiny", "1", "model.weights.h5")
+        with open(os.path.join(zoo_dir, "index.json")) as f:
+            expected = json.load(f)["entries"]["tiny"]["versions"]["1"]["files"]
+        hashed = mock.patch.object(transport, "file_digest", wraps=transport.file_digest)
+        with mock.patch.dict(os.environ, {zoo.ENV_INDEX: zoo_dir}), hashed as digest:
+            # Files just written are never remembered: hashed at every check.
+            for _ in range(2):
+                init_args.resolve_init("tiny")
+            self.assertEqual(digest.call_count, 2 * len(expected))
+            # Older files (here: older than 0.05 s) are hashed once.
+            with mock.patch.object(transport, "VERIFIED_MIN_AGE_NS", 5 * 10**7):
+                time.sleep(0.1)
+                digest.reset_mock()
+                for _ in range(3):
+                    init_args.resolve_init("tiny", load_model=False)
+                    init_args.resolve_init("tiny")
+                self.assertEqual(digest.call_count, len(expected))
+                # One byte changed in place, same size: hashed again and refused.
+                with open(weights, "rb") as f:
+                    good = f.read()
+                with open(weights, "r+b") as f:
+                    f.seek(len(good) // 2)
+                    f.write(bytes([good[len(good) // 2] ^ 0xFF]))
+                digest.reset_mock()
+                with self.assertRaisesRegex(ValueError, "could not be loaded and verified.*"
+                                                        "tampered"):
+                    init_args.resolve_init("tiny")
+                self.assertEqual(digest.call_count, 1)
+                with self.assertRaisesRegex(ValueError, "tampered"):  # Still refused.
+                    init_args.resolve_init("tiny", load_model=False)
 
 
 class ResolveInitTest(TestCase):
