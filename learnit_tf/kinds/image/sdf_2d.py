@@ -93,17 +93,44 @@ def sdf_box(p, center, half_size, angle=0.0, rounding=0.0):
     return outside + inside - rounding
 
 
-def _segment_distances(p, a, b):
-    """Distances from points p (N, 2) to segments a[k]→b[k] (K, 2): returns (N, K)."""
-    # Per-component (N, K) arrays: avoids (N, K, 2) temporaries, ~2x faster.
+#: Pixels per block in the segment-distance loops: (block, K) temporaries stay in the CPU
+#: cache (a 256x256 image at once makes ~30 MB ones per array), ~2x faster at 256x256.
+_BLOCK = 4096
+
+
+def _segment_distance_min(p, a, b):
+    """Distance from points p (N, 2) to the nearest of the segments a[k]→b[k] (K, 2): (N,).
+
+    Blocks of `_BLOCK` points and one square root per point (of the smallest squared
+    distance; the square root is monotone, so this is the smallest distance exactly).
+    """
     ab = b - a
     denom = np.maximum(np.sum(ab * ab, axis=-1), 1e-12)
-    apy = p[:, 0:1] - a[None, :, 0]
-    apx = p[:, 1:2] - a[None, :, 1]
-    t = np.clip((apy * ab[:, 0] + apx * ab[:, 1]) / denom, 0.0, 1.0)
-    dy = apy - t * ab[:, 0]
-    dx = apx - t * ab[:, 1]
-    return np.sqrt(dy * dy + dx * dx)
+    out = np.empty(len(p))
+    for start in range(0, len(p), _BLOCK):
+        q = p[start:start + _BLOCK]
+        # Per-component (n, K) arrays: avoids (n, K, 2) temporaries.
+        apy = q[:, 0:1] - a[None, :, 0]
+        apx = q[:, 1:2] - a[None, :, 1]
+        t = np.clip((apy * ab[:, 0] + apx * ab[:, 1]) / denom, 0.0, 1.0)
+        dy = apy - t * ab[:, 0]
+        dx = apx - t * ab[:, 1]
+        out[start:start + _BLOCK] = np.sqrt(np.min(dy * dy + dx * dx, axis=1))
+    return out
+
+
+def _crossings_odd(p, a, b):
+    """Whether a ray along +x (axis 1) from each point p (N, 2) crosses the closed polygon
+    with edges a[k]→b[k] an odd number of times (the even-odd rule): bool (N,)."""
+    ay, ax, by, bx = a[None, :, 0], a[None, :, 1], b[None, :, 0], b[None, :, 1]
+    out = np.empty(len(p), bool)
+    for start in range(0, len(p), _BLOCK):
+        y, x = p[start:start + _BLOCK, 0:1], p[start:start + _BLOCK, 1:2]
+        straddles = (ay > y) != (by > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = ax + (y - ay) * (bx - ax) / (by - ay)
+        out[start:start + _BLOCK] = np.sum(straddles & (x < x_cross), axis=1) % 2 == 1
+    return out
 
 
 def sdf_polygon(p, vertices):
@@ -114,18 +141,11 @@ def sdf_polygon(p, vertices):
         vertices: (K, 2) polygon vertices in order, K >= 3.
     """
     shape = p.shape[:-1]
-    pts = p.reshape(-1, 2)
+    pts = np.asarray(p, np.float64).reshape(-1, 2)
     a = np.asarray(vertices, np.float64)
     b = np.roll(a, -1, axis=0)
-    dist = _segment_distances(pts, a, b).min(axis=1)
-    # Even-odd crossing test along +x (axis 1) from each point.
-    y, x = pts[:, 0:1], pts[:, 1:2]
-    ay, ax, by, bx = a[None, :, 0], a[None, :, 1], b[None, :, 0], b[None, :, 1]
-    straddles = (ay > y) != (by > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = ax + (y - ay) * (bx - ax) / (by - ay)
-    crossings = np.sum(straddles & (x < x_cross), axis=1)
-    sign = np.where(crossings % 2 == 1, -1.0, 1.0)
+    dist = _segment_distance_min(pts, a, b)
+    sign = np.where(_crossings_odd(pts, a, b), -1.0, 1.0)
     return (sign * dist).reshape(shape)
 
 
@@ -133,7 +153,7 @@ def sdf_polyline(p, points, half_width):
     """Signed distance to an open polyline thickened to a band of `half_width`."""
     shape = p.shape[:-1]
     pts = np.asarray(points, np.float64)
-    dist = _segment_distances(p.reshape(-1, 2), pts[:-1], pts[1:]).min(axis=1)
+    dist = _segment_distance_min(np.asarray(p, np.float64).reshape(-1, 2), pts[:-1], pts[1:])
     return (dist - half_width).reshape(shape)
 
 
