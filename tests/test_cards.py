@@ -1,6 +1,7 @@
 """Model cards (learnit_tf/zoo/card.py): every zoo version has one, generated from its
 metadata and index record, with numbers equal to the metadata's; publishing writes one."""
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ from PIL import Image
 
 from learnit_tf import zoo
 from learnit_tf.zoo import card
-from learnit_tf.meta import init_io
+from learnit_tf.meta import FitPhase, FitRecipe, InnerOptimizer, init_io
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = zoo.Zoo(os.path.join(REPO, "zoo", "index.json"), progress=False)
@@ -155,6 +156,32 @@ def test_the_fit_recipe_line_names_every_phase_setting():
     assert card.format_recipe(restarted).endswith(
         "rates, heavy-ball momentum 0.97 (restarted when the gradient opposes it), linear "
         "warm-up over 20 steps for the remaining steps")
+
+def test_every_fit_phase_field_shows_in_the_card_and_in_the_recipe_name():
+    """card.format_recipe (prose) and FitPhase.describe (the recorded name) describe the
+    same fields: changing any one FitPhase field from its default changes both texts, and
+    a record FitRecipe.from_dict refuses is refused by the card too."""
+    sgd = InnerOptimizer("sgd", 0.01)
+    base = FitPhase(sgd, learned_rates=False)
+    changed = {"optimizer": InnerOptimizer("adam", 0.01), "steps": 20,
+               "learned_rates": True, "momentum": 0.9, "warmup_steps": 5,
+               "rate_scale": 2.0}
+    assert set(changed) | {"momentum_restart"} == {f.name for f in dataclasses.fields(FitPhase)}
+    cases = [dataclasses.replace(base, **{name: value}) for name, value in changed.items()]
+    momentum = dataclasses.replace(base, momentum=0.9)
+    cases.append(dataclasses.replace(momentum, momentum_restart=True))
+    bases = [base] * len(changed) + [momentum]
+    for before, after in zip(bases, cases):
+        # A later phase, so that steps=None ("the remaining steps") is described too.
+        recipes = [FitRecipe((FitPhase(sgd, steps=2), p)) for p in (before, after)]
+        assert recipes[0].name != recipes[1].name, after
+        assert (card.format_recipe(recipes[0].to_dict())
+                != card.format_recipe(recipes[1].to_dict())), after
+    with pytest.raises(ValueError, match="fit_recipe: not a fit recipe"):
+        card.format_recipe({"phases": [{"optimizer": {"name": "sgd", "learning_rate": 0.01},
+                                        "rate_scale": -1}]})
+    assert card.format_recipe(None) == ""
+
 
 def test_cards_are_not_in_the_index():
     """What a pinned version verifies is unchanged: only the init files are listed."""

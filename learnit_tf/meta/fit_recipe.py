@@ -71,6 +71,10 @@ class FitPhase:
         object.__setattr__(self, "rate_scale", float(self.rate_scale))
 
     def describe(self):
+        """The phase's compact name (`FitRecipe.name`: report rows, selection rows, zoo
+        headlines), e.g. 'sgd(learned rates x 2, momentum 0.97)x20'. Model cards put the
+        same fields in prose instead (`learnit_tf.zoo.card.format_recipe`, which says why
+        the two differ); a new field belongs in both."""
         rate = "learned rates" if self.learned_rates else f"{self.optimizer.learning_rate:g}"
         extras = ((f" x {self.rate_scale:g}" if self.rate_scale != 1.0 else "")
                   + (f", momentum {self.momentum:g}" if self.momentum else "")

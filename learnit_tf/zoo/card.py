@@ -131,28 +131,28 @@ def _code(text):
 
 
 def format_recipe(recipe):
-    """A fit recipe ({"phases": [...]}) in words: 'SGD 0.01 with learned rates, all steps'."""
-    phases = (recipe or {}).get("phases") if isinstance(recipe, dict) else None
-    if not phases:
+    """A fit recipe record in words ("" for none), read by `FitRecipe.from_dict` as
+    `zoo.load` reads it. Not `FitRecipe.name` on purpose: that compact name is an
+    identifier recorded in reports and headlines and compared across versions, while a
+    card tells a reader what each phase does; tests/test_cards.py checks both show every
+    `FitPhase` field."""
+    from learnit_tf.meta import FitRecipe  # pylint: disable=import-outside-toplevel
+    if not recipe:
         return ""
     words = []
-    for phase in phases:
-        optimizer = phase.get("optimizer") or {}
-        text = f"{str(optimizer.get('name', '?')).upper()} {optimizer.get('learning_rate', '?'):g}" \
-            if _number(optimizer.get("learning_rate")) is not None else \
-            str(optimizer.get("name", "?")).upper()
-        if phase.get("learned_rates"):
+    for phase in FitRecipe.from_dict(recipe).phases:
+        text = f"{phase.optimizer.name.upper()} {phase.optimizer.learning_rate:g}"
+        if phase.learned_rates:
             text += " with the learned per-parameter rates"
-        if phase.get("rate_scale", 1) != 1:
-            text += f" x {phase['rate_scale']:g}"
-        if phase.get("momentum"):
-            text += f", heavy-ball momentum {phase['momentum']:g}" + (
-                " (restarted when the gradient opposes it)" * bool(phase.get("momentum_restart")))
-        if phase.get("warmup_steps"):
-            text += f", linear warm-up over {phase['warmup_steps']} steps"
-        steps = phase.get("steps")
-        text += f" for {steps} steps" if steps else " for the remaining steps" if words else \
-            " for every step"
+        if phase.rate_scale != 1.0:
+            text += f" x {phase.rate_scale:g}"
+        if phase.momentum:
+            text += f", heavy-ball momentum {phase.momentum:g}" + (
+                " (restarted when the gradient opposes it)" * phase.momentum_restart)
+        if phase.warmup_steps:
+            text += f", linear warm-up over {phase.warmup_steps} steps"
+        text += (f" for {phase.steps} steps" if phase.steps else
+                 " for the remaining steps" if words else " for every step")
         words.append(text)
     return ", then ".join(words)
 
