@@ -99,6 +99,10 @@ class FitCache:
         self.directory = os.path.expanduser(os.fspath(directory))
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
             raise ValueError(f"--fit_cache_dir={directory!r} exists and is not a directory.")
+        # The source is hashed now, when the run starts using the cache, not at its first
+        # key (hours later after a long selection, by which time the files may have been
+        # edited under the running process).
+        self.code = _code_fingerprint()
 
     def key(self, model, optimizer, task, example, steps, snapshot_steps=(), **settings):
         """Hex sha256 of what decides the fit (see the module docstring); `settings`:
@@ -107,7 +111,7 @@ class FitCache:
         # Without the names Keras makes unique per process (siren, siren_1): the same
         # init loaded twice is the same fit.
         config = {k: v for k, v in model.get_config().items() if k != "name"}
-        spec = {"code": _code_fingerprint(), "model": config,
+        spec = {"code": self.code, "model": config,
                 "optimizer": _optimizer_spec(optimizer), "task": type(task).__name__,
                 "task_config": task.get_config(), "steps": int(steps),
                 "snapshot_steps": sorted(int(s) for s in snapshot_steps),
