@@ -7,7 +7,8 @@ meta_train records one level of a warm start (`hyperparameters.warm_start`: the 
 path, weights digest, steps, wall time and command). The rest of the chain is in the
 parents' own metadata: this script follows it (a parent's folder while it exists here,
 the zoo version `--parent` where a recorded digest is that version's weights and learned
-rates, which it must be somewhere on the chain), then writes the top-level
+rates, which it must be somewhere on the chain, or the scaled copy of `--parent` that
+`--scale_command` wrote), then writes the top-level
 `warm_start_chain` (newest ancestor first: each ancestor's one-level record, its zoo
 version where it is one, and the command of docs/image/resolution/scale_first_layer.py
 where the chain passes through its output) and `total_steps` / `total_wall_time_seconds`
@@ -60,6 +61,11 @@ def main(argv):
             entry["made_by"] = FLAGS.scale_command
             entry["note"] = (f"the init its command trained ({record['steps']} steps), then "
                              "made_by (the first-layer kernel scaled)")
+            if (following.get("first_layer_scale") or {}).get("parent") == FLAGS.parent:
+                # The scaled copy of the zoo version itself (the SDF run's warm start,
+                # docs/image/resolution_sdf.md): its record (steps, command) is the version's,
+                # its weights are not.
+                entry["scaled_from"], found = FLAGS.parent, True
         chain.append(entry)
         record = (following.get("hyperparameters") or {}).get("warm_start")
     if not found:

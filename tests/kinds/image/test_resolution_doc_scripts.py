@@ -101,3 +101,29 @@ class ResolutionDocScriptsTest(testing.TestCase):
         self.assertIn("do not pass through", bad.stderr)
         with open(os.path.join(child, "metadata.json")) as f:
             self.assertEqual(json.load(f), metadata)
+
+    def test_warm_start_chain_through_the_parents_scaled_copy(self):
+        # The run's warm start is the zoo version's own scaled copy (sdf's parent, trained
+        # from scratch, with its first layer scaled): the chain is that copy, recorded with
+        # the scale command and the version it was scaled from.
+        root = self.get_temp_dir()
+        parent = _init(os.path.join(root, "parent"), 2, 20)
+        scaled = os.path.join(root, "scaled")
+        self.assertEqual(_run("scale_first_layer.py", f"--init={parent}", "--scale=0.7",
+                              f"--output_dir={scaled}").returncode, 0)
+        child = _init(os.path.join(root, "child"), 3, 5, warm_start_record(
+            scaled, init_io.load_init(scaled), init_io.read_init_metadata(scaled)))
+        command = f"scale --init={parent} --scale=0.7 --output_dir={scaled}"
+        result = _run("warm_start_chain.py", f"--init={child}", f"--parent={parent}",
+                      f"--scale_command={command}")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        metadata = init_io.read_metadata(child)
+        [entry] = metadata["warm_start_chain"]
+        self.assertEqual((entry["init"], entry["made_by"], entry["scaled_from"]),
+                         (scaled, command, parent))
+        self.assertNotIn("version", entry)  # The scaled weights are not the version's.
+        self.assertEqual(metadata["total_steps"], 5 + 20)
+        self.assertAlmostEqual(metadata["total_wall_time_seconds"], 1.5 * 25)
+        # Without the scale command naming that copy, the chain does not reach the parent.
+        bad = _run("warm_start_chain.py", f"--init={child}", f"--parent={parent}")
+        self.assertIn("do not pass through", bad.stderr)
