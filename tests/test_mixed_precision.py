@@ -162,6 +162,31 @@ class SineTest(TestCase):
                 self.assertEqual((types.count("Sin"), types.count("Cos"), calls), expected)
 
 
+    def test_backward_casts_and_multiplies_run_in_compiled_clusters(self):
+        # With the polynomial sine, the mixed step has no activation-sized cast, multiply,
+        # subtraction or bias-gradient op of its own: the sine hands the next bfloat16
+        # matmul its input in bfloat16, and every backward pass's casts, multiplies and
+        # bias sums run in compiled clusters. Calls (K = 2, meta-batch 2, 3 sine layers):
+        # the backward of each of the 5 forward passes in the outer gradient plus the 4
+        # inner backward passes: 9 × 3 = 27; their second order (the 4 inner ones): 12.
+        # With tf.sin those ops are TensorFlow's (36 casts each way, 60 multiplies...).
+        counts = {}
+        for fast_sine in ("auto", False):
+            graph = _mixed_meta_step_graph(fast_sine)
+            points = int(np.prod(_problem()[1].coords.shape[:-1]))
+            ops = [op.type for op in graph.get_operations() if op.outputs
+                   and op.outputs[0].shape.rank == 2 and op.outputs[0].shape[0] == points]
+            names = [op.get_attr("f").name for op in graph.get_operations()
+                     if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+            counts[fast_sine] = (
+                sum(ops.count(t) for t in ("Cast", "Mul", "Sub", "BiasAddGrad")),
+                sum("_affine_cotangents_" in n and "_grad_" not in n for n in names),
+                sum("_affine_cotangents_grad_" in n for n in names))
+        self.assertEqual(counts["auto"], (0, 27, 12))
+        self.assertGreater(counts[False][0], 100)
+        self.assertEqual(counts[False][1:], (0, 0))
+
+
 def _mixed_meta_step_graph(fast_sine="auto"):
     """The graph of a mixed-precision MAML meta-step (K = 2) on `_problem()`."""
     model, task, batch = _problem(fast_sine=fast_sine)

@@ -8,6 +8,13 @@ product's cast, the bias add and the sine *and* cosine of those 4.2 M values in 
 of CPU time, against ~9.8 ms for TensorFlow's cast, bias add, sine and cosine
 (the MAML step: benchmarks/precision.py).
 
+The backward passes are clusters too (`sine_of_affine`): the first-order one (cast, the
+sine's derivative multiply, the cast back to the product's dtype and the bias's sum over
+the points) and its own derivative (MAML's second order). In one A/B run of the mixed
+MAML step at 64² (alternating steps, CPU time, load average ~12): 352 ms with both
+clusters, 364 ms with the first-order one as TensorFlow ops, 378 ms with the second-order
+one as TensorFlow ops (float32: 616 ms).
+
 The method (Cody–Waite reduction and the Cephes `sinf`/`cosf` minimax polynomials):
 - k = round(x · 2/π), the quadrant; r = x − k·π/2 with π/2 split in three parts
   (P1 + P2 + P3, P1 and P2 with short mantissas so that k·P1 and k·P2 are exact for
@@ -68,49 +75,113 @@ def sincos(x):
     return sin, cos
 
 
-def _sincos_of_affine(product, bias):
-    """sincos(product + bias), product cast to bias's dtype (float32) first."""
-    return sincos(tf.nn.bias_add(tf.cast(product, bias.dtype), bias))
+def _sincos_of_affine(product, bias, out_dtype):
+    """(sin, cos) of product + bias, product cast to bias's dtype (float32) first; the sine
+    cast to `out_dtype` (bfloat16 when the next layer multiplies in bfloat16: the cast it
+    would do anyway, fused here)."""
+    sin, cos = sincos(tf.nn.bias_add(tf.cast(product, bias.dtype), bias))
+    return tf.cast(sin, out_dtype), cos
 
 
-# One XLA cluster, also inside graph-mode (`jit_compile=False`) functions: the cast, the
-# bias add, the reduction, both polynomials and the quadrant selects fuse into one loop.
-compiled_sincos_of_affine = tf.function(_sincos_of_affine, jit_compile=True, autograph=False)
+def _affine_cotangents(d_sin, d_cos, sin, cos, product_dtype):
+    """The cotangents of (product, bias) of `sine_of_affine` from those of (sin, cos):
+    dz = d_sin·cos − d_cos·sin in float32; (dz cast to the product's dtype, dz summed
+    over the rows). d_cos may be None (skipped)."""
+    dz = tf.cast(d_sin, cos.dtype) * cos
+    if d_cos is not None:
+        dz = dz - d_cos * tf.cast(sin, cos.dtype)
+    return tf.cast(dz, product_dtype), tf.reduce_sum(dz, axis=0)
 
 
-def sine_of_affine(product, bias):
+def _affine_cotangents_grad(g_product, g_bias, d_sin, d_cos, sin, cos):
+    """The cotangents of (d_sin, cos), or with d_cos of (d_sin, d_cos, sin, cos), of
+    `_affine_cotangents` from those of its two outputs (each may be None): with
+    gz = g_product + g_bias (broadcast over the rows), gz·cos, gz·d_sin and −gz·sin,
+    −gz·d_cos."""
+    if g_product is None:
+        gz = tf.zeros_like(cos) if g_bias is None else tf.broadcast_to(g_bias, tf.shape(cos))
+    else:
+        gz = tf.cast(g_product, cos.dtype)
+        if g_bias is not None:
+            gz = tf.nn.bias_add(gz, g_bias)
+    g_d_sin = tf.cast(gz * cos, d_sin.dtype)
+    g_cos = gz * tf.cast(d_sin, cos.dtype)
+    if d_cos is None:
+        return g_d_sin, g_cos
+    return g_d_sin, -(gz * tf.cast(sin, cos.dtype)), tf.cast(-(gz * d_cos), sin.dtype), g_cos
+
+
+def _compiled(fn):
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
+# One XLA cluster each, also inside graph-mode (`jit_compile=False`) functions: the cast,
+# the bias add, the reduction, both polynomials, the quadrant selects and the sine's cast
+# to the next layer's dtype fuse into one loop; the backward's casts, multiplies and the
+# bias's row sum into another, and so does the second-order backward.
+compiled_sincos_of_affine = _compiled(_sincos_of_affine)
+_compiled_cotangents = _compiled(_affine_cotangents)
+_compiled_cotangents_grad = _compiled(_affine_cotangents_grad)
+
+
+def sine_of_affine(product, bias, out_dtype=None):
     """sin(product + bias) for a (rows, width) product (bfloat16 or float32) and a float32
-    bias, whose derivatives of every order reuse the forward pass's sine and cosine.
+    bias, returned in `out_dtype` (default: the bias's dtype), whose derivatives of every
+    order reuse the forward pass's sine and cosine.
 
-    Forward: one XLA cluster (`compiled_sincos_of_affine`). Backward (`grad`, plain
-    TensorFlow ops, so every further order exists): the cotangent dz = d_sin·cos −
-    d_cos·sin of z = product + bias goes to the product cast to its dtype and to the bias
-    summed over the rows, as TensorFlow's cast and bias add would send it. A gradient of
-    the gradient (MAML's second order) differentiates those multiplies by this op's
-    recorded sine and cosine: no sine or cosine is evaluated again. In graph mode a
-    cotangent that is a constant zero (the tape's filler for an output nobody used, e.g.
-    the cosine in a first-order backward pass) is skipped instead of multiplied.
-    (Computing the backward in XLA clusters too measured no faster on the MAML step.)
+    Forward: one XLA cluster (`compiled_sincos_of_affine`); a bfloat16 `out_dtype` is
+    the cast the next bfloat16 matmul would do (same values), fused. Backward: the
+    cotangent dz = d_sin·cos − d_cos·sin of z = product + bias goes to the product cast
+    to its dtype and to the bias summed over the rows, as TensorFlow's cast and bias add
+    would send it, in one XLA cluster (`_cotangents`); its own gradient (MAML's second
+    order) is one more cluster, and further orders are TensorFlow's derivatives of that
+    cluster's plain ops. No sine or cosine is evaluated again. With a bfloat16
+    `out_dtype` the term d_cos·sin (second order only) uses the bfloat16 sine. In graph
+    mode a cotangent that is a constant zero (the tape's filler for an output nobody
+    used, e.g. the cosine in a first-order backward pass) is skipped.
     """
+    out_dtype = tf.as_dtype(out_dtype or bias.dtype)
     outputs = []  # The op's outputs as the tapes recorded them (set after the call).
 
     @tf.custom_gradient
     def sin_cos(product, bias):
         def grad(d_sin, d_cos):
-            dz = sine_cotangent(d_sin, d_cos, *outputs)
-            if dz is None:
+            use_sin, use_cos = not constant_zero(d_sin), not constant_zero(d_cos)
+            if not (use_sin or use_cos):
                 return tf.zeros_like(product), tf.zeros_like(bias)
-            return tf.cast(dz, product.dtype), tf.raw_ops.BiasAddGrad(out_backprop=dz)
+            sin, cos = outputs
+            if not use_sin:
+                d_sin = tf.zeros_like(sin)
+            return _cotangents(d_sin, d_cos if use_cos else None, sin, cos, product.dtype)
         # stop_gradient: the tapes see no differentiable input of the compiled call, so
         # TensorFlow does not make it return its intermediates for a gradient of its own
         # (a dozen extra outputs of the input's size per call: without this the fast sine
         # saved nothing on the MAML step); this op's gradient is `grad`.
-        return compiled_sincos_of_affine(tf.stop_gradient(product),
-                                         tf.stop_gradient(bias)), grad
+        return compiled_sincos_of_affine(tf.stop_gradient(product), tf.stop_gradient(bias),
+                                         out_dtype), grad
 
     sin, cos = sin_cos(product, bias)
     outputs.extend([sin, cos])
     return sin
+
+
+def _cotangents(d_sin, d_cos, sin, cos, product_dtype):
+    """`_affine_cotangents` in one XLA cluster, with its gradient (`_cotangents_grad`, one
+    more cluster; TensorFlow differentiates that one's plain ops for further orders)."""
+    inputs = [d_sin, cos] if d_cos is None else [d_sin, d_cos, sin, cos]
+
+    @tf.custom_gradient
+    def cotangents(*args):
+        def grad(g_product, g_bias):
+            g_product = None if constant_zero(g_product) else g_product
+            g_bias = None if constant_zero(g_bias) else g_bias
+            return list(_compiled_cotangents_grad(g_product, g_bias, d_sin, d_cos, sin, cos))
+        held = [tf.stop_gradient(a) for a in args]
+        if d_cos is None:
+            held = [held[0], None, None, held[1]]
+        return _compiled_cotangents(*held, product_dtype), grad
+
+    return cotangents(*inputs)
 
 
 def sine_cotangent(d_sin, d_cos, sin, cos):

@@ -35,7 +35,12 @@ benchmarks/precision.py on an AVX512-BF16 CPU (TensorFlow graph mode, oneDNN):
   as accurate as `tf.sin`: ≤ 1.2e-7 absolute for |z| ≤ 8192) run as one XLA cluster
   inside the graph-mode step: 28 forward sine layers of 4096×256 values cost 26 instead
   of 56 ms of CPU time, and the mixed MAML step gets 8–10 % faster (1.50–1.52× →
-  1.62–1.67× float32's in CPU time, benchmarks/precision.py).
+  1.62–1.67× float32's in CPU time, benchmarks/precision.py). A sine feeding a bfloat16
+  matmul leaves its cluster in bfloat16 (the cast fused); each backward pass's cast,
+  multiplies, cast and bias sum run as one more cluster, and MAML's second order of
+  that as another (`fast_sine.sine_of_affine`): no activation-sized element-wise op
+  stays outside the clusters, a further ~6–9 % of the mixed step (see
+  docs/benchmarks.md for the current ratio).
   The float32 path with "auto" keeps Keras' layers and `tf.sin`: published inits'
   numbers stay bit-identical; `fast_sine=True` there folds w0 like the mixed path and
   changes outputs by float32 round-off (~1e-6);
@@ -168,10 +173,14 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         x = coords
         if rows:  # Plain 2-D matmuls: oneDNN fuses MatMul + BiasAdd, not BatchMatMul.
             x = tf.reshape(coords, (-1, self.in_features))
-        for i, layer in enumerate(self.dense_layers[:-1]):
+        hidden = self.dense_layers[:-1]
+        for i, layer in enumerate(hidden):
             if rows:  # The first layer stays float32 (see the module docstring).
+                # The polynomial sine hands a bfloat16 next layer its input in bfloat16.
+                bfloat16_next = mixed and fast and i + 1 < len(hidden)
                 x = _mixed_sine_layer(x, layer.kernel, layer.bias, self.w0,
-                                      bfloat16=mixed and i > 0, fast=fast)
+                                      bfloat16=mixed and i > 0, fast=fast,
+                                      out_dtype=tf.bfloat16 if bfloat16_next else None)
             else:
                 x = ops.sin(self.w0 * self._full_precision(layer, x))
         out = self._full_precision(self.dense_layers[-1], x) + self.output_offset
@@ -208,24 +217,25 @@ def _float32_dense(layer, x):
     return tf.nn.bias_add(ops.matmul(x, layer.kernel), layer.bias)
 
 
-def _mixed_sine_layer(x, kernel, bias, w0, bfloat16, fast=False):
-    """sin(w0 · (x @ kernel + bias)) of a mixed-precision Siren, in x's dtype (float32).
+def _mixed_sine_layer(x, kernel, bias, w0, bfloat16, fast=False, out_dtype=None):
+    """sin(w0 · (x @ kernel + bias)) of a mixed-precision Siren (x float32 or bfloat16).
 
     With `bfloat16` the matmul runs in bfloat16 (weights stay float32: cast per call,
     once per inner step, 256×256, negligible; the hardware accumulates in float32) and
     its product is cast back before the float32 bias add; without, all in float32 (the
     first layer). w0 is folded into the kernel and bias; the sine is `_sine` (`tf.sin`)
     or, with `fast`, `_fast_sine_of_affine` (cast, bias add and a polynomial sine and
-    cosine in one XLA cluster). See the module docstring.
+    cosine in one XLA cluster), returned in `out_dtype` (bfloat16 when the next layer
+    multiplies in bfloat16; default float32). See the module docstring.
     """
-    bias = tf.cast(bias * w0, x.dtype)
+    bias = bias * w0
     if bfloat16:
         product = tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel * w0, tf.bfloat16))
     else:
         product = tf.matmul(x, tf.cast(kernel * w0, x.dtype))
     if fast:
-        return _fast_sine_of_affine(product, bias)
-    return _sine(tf.nn.bias_add(tf.cast(product, x.dtype), bias))
+        return _fast_sine_of_affine(product, bias, out_dtype)
+    return _sine(tf.nn.bias_add(tf.cast(product, bias.dtype), bias))
 
 
 def _sine(z):
