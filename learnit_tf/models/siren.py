@@ -39,8 +39,7 @@ benchmarks/precision.py on an AVX512-BF16 CPU (TensorFlow graph mode, oneDNN):
   matmul leaves its cluster in bfloat16 (the cast fused); each backward pass's cast,
   multiplies, cast and bias sum run as one more cluster, and MAML's second order of
   that as another (`fast_sine.sine_of_affine`): no activation-sized element-wise op
-  stays outside the clusters, a further ~6–9 % of the mixed step (see
-  docs/benchmarks.md for the current ratio).
+  stays outside the clusters: 1.75–1.76× float32's (docs/benchmarks.md).
   The float32 path with "auto" keeps Keras' layers and `tf.sin`: published inits'
   numbers stay bit-identical; `fast_sine=True` there folds w0 like the mixed path and
   changes outputs by float32 round-off (~1e-6);
@@ -271,7 +270,7 @@ def with_mixed_precision(model, enabled=True):
     """A copy of a SIREN (e.g. a zoo init) whose hidden layers run in bfloat16, same weights.
 
     Its hidden matmuls run in bfloat16 (see the module docstring). On an AVX512-BF16
-    CPU the MAML step measured 1.62–1.67× faster (process CPU time, benchmarks/precision.py;
+    CPU the MAML step measured 1.75–1.76× faster (process CPU time, benchmarks/precision.py;
     meta-training can ask for it without a copy: `MetaConfig(mixed_precision=...)`).
     Results are not bit-comparable to float32.
 

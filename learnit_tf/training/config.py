@@ -137,9 +137,9 @@ class RunConfig:
         mixed_precision: bfloat16 matmuls with float32 weights in the meta step (SIREN):
             False (default), True, or "auto" (where the hardware has bfloat16 matrix
             units: AVX512-BF16/AMX CPUs, GPUs >= 8.0, TPUs). Off by default (shipped
-            gin files keep training as they did): the step is 1.63-1.67x faster on an
-            AVX512-BF16 CPU (goal 1.8x), with a held-out 2-step PSNR gap of -0.01 dB
-            (mean of 17 seeds, 95% interval -0.24 to +0.22 dB; benchmarks/precision.py,
+            gin files keep training as they did): the step is 1.75-1.76x faster on an
+            AVX512-BF16 CPU (goal 1.8x), with a held-out 2-step PSNR gap of +0.08 dB
+            (mean of 17 seeds, 95% interval -0.18 to +0.35 dB; benchmarks/precision.py,
             docs/benchmarks.md).
             The choice and the sine used are recorded in the init's metadata
             ("precision").
