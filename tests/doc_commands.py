@@ -84,6 +84,7 @@ COVERAGE = {
                               "test_recipes_from_a_candidates_file_are_ranked_with_the_others"),
         "resolution": (_T + "kinds/image/test_image_resolution.py::ProtocolResolutionTest::"
                        "test_evaluate_command_resolution_flag"),
+        "fit_cache_dir": _T + "test_fit_cache.py::FitCacheTest::test_evaluate_command_resumes_from_its_cache",
     },
     # The scripts docs/image/resolution.md runs to make the 128²/256² inits (emoji_siren@4–@6,
     # text_siren@5): the scaled warm start and the warm-start chain in the metadata.
