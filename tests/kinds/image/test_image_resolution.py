@@ -556,6 +556,27 @@ class ShippedResolutionPickTest(testing.TestCase):
                                .get(resolution, {}).get("meta_psnr_at_match", 0.0))
         self.assertEqual(shipped.resolve_version("text_siren"), "4")
 
+    def test_sdf_siren_at_64_128_and_256(self):
+        """sdf_siren@5 (sdf_siren@2 with its first layer ×0.7, meta-trained on 4096-pixel
+        subsets of 256² SDFs) is the SDF init at 128 and 256 (26.55 / 26.43 dB after 2 steps
+        vs sdf_siren@3's 17.90 / 16.07, the table's test SDFs); at 64 the 64²-trained weights
+        (sdf_siren@4, the latest: 39.06 dB vs @5's 28.33)."""
+        from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
+        from learnit_tf.zoo import resolution as zr
+        from learnit_tf.zoo.names import split_name
+        shipped = zoo.Zoo()
+        picked = {r: split_name(zr.choose_init(shipped, "sdf_siren", r)[0])[1]
+                  or shipped.resolve_version("sdf_siren") for r in (64, 100, 128, 256)}
+        self.assertEqual(picked, {64: "4", 100: "5", 128: "5", 256: "5"})
+        v5 = zr.evaluated_resolutions(shipped.describe("sdf_siren", "5"))
+        v4 = zr.evaluated_resolutions(shipped.describe("sdf_siren", "4"))
+        self.assertGreater(v4[64]["meta_psnr_at_match"], v5[64]["meta_psnr_at_match"])
+        for resolution in (128, 256):
+            self.assertGreaterEqual(v5[resolution]["steps_to_match"], 24)
+            self.assertIsNone(zr.resolution_warning(
+                "sdf_siren@5", shipped.describe("sdf_siren", "5"), resolution))
+        self.assertEqual(shipped.resolve_version("sdf_siren"), "4")
+
     def test_a_version_with_an_earlier_ones_weights_is_not_passed_over(self):
         """sdf_siren@4 is sdf_siren@3's weights with a fit recipe ahead at every level to
         1000 steps, and the latest; its recorded 2-step PSNR at 64² (39.06 dB) is below
