@@ -1,6 +1,7 @@
 """FitCache: an evaluation's finished fits kept on disk, reused only when everything that
 decides them is the same, so an interrupted evaluation resumes."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -251,6 +252,21 @@ class SelectionCacheTest(testing.TestCase):
         with _CountingFits() as fits:
             self._select(ahead=True)
         self.assertEqual(fits.count, 2)  # Only the standard init's.
+
+    def test_one_protocol_hashes_the_package_source_once(self):
+        """The selection's and the evaluation's fits of one run share one FitCache, so
+        they are keyed by the source as it was when the run first used the cache."""
+        with mock.patch.object(fit_cache_module, "_code_fingerprint",
+                               wraps=fit_cache_module._code_fingerprint) as fingerprint:
+            protocol = ImageProtocol(fit_cache_dir=self.cache_dir, progress=False)
+            first = protocol.fit_cache()
+            self.assertIs(protocol.fit_cache(), first)
+            self.assertEqual(fingerprint.call_count, 1)
+            other = os.path.join(self.get_temp_dir(), "other_fits")
+            protocol.options = dataclasses.replace(protocol.options, fit_cache_dir=other)
+            self.assertEqual(protocol.fit_cache().directory, other)
+            self.assertEqual(fingerprint.call_count, 2)
+        self.assertIsNone(ImageProtocol(progress=False).fit_cache())
 
     def test_an_interrupted_selection_resumes_after_its_last_finished_fit(self):
         real = Fitter.fit

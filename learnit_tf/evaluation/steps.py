@@ -298,9 +298,16 @@ class StepsProtocol(Protocol):
 
     def fit_cache(self):
         """The `FitCache` of --fit_cache_dir (the evaluation's and the fit-recipe
-        selection's fits), or None."""
-        o = self.options
-        return FitCache(o.fit_cache_dir) if o.fit_cache_dir else None
+        selection's fits), or None. One per protocol and folder: the package source is
+        hashed once, when the run first uses the cache, so the selection's and the
+        evaluation's fits of one run are keyed by the same source."""
+        directory = self.options.fit_cache_dir
+        if not directory:
+            return None
+        made = getattr(self, "_fit_cache", None)
+        if made is None or made[0] != directory:
+            made = self._fit_cache = (directory, FitCache(directory))
+        return made[1]
 
     def snapshot_steps(self):
         """Steps whose fitted weights are kept for reconstruction figures."""
