@@ -121,15 +121,14 @@ def precision_metadata(config, model):
 
     E.g. {"matmul_dtype": "bfloat16", "weights_dtype": "float32", "requested": "auto",
     "bfloat16_hardware": True, "hardware_evidence": "CPU flags avx512_bf16",
-    "sine": "polynomial"}; "sine" (models with a `fast_sine` option, SIREN): "polynomial"
-    when the steps ran `learnit_tf.models.fast_sine`, else "tf.sin".
+    "sine": "polynomial"}; "sine" (models with a `uses_fast_sine` method, SIREN):
+    "polynomial" when the steps ran `learnit_tf.models.fast_sine`, else "tf.sin".
     """
     mixed = uses_mixed_precision(config, model)
     record = mixed_precision_record(config.mixed_precision, mixed)
-    option = getattr(model, "fast_sine", None)
-    if option is not None:
-        fast = option is True or (mixed and option == AUTO)
-        record["sine"] = "polynomial" if fast else "tf.sin"
+    uses_fast_sine = getattr(model, "uses_fast_sine", None)
+    if uses_fast_sine is not None:
+        record["sine"] = "polynomial" if uses_fast_sine(mixed) else "tf.sin"
     return record
 
 

@@ -167,7 +167,7 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
             raise ValueError(f"mixed_precision needs the float32 model policy, got dtype "
                              f"{self.dtype_policy.name!r}.")
         # The float32 path with fast_sine="auto" or False is the original Keras one.
-        fast = self.fast_sine is True or (mixed and self.fast_sine == AUTO)
+        fast = self.uses_fast_sine(mixed)
         rows = mixed or fast
         x = coords
         if rows:  # Plain 2-D matmuls: oneDNN fuses MatMul + BiasAdd, not BatchMatMul.
@@ -194,6 +194,12 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         if layer.dtype_policy.name == self.dtype_policy.name:
             return layer(x)
         return _float32_dense(layer, x)
+
+    def uses_fast_sine(self, mixed):
+        """Whether a forward pass (on the mixed-precision path or not) computes the sine
+        with `learnit_tf.models.fast_sine` (recorded in an init's metadata as
+        precision.sine)."""
+        return self.fast_sine is True or (mixed and self.fast_sine == AUTO)
 
     def get_config(self):
         return {
