@@ -98,6 +98,14 @@ def sdf_box(p, center, half_size, angle=0.0, rounding=0.0):
 _BLOCK = 4096
 
 
+def _by_blocks(p, dtype, per_block):
+    """`per_block(q)` over blocks of `_BLOCK` rows of p (N, 2), concatenated: (N,) dtype."""
+    out = np.empty(len(p), dtype)
+    for start in range(0, len(p), _BLOCK):
+        out[start:start + _BLOCK] = per_block(p[start:start + _BLOCK])
+    return out
+
+
 def _segment_distance_min(p, a, b):
     """Distance from points p (N, 2) to the nearest of the segments a[k]→b[k] (K, 2): (N,).
 
@@ -106,31 +114,32 @@ def _segment_distance_min(p, a, b):
     """
     ab = b - a
     denom = np.maximum(np.sum(ab * ab, axis=-1), 1e-12)
-    out = np.empty(len(p))
-    for start in range(0, len(p), _BLOCK):
-        q = p[start:start + _BLOCK]
+
+    def nearest(q):
         # Per-component (n, K) arrays: avoids (n, K, 2) temporaries.
         apy = q[:, 0:1] - a[None, :, 0]
         apx = q[:, 1:2] - a[None, :, 1]
         t = np.clip((apy * ab[:, 0] + apx * ab[:, 1]) / denom, 0.0, 1.0)
         dy = apy - t * ab[:, 0]
         dx = apx - t * ab[:, 1]
-        out[start:start + _BLOCK] = np.sqrt(np.min(dy * dy + dx * dx, axis=1))
-    return out
+        return np.sqrt(np.min(dy * dy + dx * dx, axis=1))
+
+    return _by_blocks(p, np.float64, nearest)
 
 
 def _crossings_odd(p, a, b):
     """Whether a ray along +x (axis 1) from each point p (N, 2) crosses the closed polygon
     with edges a[k]→b[k] an odd number of times (the even-odd rule): bool (N,)."""
     ay, ax, by, bx = a[None, :, 0], a[None, :, 1], b[None, :, 0], b[None, :, 1]
-    out = np.empty(len(p), bool)
-    for start in range(0, len(p), _BLOCK):
-        y, x = p[start:start + _BLOCK, 0:1], p[start:start + _BLOCK, 1:2]
+
+    def odd(q):
+        y, x = q[:, 0:1], q[:, 1:2]
         straddles = (ay > y) != (by > y)
         with np.errstate(divide="ignore", invalid="ignore"):
             x_cross = ax + (y - ay) * (bx - ax) / (by - ay)
-        out[start:start + _BLOCK] = np.sum(straddles & (x < x_cross), axis=1) % 2 == 1
-    return out
+        return np.sum(straddles & (x < x_cross), axis=1) % 2 == 1
+
+    return _by_blocks(p, bool, odd)
 
 
 def sdf_polygon(p, vertices):
