@@ -26,7 +26,9 @@ import fcntl
 import io
 import logging
 import os
+import re
 import sys
+from typing import Optional, Tuple
 
 import tensorflow_datasets as tfds
 
@@ -44,17 +46,37 @@ class ProceduralConfig(tfds.core.BuilderConfig):
 
     The sizes are keyword-only and required: a config says how many signals it holds.
     A kind's config subclasses this one with its own fields (resolution, ...).
+    `splits` (None: all) restricts what is generated to some splits (`split_names_in`).
     """
 
     num_train: int = dataclasses.field(kw_only=True)
     num_validation: int = dataclasses.field(kw_only=True)
     num_test: int = dataclasses.field(kw_only=True)
     seed: int = dataclasses.field(default=0, kw_only=True)
+    splits: Optional[Tuple[str, ...]] = dataclasses.field(default=None, kw_only=True)
 
     def split_sizes(self):
-        """{split name: number of examples}, in `SPLIT_NAMES` order."""
-        return {"train": self.num_train, "validation": self.num_validation,
-                "test": self.num_test}
+        """{split name: number of examples} of the splits generated, in `SPLIT_NAMES` order."""
+        sizes = {"train": self.num_train, "validation": self.num_validation,
+                 "test": self.num_test}
+        return {s: n for s, n in sizes.items() if self.splits is None or s in self.splits}
+
+
+def split_names_in(split):
+    """The splits (in `SPLIT_NAMES` order) a TFDS split string reads: "test[:3]" ->
+    ("test",), "train+validation[:10%]" -> ("train", "validation"); None if it names
+    another split or is not a plain string.
+
+    A split's examples and their order do not depend on the other splits (each is drawn
+    from (seed, split, index), and TFDS orders a split by its keys hashed with the split's
+    name), so a config generating only these splits reads exactly what the full one does.
+    """
+    if not isinstance(split, str):
+        return None
+    names = {re.sub(r"\[.*\]$", "", part.strip()) for part in split.split("+")}
+    if not names or not names <= set(SPLIT_NAMES):
+        return None
+    return tuple(s for s in SPLIT_NAMES if s in names)
 
 
 class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -96,7 +118,8 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Nothing to download: the class is procedural.
-        return {split: self._generate_examples(split) for split in SPLIT_NAMES}
+        return {split: self._generate_examples(split)
+                for split in self.builder_config.split_sizes()}
 
     def _generate_examples(self, split):
         for index in range(self.builder_config.split_sizes()[split]):

@@ -46,7 +46,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -188,6 +188,7 @@ class EmojiImagesConfig(tfds.core.BuilderConfig):
     resolution: int = 64
     max_images: Optional[int] = None  # The first N distinct images by name (None: all).
     source_dir: Optional[str] = None  # None: EMOJI_SOURCE_DIR.
+    splits: Optional[Tuple[str, ...]] = None  # Generate only these (None: all).
 
 
 class EmojiImages(ProceduralBuilder):
@@ -224,14 +225,15 @@ class EmojiImages(ProceduralBuilder):
         source = scan_emoji_source(cfg.source_dir)
         self.info.metadata.update(source_metadata(source))
         names = list(source.images)[:cfg.max_images]
-        splits = {s: [n for n in names if split_of(n) == s] for s in SPLIT_NAMES}
-        empty = [s for s in SPLIT_NAMES if not splits[s]]
+        generated = cfg.splits or SPLIT_NAMES
+        splits = {s: [n for n in names if split_of(n) == s] for s in generated}
+        empty = [s for s in generated if not splits[s]]
         if empty:
             raise ValueError(f"emoji_images/{cfg.name}: the {len(names)} images of "
                              f"{source.directory!r} leave the split(s) {empty} empty (split "
                              "by file-name hash); expected more images.")
         return {s: self._generate_examples([(n, source.images[n]) for n in splits[s]])
-                for s in SPLIT_NAMES}
+                for s in generated}
 
     def _generate_examples(self, items):
         resolution = self.builder_config.resolution
@@ -271,14 +273,14 @@ def _same_folder(a, b):
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _config_for(config, source, resolution=None):
-    """The named config (at `resolution`, if given), or for another source folder a copy
-    named after its fingerprint (its own directory in data_dir, so it never mixes with
-    the package's)."""
+def _config_for(config, source, resolution=None, split=None):
+    """The named config (at `resolution`, if given; then only the splits `split` reads),
+    or for another source folder a copy named after its fingerprint (its own directory in
+    data_dir, so it never mixes with the package's)."""
     names = [c.name for c in EmojiImages.BUILDER_CONFIGS]
     if config not in names:
         raise ValueError(f"Unknown emoji_images config {config!r}; expected one of {names}.")
-    config = config_at_resolution(EmojiImages, config, resolution)
+    config = config_at_resolution(EmojiImages, config, resolution, split)
     base = (config if not isinstance(config, str)
             else next(c for c in EmojiImages.BUILDER_CONFIGS if c.name == config))
     if _same_folder(source.directory, EMOJI_SOURCE_DIR):
@@ -288,8 +290,12 @@ def _config_for(config, source, resolution=None):
         description=f"{base.description} From {source.directory}.")
 
 
-def emoji_images_builder(config="cpu64", data_dir=None, source_dir=None, resolution=None):
+def emoji_images_builder(config="cpu64", data_dir=None, source_dir=None, resolution=None,
+                         split=None):
     """The prepared `EmojiImages` builder (generated on first use) for `source_dir`'s files.
+
+    At another `resolution`, `split` (the TFDS split string to be read) limits generation
+    to the splits it names (`resolution.config_at_resolution`).
 
     Its examples also carry each image's source file "name"; `info.metadata` holds
     `source_metadata` (package, version, licence, source folder, fingerprint, aliases).
@@ -299,8 +305,8 @@ def emoji_images_builder(config="cpu64", data_dir=None, source_dir=None, resolut
         ValueError: unknown config; a data_dir generated from other files.
     """
     source = scan_emoji_source(source_dir)
-    builder = prepare_procedural_builder(EmojiImages, _config_for(config, source, resolution),
-                                         data_dir)
+    builder = prepare_procedural_builder(
+        EmojiImages, _config_for(config, source, resolution, split), data_dir)
     stored = builder.info.metadata.get("fingerprint")
     if stored != source.fingerprint:
         raise ValueError(
@@ -331,7 +337,7 @@ def emoji_images_examples(split, config="cpu64", data_dir=None, source_dir=None,
         ValueError: unknown config or split; a data_dir generated from other files.
     """
     return image_examples_from_builder(
-        emoji_images_builder(config, data_dir, source_dir, resolution), split)
+        emoji_images_builder(config, data_dir, source_dir, resolution, split), split)
 
 
 def _examples_source(source_dir=None, **unused_bindings):

@@ -12,15 +12,21 @@ functions' `resolution=` argument) and the task of a full-grid fit at a resoluti
 
 import dataclasses
 
+from learnit_tf.data.procedural_builders import split_names_in
 from learnit_tf.kinds.image.task import ImageTask
 
 
-def config_at_resolution(builder_cls, config, resolution):
+def config_at_resolution(builder_cls, config, resolution, split=None):
     """`config` (a name or config object of `builder_cls`) rendered at `resolution`.
 
     The same images (same seeds, same split sizes, the same source files) at another
     size; a copy named `<config>_<R>px` so TFDS stores it beside the original. The
     config itself when `resolution` is None or already its own.
+
+    With `split` (a TFDS split string the caller will read, e.g. "test[:3]"), the copy
+    generates only the splits it names (`<config>_<R>px_test`; same examples in the same
+    order, `procedural_builders.split_names_in`): evaluating at 256×256 then renders the
+    100 test images, not the 2000 training ones too.
 
     Raises:
         ValueError: `resolution` is not an integer >= 2, or `config` names no config.
@@ -39,9 +45,12 @@ def config_at_resolution(builder_cls, config, resolution):
         base = next(c for c in builder_cls.BUILDER_CONFIGS if c.name == config)
     if int(base.resolution) == resolution:
         return config
+    splits = split_names_in(split) if hasattr(base, "splits") else None
+    suffix = "".join(f"_{s}" for s in splits) if splits else ""
     return dataclasses.replace(
-        base, name=f"{base.name}_{resolution}px", resolution=resolution,
-        description=f"{base.description} Rendered at {resolution}×{resolution}.")
+        base, name=f"{base.name}_{resolution}px{suffix}", resolution=resolution,
+        description=f"{base.description} Rendered at {resolution}×{resolution}.",
+        **({"splits": splits} if splits else {}))
 
 
 def task_at_resolution(task, resolution=None):

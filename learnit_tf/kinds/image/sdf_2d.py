@@ -334,7 +334,7 @@ def sdf_2d_examples(split, config="small", data_dir=None, resolution=None):
     >>> [tuple(ex["image"].shape) for ex in ds]
     [(64, 64, 3), (64, 64, 3)]
     """
-    builder = sdf_2d_builder(config_at_resolution(Sdf2d, config, resolution), data_dir)
+    builder = sdf_2d_builder(config_at_resolution(Sdf2d, config, resolution, split), data_dir)
     ds = builder.as_dataset(split=split, shuffle_files=False)
     return ds.map(lambda ex: {"image": tf.cast(ex["image"], tf.float32) / 255.0},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -114,4 +114,5 @@ def text_images_examples(split, config="cpu64", data_dir=None, resolution=None):
     """
     return image_examples_from_builder(
         prepare_procedural_builder(
-            TextImages, config_at_resolution(TextImages, config, resolution), data_dir), split)
+            TextImages, config_at_resolution(TextImages, config, resolution, split), data_dir),
+        split)

@@ -162,6 +162,37 @@ class ClassesAtResolutionTest(testing.TestCase):
         sdf_high = sdf_2d_examples("test[:3]", "small", data_dir, resolution=32)
         self.assertEqual(next(iter(sdf_high))["image"].shape, (32, 32, 3))
 
+    def test_a_split_read_at_another_resolution_generates_only_that_split(self):
+        """Reading "test" at 48 px renders the test signals alone (not the training ones),
+        and they are the full 48 px config's test signals, in its order: if the split-only
+        copy drew or ordered examples by anything but (seed, split, index) and the split's
+        name, held-out evaluations at a resolution would silently change signals."""
+        from learnit_tf.data.procedural_builders import (  # pylint: disable=import-outside-toplevel
+            prepare_procedural_builder, split_names_in)
+        from learnit_tf.kinds.image.emoji import (  # pylint: disable=import-outside-toplevel
+            EmojiImages, emoji_images_examples)
+        self.assertEqual(split_names_in("validation[:10%]+train"), ("train", "validation"))
+        self.assertIsNone(split_names_in("all"))
+        data_dir = os.path.join(self.get_temp_dir(), "tfds")
+        cases = ((Sdf2d, "small", sdf_2d_examples), (EmojiImages, "small",
+                                                      emoji_images_examples))
+        for builder_cls, config, examples in cases:
+            full = prepare_procedural_builder(
+                builder_cls, config_at_resolution(builder_cls, config, 48), data_dir)
+            expected = [ex["image"].numpy() for ex in
+                        full.as_dataset(split="test", shuffle_files=False)]
+            got = [ex["image"].numpy() for ex in
+                   examples("test", config, data_dir=data_dir, resolution=48)]
+            self.assertEqual(len(got), len(expected))
+            np.testing.assert_array_equal(np.round(np.stack(got) * 255).astype(np.uint8),
+                                          np.stack(expected))
+            folder = os.path.join(data_dir, builder_cls.name)
+            self.assertIn(f"{config}_48px_test", os.listdir(folder))
+            only = prepare_procedural_builder(
+                builder_cls, config_at_resolution(builder_cls, config, 48, "test[:2]"),
+                data_dir)
+            self.assertEqual(sorted(only.info.splits), ["test"])
+
 
 def _tiny_text_init(directory):
     return init_io.save_init(Siren(out_features=3, width=16, depth=2, seed=0), directory, {
