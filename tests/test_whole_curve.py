@@ -365,6 +365,7 @@ NOT_EVALUATED_TO_1000_STEPS = {
     "emoji_siren@5": "resolution init (128²/256²): evaluated to 40 standard steps",
     "emoji_siren@6": "resolution init (128²/256²): evaluated to 40 standard steps",
     "text_siren@5": "resolution init (128²/256²): evaluated to 40 standard steps",
+    "text_siren@6": "resolution init (128²/256²): evaluated to 40 standard steps",
     "sdf_siren@5": "resolution init (128²/256²): evaluated to 40 standard steps; the "
                    "momentum recipe tried at 128² diverged on 1 of 3 test SDFs "
                    "(docs/image/resolution_sdf.md)",
