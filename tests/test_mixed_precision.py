@@ -187,6 +187,25 @@ class SineTest(TestCase):
         self.assertEqual(counts[False][1:], (0, 0))
 
 
+    def test_cotangent_sums_run_in_compiled_clusters(self):
+        # A layer's input feeds its forward product and its weight gradient; with the
+        # polynomial sine the weight gradients read aliases (fast_sine.sine_layer), so the
+        # two cotangents of an activation are summed inside the backward clusters, not by
+        # an AddN of TensorFlow's. Left (K = 2, meta-batch 2): the shared first forward's
+        # activations read by both examples' first inner steps: the inputs of the two
+        # bfloat16 layers and of the output layer (float32), and the 3 cosines (float32).
+        # Before the aliases: 20 (14 bfloat16); with tf.sin: 32.
+        counts = {}
+        for fast_sine in ("auto", False):
+            graph = _mixed_meta_step_graph(fast_sine)
+            points = int(np.prod(_problem()[1].coords.shape[:-1]))
+            sums = [op.outputs[0].dtype.name for op in graph.get_operations()
+                    if op.type == "AddN" and op.outputs[0].shape.as_list() == [points, 64]]
+            counts[fast_sine] = (sums.count("bfloat16"), sums.count("float32"))
+        self.assertEqual(counts["auto"], (2, 4))
+        self.assertEqual(counts[False], (14, 18))
+
+
 def _mixed_meta_step_graph(fast_sine="auto"):
     """The graph of a mixed-precision MAML meta-step (K = 2) on `_problem()`."""
     model, task, batch = _problem(fast_sine=fast_sine)

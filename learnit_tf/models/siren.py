@@ -173,16 +173,23 @@ class Siren(PresetMixin, InnerRatesMixin, keras.Model):
         if rows:  # Plain 2-D matmuls: oneDNN fuses MatMul + BiasAdd, not BatchMatMul.
             x = tf.reshape(coords, (-1, self.in_features))
         hidden = self.dense_layers[:-1]
+        alias = None  # With fast: x's alias for the next layer's weight gradient.
         for i, layer in enumerate(hidden):
             if rows:  # The first layer stays float32 (see the module docstring).
                 # The polynomial sine hands a bfloat16 next layer its input in bfloat16.
                 bfloat16_next = mixed and fast and i + 1 < len(hidden)
-                x = _mixed_sine_layer(x, layer.kernel, layer.bias, self.w0,
-                                      bfloat16=mixed and i > 0, fast=fast,
-                                      out_dtype=tf.bfloat16 if bfloat16_next else None)
+                x, alias = _mixed_sine_layer(x, layer.kernel, layer.bias, self.w0,
+                                             bfloat16=mixed and i > 0, fast=fast,
+                                             out_dtype=tf.bfloat16 if bfloat16_next else None,
+                                             x_alias=alias)
             else:
                 x = ops.sin(self.w0 * self._full_precision(layer, x))
-        out = self._full_precision(self.dense_layers[-1], x) + self.output_offset
+        if alias is None:
+            out = self._full_precision(self.dense_layers[-1], x)
+        else:  # The fast sine's path: the output layer's weight gradient reads the alias.
+            out = fast_sine_lib.affine_layer(x, self.dense_layers[-1].kernel,
+                                             self.dense_layers[-1].bias, x_alias=alias)
+        out = out + self.output_offset
         if rows:
             out = tf.reshape(out, tf.concat([tf.shape(coords)[:-1], [self.out_features]], 0))
         return out
@@ -222,25 +229,30 @@ def _float32_dense(layer, x):
     return tf.nn.bias_add(ops.matmul(x, layer.kernel), layer.bias)
 
 
-def _mixed_sine_layer(x, kernel, bias, w0, bfloat16, fast=False, out_dtype=None):
-    """sin(w0 · (x @ kernel + bias)) of a mixed-precision Siren (x float32 or bfloat16).
+def _mixed_sine_layer(x, kernel, bias, w0, bfloat16, fast=False, out_dtype=None,
+                      x_alias=None):
+    """(sin(w0 · (x @ kernel + bias)), its alias or None) of a mixed-precision Siren
+    (x float32 or bfloat16).
 
     With `bfloat16` the matmul runs in bfloat16 (weights stay float32: cast per call,
     once per inner step, 256×256, negligible; the hardware accumulates in float32) and
     its product is cast back before the float32 bias add; without, all in float32 (the
-    first layer). w0 is folded into the kernel and bias; the sine is `_sine` (`tf.sin`)
-    or, with `fast`, `_fast_sine_of_affine` (cast, bias add and a polynomial sine and
-    cosine in one XLA cluster), returned in `out_dtype` (bfloat16 when the next layer
-    multiplies in bfloat16; default float32). See the module docstring.
+    first layer). w0 is folded into the kernel and bias; the sine is `_sine` (`tf.sin`;
+    no alias) or, with `fast`, `fast_sine.sine_layer` (the product, then the cast, bias
+    add and a polynomial sine and cosine in one XLA cluster; returns an alias of the
+    sine, and takes x's, `x_alias`, for the weight gradient), returned in `out_dtype`
+    (bfloat16 when the next layer multiplies in bfloat16; default float32). See the
+    module docstring.
     """
     bias = bias * w0
-    if bfloat16:
-        product = tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel * w0, tf.bfloat16))
-    else:
-        product = tf.matmul(x, tf.cast(kernel * w0, x.dtype))
+    dtype = tf.bfloat16 if bfloat16 else x.dtype
+    kernel = tf.cast(kernel * w0, dtype)
     if fast:
-        return _fast_sine_of_affine(product, bias, out_dtype)
-    return _sine(tf.nn.bias_add(tf.cast(product, bias.dtype), bias))
+        return fast_sine_lib.sine_layer(tf.cast(x, dtype), kernel, bias, out_dtype,
+                                        x_alias=None if x_alias is None
+                                        else tf.cast(x_alias, dtype))
+    product = tf.matmul(tf.cast(x, dtype), kernel)
+    return _sine(tf.nn.bias_add(tf.cast(product, bias.dtype), bias)), None
 
 
 def _sine(z):
@@ -268,8 +280,6 @@ def _sine(z):
     outputs.extend([sin, cos])
     return sin
 
-
-_fast_sine_of_affine = fast_sine_lib.sine_of_affine
 
 
 def with_mixed_precision(model, enabled=True):
