@@ -246,8 +246,10 @@ def main(argv):
     # Per CPU-second: on a shared machine the wall-clock peak and the steps are timed at
     # different loads; CPU time measures the work of this process alone.
     peak_cpu_rate = {name: peak_flop / med_cpu[name] for name in peaks}
+    utc = lambda t: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))  # noqa: E731
     results = {
         "machine": _machine(), "tensorflow": tf.__version__,
+        "timings_utc": [utc(started), utc(time.time())],
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in load_end],
         "threads": FLAGS.threads or "default", "rounds": FLAGS.rounds, "steps_per_round": FLAGS.steps_per_round,
@@ -257,6 +259,7 @@ def main(argv):
         "peak_bfloat16_over_float32": round(med["float32"] / med["bfloat16"], 3),
         "peak_bfloat16_over_float32_cpu_time": round(med_cpu["float32"] / med_cpu["bfloat16"], 3),
         "maml_step": {}}
+    _say(f"\nTimings {results['timings_utc'][0]} to {results['timings_utc'][1]}.")
     _say(f"\n{results['machine']}; load average {load_start[0]:.1f} at the start, "
           f"{load_end[0]:.1f} at the end; medians of {FLAGS.rounds} rounds × "
           f"{FLAGS.steps_per_round} alternating steps\n")

@@ -39,7 +39,11 @@ benchmarks/precision.py on an AVX512-BF16 CPU (TensorFlow graph mode, oneDNN):
   matmul leaves its cluster in bfloat16 (the cast fused); each backward pass's cast,
   multiplies, cast and bias sum run as one more cluster, and MAML's second order of
   that as another (`fast_sine.sine_of_affine`): no activation-sized element-wise op
-  stays outside the clusters: 1.75–1.76× float32's (docs/benchmarks.md).
+  stays outside the clusters: 1.75–1.76× float32's. Each layer is one op
+  (`fast_sine.sine_layer`, `fast_sine.affine_layer` for the output layer) whose weight
+  gradient reads aliases, so MAML's second-order cotangent sums run in the clusters,
+  not as TensorFlow AddN ops: 1.80× / 1.80× (a second run 1.86× / 1.82×) at 64² / 178²
+  (docs/benchmarks.md).
   The float32 path with "auto" keeps Keras' layers and `tf.sin`: published inits'
   numbers stay bit-identical; `fast_sine=True` there folds w0 like the mixed path and
   changes outputs by float32 round-off (~1e-6);
@@ -286,7 +290,7 @@ def with_mixed_precision(model, enabled=True):
     """A copy of a SIREN (e.g. a zoo init) whose hidden layers run in bfloat16, same weights.
 
     Its hidden matmuls run in bfloat16 (see the module docstring). On an AVX512-BF16
-    CPU the MAML step measured 1.75–1.76× faster (process CPU time, benchmarks/precision.py;
+    CPU the MAML step measured 1.80–1.86× faster (process CPU time, benchmarks/precision.py;
     meta-training can ask for it without a copy: `MetaConfig(mixed_precision=...)`).
     Results are not bit-comparable to float32.
 
