@@ -296,12 +296,18 @@ def _vectorized_meta_gradients(config, task, fmodel, weights, meta_batch):
     The inner loop is unrolled inside the mapped function (K is small; pfor then sees
     plain ops, no while loop); first-order algorithms stop its gradients.
     """
-    maml = config.algorithm == "maml"
-
     def per_example(example):
+        if config.algorithm == "maml":
+            # The example's meta-gradient is taken inside the mapped function: a tape
+            # outside it differentiates pfor's converted ops, where custom gradients (the
+            # fast sine's fused backward) are gone and MAML's second-order term came out
+            # zero (tests/test_distribute.py, VectorizedMetaBatchTest).
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                adapted, losses = _adapt_example(config, task, fmodel, weights, example, True)
+                outer = task.outer_loss(fmodel, adapted, example)
+            return outer, losses[0], tape.gradient(outer, weights)
         adapted, losses = _adapt_example(config, task, fmodel, weights, example, True)
-        if maml:
-            return task.outer_loss(fmodel, adapted, example), losses[0], []
         adapted = [tf.stop_gradient(a) for a in adapted]
         if config.algorithm == "fomaml":
             with tf.GradientTape() as tape:
@@ -311,16 +317,9 @@ def _vectorized_meta_gradients(config, task, fmodel, weights, meta_batch):
         outer = task.outer_loss(fmodel, adapted, example)
         return outer, losses[0], [w - a for w, a in zip(weights, adapted)]
 
-    if maml:
-        with tf.GradientTape() as tape:
-            tape.watch(weights)
-            outer_losses, first_losses, _ = tf.vectorized_map(per_example, meta_batch)
-            meta_loss = tf.reduce_mean(outer_losses)
-        grads = tape.gradient(meta_loss, weights)
-    else:
-        outer_losses, first_losses, example_grads = tf.vectorized_map(per_example, meta_batch)
-        meta_loss = tf.reduce_mean(outer_losses)
-        grads = [tf.reduce_mean(g, axis=0) for g in example_grads]
+    outer_losses, first_losses, example_grads = tf.vectorized_map(per_example, meta_batch)
+    meta_loss = tf.reduce_mean(outer_losses)
+    grads = [tf.reduce_mean(g, axis=0) for g in example_grads]
     metrics = {"loss": meta_loss, "inner_loss_first": tf.reduce_mean(tf.cast(first_losses,
                                                                              tf.float32))}
     return grads, metrics
@@ -334,15 +333,18 @@ def _meta_sgd_gradients(config, task, fmodel, weights, meta_batch, rates, rate_i
     first_order = config.algorithm == "fomaml"
     if config.vectorize:  # MAML (check_learned_rates).
         def per_example(example):
-            adapted, losses = _adapt_example(config, task, fmodel, weights, example, True,
-                                             rates=per_weight(rates))
-            return task.outer_loss(fmodel, adapted, example), losses[0]
+            # Each example's gradient inside the mapped function (see
+            # `_vectorized_meta_gradients`: custom gradients are lost outside it).
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                adapted, losses = _adapt_example(config, task, fmodel, weights, example,
+                                                 True, rates=per_weight(rates))
+                outer = task.outer_loss(fmodel, adapted, example)
+            return outer, losses[0], tape.gradient(outer, params)
 
-        with tf.GradientTape() as tape:
-            tape.watch(params)
-            outer_losses, first_losses = tf.vectorized_map(per_example, meta_batch)
-            meta_loss = tf.reduce_mean(outer_losses)
-        grads = tape.gradient(meta_loss, params)
+        outer_losses, first_losses, example_grads = tf.vectorized_map(per_example, meta_batch)
+        meta_loss = tf.reduce_mean(outer_losses)
+        grads = [tf.reduce_mean(g, axis=0) for g in example_grads]
         return grads, {"loss": meta_loss,
                        "inner_loss_first": tf.reduce_mean(tf.cast(first_losses, tf.float32))}
     examples = [_example(meta_batch, i) for i in range(n)]

@@ -137,10 +137,10 @@ class RunConfig:
         mixed_precision: bfloat16 matmuls with float32 weights in the meta step (SIREN):
             False (default), True, or "auto" (where the hardware has bfloat16 matrix
             units: AVX512-BF16/AMX CPUs, GPUs >= 8.0, TPUs). Off by default (shipped
-            gin files keep training as they did): the step is 1.75-1.76x faster on an
-            AVX512-BF16 CPU (goal 1.8x), with a held-out 2-step PSNR gap of +0.08 dB
-            (mean of 17 seeds, 95% interval -0.18 to +0.35 dB; benchmarks/precision.py,
-            docs/benchmarks.md).
+            gin files keep training as they did): the step is 1.80x faster on an
+            AVX512-BF16 CPU at 64x64 and 178x178 (goal 1.8x, met narrowly), with a
+            held-out 2-step PSNR gap of -0.02 dB (mean of 17 seeds, 95% interval -0.12
+            to +0.08 dB; benchmarks/precision.py, docs/benchmarks.md).
             The choice and the sine used are recorded in the init's metadata
             ("precision").
         signal_class: name recorded in the init's metadata (default: dataset_fn's name).
