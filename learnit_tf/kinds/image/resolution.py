@@ -112,7 +112,7 @@ def metadata_at_resolution(metadata, resolution=None):
 
 def first_examples_config(builder_cls, config, resolution, count):
     """A procedural config holding only the first `count` validation and test signals
-    of `config` at `resolution` (and one training signal: TFDS needs every split).
+    of `config` at `resolution` (and one training signal, so that it has every split).
 
     Procedural signal `i` of a split is drawn from (seed, split, i) alone, so these are
     signals 0..count-1 of the full config's split (TFDS reads a split in an order hashed
