@@ -418,3 +418,23 @@ def latest_checkpoint_step(model_dir):
         raise AssertionError(f"The latest checkpoint {prefix} is incomplete (index or data "
                              f"file missing):\n{state}")
     return int(re.fullmatch(r"ckpt-(\d+)", name).group(1))
+
+
+def three_orders(fn, xs):
+    """`fn(xs)` and its derivatives of orders 1 to 3 along `xs` (a list of tensors),
+    through nested tapes, as MAML's second order and one beyond: g1 = ∇f,
+    g2 = ∇ Σ g1·cos(x), g3 = ∇ Σ g2² (sums in each x's dtype). Returns [f, g1, g2, g3], each g a
+    list like `xs`: what tests of custom gradients compare against a plain composition."""
+    with tf.GradientTape() as t3:
+        t3.watch(xs)
+        with tf.GradientTape() as t2:
+            t2.watch(xs)
+            with tf.GradientTape() as t1:
+                t1.watch(xs)
+                f = fn(xs)
+            g1 = t1.gradient(f, xs)
+            h1 = tf.add_n([tf.reduce_sum(tf.cast(g, x.dtype) * tf.cos(x))
+                           for g, x in zip(g1, xs)])
+        g2 = t2.gradient(h1, xs)
+        h2 = tf.add_n([tf.reduce_sum(tf.square(tf.cast(g, x.dtype))) for g, x in zip(g2, xs)])
+    return [f, g1, g2, t3.gradient(h2, xs)]

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from learnit_tf.models import FunctionalModel, Siren, fast_sine, with_mixed_precision
+from learnit_tf import testing
 from learnit_tf.testing import TestCase
 
 MODES = {"graph": lambda f: tf.function(f, autograph=False),
@@ -188,21 +189,9 @@ class AliasedLayersTest(TestCase):
         return tf.matmul(y2, k3) + b3
 
     def _derivatives(self, aliased, ws, x, hidden_dtype):
-        # f = Σ out², then two more orders along every weight (as MAML's second order,
-        # and one beyond).
-        with tf.GradientTape() as t3:
-            t3.watch(ws)
-            with tf.GradientTape() as t2:
-                t2.watch(ws)
-                with tf.GradientTape() as t1:
-                    t1.watch(ws)
-                    f = tf.reduce_sum(tf.square(self._net(aliased, ws, x, hidden_dtype)))
-                g1 = t1.gradient(f, ws)
-                h1 = tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32) * tf.cos(w))
-                               for g, w in zip(g1, ws)])
-            g2 = t2.gradient(h1, ws)
-            h2 = tf.add_n([tf.reduce_sum(tf.square(tf.cast(g, tf.float32))) for g in g2])
-        g3 = t3.gradient(h2, ws)
+        # f = Σ out², then two more orders along every weight.
+        f, g1, g2, g3 = testing.three_orders(
+            lambda ws: tf.reduce_sum(tf.square(self._net(aliased, ws, x, hidden_dtype))), ws)
         return [f] + g1 + g2 + g3
 
     def test_three_orders_match_the_composition(self):

@@ -22,6 +22,7 @@ from learnit_tf.kinds.ct.task import CtTask
 from learnit_tf.meta import MetaConfig, MetaTrainer, meta_gradients
 from learnit_tf.meta import algorithms, compile as compile_options
 from learnit_tf.models import FourierFeatureMLP, FunctionalModel, Siren, siren
+from learnit_tf import testing
 from learnit_tf.testing import TestCase
 
 AMD_ZEN4_FLAGS = ("fpu vme sse sse2 avx avx2 avx512f avx512bw avx512vl avx512_bf16 "
@@ -122,20 +123,11 @@ class SineTest(TestCase):
 
     def _derivatives(self, sine, z):
         # f(z) = Σ sin(z)² · z, and its first three derivatives along z, nested tapes.
-        with tf.GradientTape() as t3:
-            t3.watch(z)
-            with tf.GradientTape() as t2:
-                t2.watch(z)
-                with tf.GradientTape() as t1:
-                    t1.watch(z)
-                    s = sine(z)
-                    f = tf.reduce_sum(s * s * z)
-                g1 = t1.gradient(f, z)
-                h1 = tf.reduce_sum(g1 * tf.cos(z))
-            g2 = t2.gradient(h1, z)
-            h2 = tf.reduce_sum(g2 * g2)
-        g3 = t3.gradient(h2, z)
-        return [f, g1, g2, g3]
+        def f(zs):
+            s = sine(zs[0])
+            return tf.reduce_sum(s * s * zs[0])
+        value, (g1,), (g2,), (g3,) = testing.three_orders(f, [z])
+        return [value, g1, g2, g3]
 
     def test_three_orders_match_tf_sin(self):
         z = tf.constant(np.random.RandomState(0).uniform(-40.0, 40.0, (7, 5)), tf.float64)
