@@ -11,7 +11,8 @@ rates, which it must be somewhere on the chain, or the scaled copy of `--parent`
 `--scale_command` wrote), then writes the top-level
 `warm_start_chain` (newest ancestor first: each ancestor's one-level record, its zoo
 version where it is one, and the command of docs/image/resolution/scale_first_layer.py
-where the chain passes through its output) and `total_steps` / `total_wall_time_seconds`
+where the chain passes through its output; past a `--parent` that records its own
+`warm_start_chain`, that chain) and `total_steps` / `total_wall_time_seconds`
 (this run plus every ancestor's training). metadata.json is replaced atomically; nothing
 else changes.
 """
@@ -67,6 +68,11 @@ def main(argv):
                 # its weights are not.
                 entry["scaled_from"], found = FLAGS.parent, True
         chain.append(entry)
+        if entry.get("version") == FLAGS.parent and following.get("warm_start_chain"):
+            # A published parent carries its own resolved chain (its ancestors' folders
+            # may be long gone): the rest of this chain is that one.
+            chain.extend(following["warm_start_chain"])
+            break
         record = (following.get("hyperparameters") or {}).get("warm_start")
     if not found:
         raise app.UsageError(f"{FLAGS.init}'s warm starts do not pass through {FLAGS.parent} "

@@ -102,6 +102,34 @@ class ResolutionDocScriptsTest(testing.TestCase):
         with open(os.path.join(child, "metadata.json")) as f:
             self.assertEqual(json.load(f), metadata)
 
+    def test_warm_start_chain_continues_with_the_parents_recorded_chain(self):
+        # The parent is a published version whose own ancestors' folders are gone: its
+        # recorded warm_start_chain is the rest of the child's (emoji_siren@8 from @7).
+        root = self.get_temp_dir()
+
+        def child_of(name, seed, steps, parent):
+            return _init(os.path.join(root, name), seed, steps, warm_start_record(
+                parent, init_io.load_init(parent), init_io.read_init_metadata(parent)))
+
+        first = _init(os.path.join(root, "first"), 1, 100)
+        second = child_of("second", 4, 50, first)
+        parent = child_of("parent", 2, 20, second)
+        self.assertEqual(_run("warm_start_chain.py", f"--init={parent}",
+                              f"--parent={second}").returncode, 0)
+        recorded = init_io.read_metadata(parent)["warm_start_chain"]
+        self.assertEqual([a["init"] for a in recorded], [second, first])
+        child = child_of("child", 3, 5, parent)
+        for gone in (first, second):
+            os.rename(gone, gone + "_gone")
+        result = _run("warm_start_chain.py", f"--init={child}", f"--parent={parent}")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        metadata = init_io.read_metadata(child)
+        self.assertEqual([a["init"] for a in metadata["warm_start_chain"]],
+                         [parent, second, first])
+        self.assertEqual(metadata["warm_start_chain"][1:], recorded)
+        self.assertEqual(metadata["total_steps"], 5 + 20 + 50 + 100)
+        self.assertAlmostEqual(metadata["total_wall_time_seconds"], 1.5 * 175)
+
     def test_warm_start_chain_through_the_parents_scaled_copy(self):
         # The run's warm start is the zoo version's own scaled copy (sdf's parent, trained
         # from scratch, with its first layer scaled): the chain is that copy, recorded with
