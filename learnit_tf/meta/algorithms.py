@@ -317,12 +317,16 @@ def _vectorized_meta_gradients(config, task, fmodel, weights, meta_batch):
         outer = task.outer_loss(fmodel, adapted, example)
         return outer, losses[0], [w - a for w, a in zip(weights, adapted)]
 
+    return _mean_over_examples(per_example, meta_batch)
+
+
+def _mean_over_examples(per_example, meta_batch):
+    """`per_example` (-> outer loss, first inner loss, gradients) mapped over the meta-batch
+    with `tf.vectorized_map`: the mean gradients and the step's metrics."""
     outer_losses, first_losses, example_grads = tf.vectorized_map(per_example, meta_batch)
-    meta_loss = tf.reduce_mean(outer_losses)
     grads = [tf.reduce_mean(g, axis=0) for g in example_grads]
-    metrics = {"loss": meta_loss, "inner_loss_first": tf.reduce_mean(tf.cast(first_losses,
-                                                                             tf.float32))}
-    return grads, metrics
+    return grads, {"loss": tf.reduce_mean(outer_losses),
+                   "inner_loss_first": tf.reduce_mean(tf.cast(first_losses, tf.float32))}
 
 
 def _meta_sgd_gradients(config, task, fmodel, weights, meta_batch, rates, rate_index):
@@ -342,11 +346,7 @@ def _meta_sgd_gradients(config, task, fmodel, weights, meta_batch, rates, rate_i
                 outer = task.outer_loss(fmodel, adapted, example)
             return outer, losses[0], tape.gradient(outer, params)
 
-        outer_losses, first_losses, example_grads = tf.vectorized_map(per_example, meta_batch)
-        meta_loss = tf.reduce_mean(outer_losses)
-        grads = [tf.reduce_mean(g, axis=0) for g in example_grads]
-        return grads, {"loss": meta_loss,
-                       "inner_loss_first": tf.reduce_mean(tf.cast(first_losses, tf.float32))}
+        return _mean_over_examples(per_example, meta_batch)
     examples = [_example(meta_batch, i) for i in range(n)]
     sequential = config.remat or first_order
     grads = [tf.zeros_like(p) for p in params]
