@@ -213,12 +213,21 @@ def recorded_optimizer_name(metadata):
     return (summary.get("meta_optimizer") or {}).get("name")
 
 
+def fitted_metadata(metadata):
+    """The metadata whose task and held-out signals the recorded evaluation fitted: its
+    protocol's, with the recorded options (an image init evaluated at 128² is refitted
+    at 128², not at the 256² its dataset renders by default)."""
+    from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
+    return evaluation.recorded_protocol(metadata).fitted_metadata(metadata)
+
+
 def steps_group_key(name, metadata, config):
     """Versions with the same key share their standard-init curve: same entry, same
-    architecture (config without its seed), task, data and standard settings."""
+    architecture (config without its seed), fitted task, data and standard settings."""
     n, split, _, standard, seed = steps_settings(metadata)
+    fitted = fitted_metadata(metadata)
     architecture = {k: v for k, v in config.get("config", config).items() if k != "seed"}
-    return json.dumps([name, architecture, metadata.get("task"), metadata.get("dataset"), n,
+    return json.dumps([name, architecture, fitted.get("task"), fitted.get("dataset"), n,
                        split, standard.name, standard.learning_rate, seed], sort_keys=True,
                       default=str)
 
@@ -231,8 +240,9 @@ def reproduce_steps(model, metadata, standard_model, standard_curves, point, mat
     """
     from learnit_tf import evaluation  # pylint: disable=import-outside-toplevel
     n, split, meta_opt, standard_opt, _ = steps_settings(metadata)
-    task = evaluation.task_from_metadata(metadata)
-    examples = evaluation.held_out_examples(metadata, n, split, data_dir=tfds_dir())
+    fitted = fitted_metadata(metadata)
+    task = evaluation.task_from_metadata(fitted)
+    examples = evaluation.held_out_examples(fitted, n, split, data_dir=tfds_dir())
     meta = evaluation.compare_inits({"meta": (model, meta_opt, point)}, task, examples,
                                     point)["meta"]["psnr"][:, point]
     steps = max(point, match_steps)

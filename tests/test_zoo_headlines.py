@@ -53,6 +53,29 @@ def test_every_version_is_checked():
     assert len(VERSIONS) >= 13  # what was published when this test was written
 
 
+def test_steps_versions_are_refitted_on_what_their_evaluation_fitted():
+    """An image version evaluated at another resolution than its dataset renders by
+    default (emoji_siren@7 and @8: 128², trained on 256² renders) is refitted at the
+    recorded resolution, and does not share the standard-init curves of versions
+    evaluated at another one (before this test, @7/@8 were refitted at 256², where
+    their numbers happen to lie within NOISE_DB of the 128² ones)."""
+    checked = 0
+    for group in STEPS_GROUPS:
+        resolutions = set()
+        for name, version, record in group:
+            metadata, _ = _raw_metadata(record)
+            recorded = (metadata["evaluation"].get("settings") or {}).get("resolution")
+            fitted = headlines.fitted_metadata(metadata)
+            if recorded is not None:
+                assert fitted["task"]["config"]["resolution"] == [recorded, recorded], (
+                    name, version, fitted["task"])
+                assert fitted["dataset"]["bindings"]["resolution"] == recorded
+                checked += 1
+            resolutions.add(str(fitted["task"]["config"].get("resolution")))
+        assert len(resolutions) == 1, (group, resolutions)
+    assert checked >= 10  # Image versions recording a resolution when this was written.
+
+
 def _check_index_matches_metadata(name, version, record, metadata, config, fields):
     """The index's headline numbers are the metadata's (where the metadata's recorded
     evaluation gives them: a NeRF version 1 evaluation predates the single-view

@@ -24,6 +24,7 @@ _EXPORTS = {
     "headlines": ("META", "STANDARD", "finite_number", "format_count", "steps_headline"),
     "held_out": ("task_from_metadata", "dataset_fn_from_metadata", "held_out_examples",
                  "meta_optimizer_from_metadata", "kind_of_metadata", "protocol_for",
+                 "recorded_protocol",
                  "as_init_metadata", "kinds"),
     "report": ("REPORT_STEPS", "REPORT_COLUMNS", "REPORT_CSV", "REPORT_JSON", "Report",
                "mean_rows", "optimizer_setting", "per_example_table", "report_columns",

@@ -84,3 +84,15 @@ def protocol_for(metadata, **options):
     """The evaluation protocol of an init's kind, with `options` (see its `Options`)."""
     return kind_of_metadata(metadata).protocol_class()(**options)
 
+
+def recorded_protocol(metadata):
+    """The protocol of an init's kind with the options of its recorded evaluation
+    (`metadata['evaluation']['settings']`, those its `Options` has; none recorded: the
+    defaults). `recorded_protocol(m).fitted_metadata(m)` is what that evaluation fitted,
+    e.g. an image init's held-out images at the resolution it was evaluated at."""
+    metadata = as_init_metadata(metadata).to_dict()
+    protocol_class = kind_of_metadata(metadata).protocol_class()
+    settings = (metadata.get("evaluation") or {}).get("settings") or {}
+    names = {field.name for field in protocol_class.option_fields()}
+    return protocol_class(**{k: v for k, v in settings.items() if k in names})
+

@@ -160,6 +160,15 @@ class Protocol(abc.ABC):
             examples: held-out examples to use instead of the metadata's dataset.
         """
 
+    def fitted_metadata(self, metadata):
+        """The metadata whose task and held-out data `evaluate` fits with these options.
+
+        Default: `metadata` as given. A kind whose options change what is fitted (images:
+        `resolution`) returns it changed, so that whatever recomputes a recorded evaluation
+        from its settings (e.g. the zoo's headline checks) fits the same signals.
+        """
+        return metadata
+
     @classmethod
     @abc.abstractmethod
     def headline(cls, report):

@@ -83,12 +83,16 @@ class ImageProtocol(StepsProtocol):
     def evaluate(self, model, metadata, init_name="", examples=None):
         """`StepsProtocol.evaluate` on the full grid at `resolution` (the report's settings
         record it; an init trained on pixel subsets is fitted on the full grid too)."""
-        metadata = metadata_at_resolution(metadata, self.options.resolution)
+        metadata = self.fitted_metadata(metadata)
         report = super().evaluate(model, metadata, init_name=init_name, examples=examples)
         task = metadata["task"]["config"]["resolution"]
         report.settings["resolution"] = int(task[0])
         report.summary["resolution"] = int(task[0])
         return report
+
+    def fitted_metadata(self, metadata):
+        """`metadata` with a full-grid task and held-out images at `resolution`."""
+        return metadata_at_resolution(metadata, self.options.resolution)
 
     def folder_options(self, task):
         return {"resolution": int(task.height)}
