@@ -8,6 +8,7 @@ swallowed). Threads start the race here (the lock is a `flock`, which excludes
 threads as it does processes).
 """
 
+import os
 import threading
 
 from learnit_tf.data.procedural_builders import prepare_procedural_builder
@@ -290,3 +291,35 @@ def test_generated_splits_hold_the_examples_drawn_from_seed_split_and_index(cls,
     other = dataclasses.replace(cfg, name="base_test_seed4", seed=4)
     assert _canonical(_direct(cls, other, "test", 0)[1]) != \
         _canonical(_direct(cls, cfg, "test", 0)[1])
+
+
+def _read(builder, split):
+    return [_canonical(ex) for ex in tfds.as_numpy(builder.as_dataset(split=split,
+                                                                     shuffle_files=False))]
+
+
+@pytest.mark.parametrize("cls", list(TINY), ids=lambda c: c.__name__)
+def test_a_split_read_first_generates_only_that_split_with_the_same_examples(cls, tmp_path):
+    """Fitting one held-out signal used to generate the whole class first (49 s of
+    training shapes for one test shape): a split read from a data_dir without the
+    config generates only that split, and reads what the full config holds there, in
+    the same order; a data_dir holding the full config is read as it is."""
+    config_cls = type(cls.BUILDER_CONFIGS[0])
+    cfg = config_cls(name="base_test", seed=3, num_train=2, num_validation=2, num_test=4,
+                     **TINY[cls])
+    full = prepare_procedural_builder(cls, cfg, str(tmp_path / "full"))
+    only = prepare_procedural_builder(cls, cfg, str(tmp_path / "only"), split="test[:3]")
+    assert only.builder_config.name == "base_test_test"
+    assert sorted(only.info.splits) == ["test"]
+    assert _read(only, "test[:3]") == _read(full, "test[:3]")
+    assert sorted(os.listdir(tmp_path / "only" / cls.name)) == [".config", "base_test_test"]
+    both = prepare_procedural_builder(cls, cfg, str(tmp_path / "only"),
+                                      split="train+validation")
+    assert both.builder_config.name == "base_test_train_validation"
+    assert _read(both, "validation") == _read(full, "validation")
+    again = prepare_procedural_builder(cls, cfg, str(tmp_path / "full"), split="test")
+    assert again.builder_config.name == "base_test"
+    # All three splits, or a split string naming no split of the class: the full config.
+    for split in ("train+validation+test", "bogus"):
+        assert prepare_procedural_builder(cls, cfg, str(tmp_path / "full"),
+                                          split=split).builder_config.name == "base_test"

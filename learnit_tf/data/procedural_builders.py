@@ -139,13 +139,17 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         raise NotImplementedError(f"{type(self).__name__} generates no examples by index.")
 
 
-def prepare_procedural_builder(builder_cls, config, data_dir=None):
+def prepare_procedural_builder(builder_cls, config, data_dir=None, split=None):
     """Instantiates a procedural TFDS builder and generates it locally if needed.
 
     Args:
         builder_cls: a `tfds.core.GeneratorBasedBuilder` subclass.
         config: a config name from `builder_cls.BUILDER_CONFIGS` or a config object.
         data_dir: TFDS data directory (default: TFDS's).
+        split: the TFDS split string the caller will read (e.g. "test[:3]"), or None.
+            If `config` is not generated in `data_dir` yet, only the splits it names
+            are (`config_for_splits`): fitting one held-out signal does not first
+            generate the whole training split. A config generated in full is read.
 
     Raises:
         ValueError: `config` names no config of the builder.
@@ -155,7 +159,31 @@ def prepare_procedural_builder(builder_cls, config, data_dir=None):
         raise ValueError(f"Unknown {builder_cls.name} config {config!r}; expected one of "
                          f"{names} (or a config object).")
     with _quiet_tfds():
+        if split is not None:
+            only = config_for_splits(builder_cls, config, split)
+            if only is not None and not builder_cls(config=config,
+                                                    data_dir=data_dir).is_prepared():
+                return _prepare(builder_cls, only, data_dir)
         return _prepare(builder_cls, config, data_dir)
+
+
+def config_for_splits(builder_cls, config, split):
+    """A copy of `config` (a name or `ProceduralConfig` of `builder_cls`) that generates
+    only the splits the TFDS split string `split` reads, named `<config>_<split>...` so
+    that TFDS stores it beside the full one; None where that does not apply (a config
+    without `splits`, one already restricted, or a split string naming all splits or
+    others). Its examples are the full config's, in the same order (`split_names_in`).
+    """
+    base = config
+    if isinstance(config, str):
+        base = next((c for c in builder_cls.BUILDER_CONFIGS if c.name == config), None)
+    if base is None or not hasattr(base, "splits") or base.splits is not None:
+        return None
+    splits = split_names_in(split)
+    if not splits or splits == SPLIT_NAMES:
+        return None
+    return dataclasses.replace(base, name=base.name + "".join(f"_{s}" for s in splits),
+                               splits=splits)
 
 
 class _NoMissingInfoWarning(logging.Filter):

@@ -133,7 +133,7 @@ def procedural_audio_examples(split, config="cpu", data_dir=None):
     >>> next(iter(ds))["waveform"].shape  # doctest: +SKIP
     TensorShape([512])
     """
-    builder = prepare_procedural_builder(ProceduralAudio, config, data_dir)
+    builder = prepare_procedural_builder(ProceduralAudio, config, data_dir, split=split)
     if split not in builder.info.splits:
         raise ValueError(f"Unknown split {split!r} for dataset {builder.name!r}; "
                          f"expected one of {sorted(builder.info.splits)}.")

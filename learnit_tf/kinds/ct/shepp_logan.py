@@ -212,15 +212,17 @@ def _quiet_tfds_dtype_warning():
         logger.removeFilter(log_filter)
 
 
-def shepp_logan_builder(config="small", data_dir=None):
+def shepp_logan_builder(config="small", data_dir=None, split=None):
     """The `SheppLogan` builder for `config`, generated into `data_dir` if needed (offline).
 
     Args:
         config: "paper" or "small" (or a `SheppLoganConfig`).
         data_dir: TFDS data directory (default: TFDS's default, `~/tensorflow_datasets`
             or `$TFDS_DATA_DIR`).
+        split: the split string to be read: if `config` is not generated yet, only the
+            splits it names are (`prepare_procedural_builder`).
     """
-    return prepare_procedural_builder(SheppLogan, config, data_dir)
+    return prepare_procedural_builder(SheppLogan, config, data_dir, split=split)
 
 
 def shepp_logan_examples(split="train", config="small", data_dir=None):
@@ -237,11 +239,11 @@ def shepp_logan_examples(split="train", config="small", data_dir=None):
     Example:
 
     >>> ds = shepp_logan_examples("test", config="small", data_dir="tfds")  # doctest: +ELLIPSIS
-    Generating shepp_logan/small offline into tfds/... (first use only).
+    Generating shepp_logan/small_test offline into tfds/... (first use only).
     >>> next(iter(ds))["image"].shape
     TensorShape([64, 64, 1])
     """
-    builder = shepp_logan_builder(config, data_dir)
+    builder = shepp_logan_builder(config, data_dir, split=split)
     base = str(split).split("[", 1)[0]
     if base not in builder.info.splits:
         raise ValueError(f"Unknown split {split!r} for dataset {DATASET_NAME!r}; expected one "

@@ -45,7 +45,7 @@ Configs: ``paper`` (178×178; 9,000 train / 500 validation / 500 test, as the
 Example:
 
 >>> ds = sdf_2d_examples("train", config="small", data_dir="tfds")  # doctest: +ELLIPSIS
-Generating sdf_2d/small offline into tfds/... (first use only).
+Generating sdf_2d/small_train offline into tfds/... (first use only).
 >>> image = next(iter(ds))["image"]  # float32 (64, 64, 3) in [0, 1]
 >>> image.shape, bool(0 <= image.numpy().min() <= image.numpy().max() <= 1)
 (TensorShape([64, 64, 3]), True)
@@ -59,7 +59,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from learnit_tf.data.procedural_builders import (SPLIT_NAMES, ProceduralBuilder,
-                                                 ProceduralConfig, prepare_procedural_builder)
+                                                 ProceduralConfig, config_for_splits,
+                                                 prepare_procedural_builder)
 from learnit_tf.kinds.image.resolution import config_at_resolution
 from learnit_tf.kinds.image.task import image_grid
 
@@ -300,16 +301,20 @@ class Sdf2d(ProceduralBuilder):
         return {"image": ex["image"], "num_shapes": np.int32(len(ex["shapes"]))}
 
 
-def sdf_2d_builder(config="small", data_dir=None):
-    """The `sdf_2d` builder for `config` (a config name or an `Sdf2dConfig`), prepared."""
+def sdf_2d_builder(config="small", data_dir=None, split=None):
+    """The `sdf_2d` builder for `config` (a config name or an `Sdf2dConfig`), prepared
+    (with `split`, the split string to be read: only the splits it names if `config` is
+    not generated yet; `prepare_procedural_builder`)."""
     cfg = next((c for c in Sdf2d.BUILDER_CONFIGS if c.name == config), config)
     if isinstance(cfg, Sdf2dConfig):
+        if split is not None and not Sdf2d(config=cfg, data_dir=data_dir).is_prepared():
+            cfg = config_for_splits(Sdf2d, cfg, split) or cfg  # What is generated.
         total = sum(cfg.split_sizes().values())
         # TFDS's own progress bars count examples but do not know the total: say it.
         logging.info("Preparing sdf_2d/%s: %d images at %dx%d (generating takes about "
                      "%.0f s on one core the first time)...", cfg.name, total, cfg.resolution,
                      cfg.resolution, total * 40e-3 * (cfg.resolution / 178) ** 2 + 2)
-    return prepare_procedural_builder(Sdf2d, config, data_dir)
+    return prepare_procedural_builder(Sdf2d, config, data_dir, split=split)
 
 
 def sdf_2d_examples(split, config="small", data_dir=None, resolution=None):
@@ -330,11 +335,12 @@ def sdf_2d_examples(split, config="small", data_dir=None, resolution=None):
     Example:
 
     >>> ds = sdf_2d_examples("test[:2]", "small", "my_tfds")  # doctest: +ELLIPSIS
-    Generating sdf_2d/small offline into my_tfds/... (first use only).
+    Generating sdf_2d/small_test offline into my_tfds/... (first use only).
     >>> [tuple(ex["image"].shape) for ex in ds]
     [(64, 64, 3), (64, 64, 3)]
     """
-    builder = sdf_2d_builder(config_at_resolution(Sdf2d, config, resolution, split), data_dir)
+    builder = sdf_2d_builder(config_at_resolution(Sdf2d, config, resolution, split), data_dir,
+                             split=split)
     ds = builder.as_dataset(split=split, shuffle_files=False)
     return ds.map(lambda ex: {"image": tf.cast(ex["image"], tf.float32) / 255.0},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -108,11 +108,12 @@ def text_images_examples(split, config="cpu64", data_dir=None, resolution=None):
     Example:
 
     >>> ds = text_images_examples("test", config="small", data_dir="tfds")  # doctest: +ELLIPSIS
-    Generating text_images/small offline into tfds/... (first use only).
+    Generating text_images/small_test offline into tfds/... (first use only).
     >>> next(iter(ds))["image"].shape
     TensorShape([32, 32, 3])
     """
     return image_examples_from_builder(
         prepare_procedural_builder(
-            TextImages, config_at_resolution(TextImages, config, resolution, split), data_dir),
+            TextImages, config_at_resolution(TextImages, config, resolution, split), data_dir,
+            split=split),
         split)

@@ -284,9 +284,11 @@ class ProceduralObjects(ProceduralBuilder):
                 "poses": data["poses"], "camera_angle_x": np.float32(data["camera_angle_x"])}
 
 
-def load_builder(config="small", data_dir=None):
-    """The `procedural_objects` builder for `config` (name or config), generated if needed."""
-    return prepare_procedural_builder(ProceduralObjects, config, data_dir)
+def load_builder(config="small", data_dir=None, split=None):
+    """The `procedural_objects` builder for `config` (name or config), generated if needed
+    (with `split`, the split string to be read: only the splits it names if `config` is
+    not generated yet; `prepare_procedural_builder`)."""
+    return prepare_procedural_builder(ProceduralObjects, config, data_dir, split=split)
 
 
 def procedural_objects_examples(split, config="small", views="all", single_view=None,
@@ -307,11 +309,11 @@ def procedural_objects_examples(split, config="small", views="all", single_view=
 
     >>> ds = procedural_objects_examples("test", "tiny", views="single", data_dir="tfds")
     ... # doctest: +ELLIPSIS
-    Generating procedural_objects/tiny offline into tfds/... (first use only).
+    Generating procedural_objects/tiny_test offline into tfds/... (first use only).
     >>> next(iter(ds))["rays_o"].shape  # one 16×16 view
     TensorShape([256, 3])
     """
-    builder = load_builder(config, data_dir)
+    builder = load_builder(config, data_dir, split=split)
     split = views_lib.resolve_split(split, builder)
     held_out = split != "train" if held_out is None else bool(held_out)
     records = builder.as_dataset(split=split, shuffle_files=False)

@@ -103,7 +103,7 @@ def procedural_shapes_examples(split, config="cpu", data_dir=None):
     >>> next(iter(ds))["points"].shape  # doctest: +SKIP
     TensorShape([256, 3])
     """
-    builder = prepare_procedural_builder(ProceduralShapes, config, data_dir)
+    builder = prepare_procedural_builder(ProceduralShapes, config, data_dir, split=split)
     if split not in builder.info.splits:
         raise ValueError(f"Unknown split {split!r} for dataset {builder.name!r}; "
                          f"expected one of {sorted(builder.info.splits)}.")
