@@ -2,8 +2,9 @@
 
 Generic over `zoo/index.json` (every version of every entry, whatever is published next):
 a version's headline (`index.json`'s `headline`, what `zoo list` and README show) is
-classified by what it claims, and recomputed with the same held-out signals, seeds and
-optimizers as its recorded evaluation:
+classified by what it claims, and recomputed with the same held-out signals, seeds,
+optimizers and fitted task as its recorded evaluation (`fitted_metadata`: the protocol's
+options as recorded, e.g. an image init evaluated at 128² is refitted at 128²):
 
 - steps protocols (images, audio, CT version 1): PSNR of the meta init and of a standard
   init at the headline step (usually 2) and the standard-init steps to match, on all N
