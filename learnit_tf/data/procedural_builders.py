@@ -159,12 +159,21 @@ def prepare_procedural_builder(builder_cls, config, data_dir=None, split=None):
         raise ValueError(f"Unknown {builder_cls.name} config {config!r}; expected one of "
                          f"{names} (or a config object).")
     with _quiet_tfds():
-        if split is not None:
-            only = config_for_splits(builder_cls, config, split)
-            if only is not None and not builder_cls(config=config,
-                                                    data_dir=data_dir).is_prepared():
-                return _prepare(builder_cls, only, data_dir)
-        return _prepare(builder_cls, config, data_dir)
+        return _prepare(builder_cls, config_to_generate(builder_cls, config, data_dir, split),
+                        data_dir)
+
+
+def config_to_generate(builder_cls, config, data_dir=None, split=None):
+    """The config `prepare_procedural_builder` reads or generates for `config` and the
+    split string `split`: `config` itself if `data_dir` holds it (or `split` restricts
+    nothing), else its copy generating only those splits (`config_for_splits`)."""
+    if split is not None:
+        only = config_for_splits(builder_cls, config, split)
+        if only is not None:
+            with _quiet_tfds():
+                if not builder_cls(config=config, data_dir=data_dir).is_prepared():
+                    return only
+    return config
 
 
 def config_for_splits(builder_cls, config, split):

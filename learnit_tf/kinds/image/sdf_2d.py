@@ -59,7 +59,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from learnit_tf.data.procedural_builders import (SPLIT_NAMES, ProceduralBuilder,
-                                                 ProceduralConfig, config_for_splits,
+                                                 ProceduralConfig, config_to_generate,
                                                  prepare_procedural_builder)
 from learnit_tf.kinds.image.resolution import config_at_resolution
 from learnit_tf.kinds.image.task import image_grid
@@ -307,14 +307,13 @@ def sdf_2d_builder(config="small", data_dir=None, split=None):
     not generated yet; `prepare_procedural_builder`)."""
     cfg = next((c for c in Sdf2d.BUILDER_CONFIGS if c.name == config), config)
     if isinstance(cfg, Sdf2dConfig):
-        if split is not None and not Sdf2d(config=cfg, data_dir=data_dir).is_prepared():
-            cfg = config_for_splits(Sdf2d, cfg, split) or cfg  # What is generated.
+        config = cfg = config_to_generate(Sdf2d, cfg, data_dir, split)
         total = sum(cfg.split_sizes().values())
         # TFDS's own progress bars count examples but do not know the total: say it.
         logging.info("Preparing sdf_2d/%s: %d images at %dx%d (generating takes about "
                      "%.0f s on one core the first time)...", cfg.name, total, cfg.resolution,
                      cfg.resolution, total * 40e-3 * (cfg.resolution / 178) ** 2 + 2)
-    return prepare_procedural_builder(Sdf2d, config, data_dir, split=split)
+    return prepare_procedural_builder(Sdf2d, config, data_dir)
 
 
 def sdf_2d_examples(split, config="small", data_dir=None, resolution=None):
