@@ -50,6 +50,19 @@ class Task(abc.ABC):
         del loss
         return None
 
+    def prepare_example(self, example):
+        """`example` with what its losses derive from the signal alone computed once.
+
+        The fitter calls this once per fit and the meta-learners once per example of a
+        meta-batch, before any loss: a task whose losses would otherwise recompute a
+        weight-independent quantity at every inner step (CT: the observed projections
+        of the true image) adds it to the example here. The result must describe the
+        same signal (every loss and metric unchanged up to round-off); its tensors keep
+        static shapes. Default: the example itself (the meta-learners then leave the
+        meta-batch untouched).
+        """
+        return example
+
     def has_shared_prediction(self):
         """Whether `shared_prediction` is implemented (see there). Default: False."""
         return False

@@ -151,6 +151,17 @@ def _example(meta_batch, i):
     return tf.nest.map_structure(lambda t: t[i], meta_batch)
 
 
+def prepare_meta_batch(task, meta_batch, n):
+    """The meta-batch with `task.prepare_example` applied to each of its `n` examples
+    (once per step, outside the inner loops; an unrolled loop, so any op can be used);
+    the meta-batch itself when the task prepares nothing."""
+    examples = [_example(meta_batch, i) for i in range(n)]
+    prepared = [task.prepare_example(example) for example in examples]
+    if all(p is e for p, e in zip(prepared, examples)):
+        return meta_batch
+    return tf.nest.map_structure(lambda *ts: tf.stack(ts), *prepared)
+
+
 def _adapt_example(config, task, fmodel, weights, example, differentiable, first_step=None,
                    rates=None, first_order=False):
     loss_fn = lambda ws, step: task.inner_loss(fmodel, ws, example, step)  # noqa: E731
@@ -221,6 +232,7 @@ def meta_gradients(config, task, fmodel, weights, meta_batch, rates=None, rate_i
     """
     weights = [tf.convert_to_tensor(w) for w in weights]
     n = meta_batch_size(meta_batch)
+    meta_batch = prepare_meta_batch(task, meta_batch, n)
     fmodel = _with_precision(config, fmodel)
     if rates is not None:
         check_learned_rates(config)

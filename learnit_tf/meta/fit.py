@@ -232,7 +232,8 @@ class Fitter:
         (default: the Fitter's own; same architecture)."""
         start_time = time.perf_counter()
         self.task.validate_example(example)
-        example = tf.nest.map_structure(tf.convert_to_tensor, example)
+        example = self.task.prepare_example(
+            tf.nest.map_structure(tf.convert_to_tensor, example))
         model = self.model if model is None else model
         non_trainable, rates = self._model_state(model)
         weights = [tf.convert_to_tensor(w) for w in (
