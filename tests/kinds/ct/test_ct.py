@@ -289,15 +289,18 @@ class PreparedObservationsTest(testing.TestCase):
         self.assertAllClose(curves[0].psnr, curves[1].psnr, atol=1e-4)
         self.assertGreater(curves[0].losses[0], curves[0].losses[-1])
 
-    @parameterized.parameters("maml", "reptile")
-    def test_meta_gradients_equal_reprojecting_in_every_loss(self, algorithm):
+    @parameterized.parameters(("maml", False), ("reptile", False), ("maml", True))
+    def test_meta_gradients_equal_reprojecting_in_every_loss(self, algorithm, vectorize):
         from learnit_tf.meta import meta_gradients  # pylint: disable=import-outside-toplevel
         fmodel = FunctionalModel(_small_model())
         weights = fmodel.initial_weights()
         batch = {"image": tf.constant(self.images),
                  "seed": tf.constant([[1, 2], [3, 4], [5, 6]])}
         config = MetaConfig(algorithm=algorithm, inner_steps=2)
-        grads, metrics = meta_gradients(config, self.task, fmodel, weights, batch)
+        # The prepared meta-batch also goes through tf.vectorized_map (vectorize=True).
+        grads, metrics = meta_gradients(MetaConfig(algorithm=algorithm, inner_steps=2,
+                                                   vectorize=vectorize),
+                                        self.task, fmodel, weights, batch)
         ref_grads, ref_metrics = meta_gradients(config, self.reference, fmodel, weights, batch)
         self.assertAllClose(metrics["loss"], ref_metrics["loss"], rtol=1e-5)
         for g, r in zip(grads, ref_grads):
