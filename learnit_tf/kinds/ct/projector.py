@@ -105,8 +105,6 @@ def project(images, angles, interpolation="bilinear"):
     >>> project(img, [0.0]).numpy()
     array([[1., 1., 1., 1.]], dtype=float32)
     """
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
     images = tf.convert_to_tensor(images)
     if not images.dtype.is_floating:
         images = tf.cast(images, tf.float32)

@@ -226,15 +226,8 @@ class CtTask(Task):
 
     def observations(self, example):
         """(angles (V,), sinogram (V, N)) observed for `example` (see the module docstring)."""
-        if "sinogram" in example:
-            return (tf.cast(example["angles"], tf.float32),
-                    tf.cast(example["sinogram"], tf.float32))
-        if "angles" in example:
-            angles = tf.cast(example["angles"], tf.float32)
-        else:
-            angles = self.training_angles(example["seed"])
-        image = tf.cast(example["image"], tf.float32)
-        return angles, tf.stop_gradient(self.project(image, angles))
+        prepared = self._with_tables(example)
+        return prepared["angles"], prepared["sinogram"]
 
     def prepare_example(self, example):
         """The example with its views and the projector's tables: `angles`, `sinogram`
@@ -252,6 +245,12 @@ class CtTask(Task):
         >>> sorted(prepared), tuple(prepared["sinogram"].shape)
         (['angles', 'image', 'ray_index', 'ray_weight', 'seed', 'sinogram'], (3, 8))
         """
+        return self._with_tables(example)
+
+    def _with_tables(self, example):
+        """`prepare_example`'s result, which every loss projects through: an example the
+        fitter or meta-learner prepared passes as it is, any other is prepared here (then
+        in every loss, as a direct call of a loss on a raw example does)."""
         if RAY_INDEX in example:
             return example
         if "angles" in example:
@@ -278,14 +277,10 @@ class CtTask(Task):
 
     def inner_loss_from_prediction(self, prediction, example, step):
         del step  # The views are fixed for the whole fit.
-        if RAY_INDEX in example:  # prepared (`prepare_example`)
-            observed = tf.cast(example["sinogram"], tf.float32)
-            predicted = project_with_tables(tf.reshape(prediction, (-1,)), example[RAY_INDEX],
-                                            example[RAY_WEIGHT])
-        else:
-            angles, observed = self.observations(example)
-            predicted = self.project(prediction, angles)
-        return tf.reduce_mean(tf.square(tf.cast(predicted, tf.float32) - observed))
+        example = self._with_tables(example)
+        predicted = project_with_tables(tf.reshape(prediction, (-1,)), example[RAY_INDEX],
+                                        example[RAY_WEIGHT])
+        return tf.reduce_mean(tf.square(tf.cast(predicted, tf.float32) - example["sinogram"]))
 
     def inner_loss(self, fmodel, weights, example, step):
         # The views are fixed for the whole fit: `step` does not change them.
