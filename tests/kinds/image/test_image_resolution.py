@@ -568,11 +568,13 @@ class ShippedResolutionPickTest(testing.TestCase):
         self.assertEqual(zr.choose_init(shipped, "emoji_siren", None), ("emoji_siren", None))
 
     def test_text_siren_at_64_128_and_256(self):
-        """text_siren@6 (text_siren@5, itself text_siren@3 meta-trained on 4096-pixel
-        subsets of 256² texts, trained 2500 steps more) is the text init at 128 and 256 and
-        between and beyond them (better than @5 at 64, 128 and 256 on the table's test
+        """text_siren@7 (text_siren@6's weights with a whole-curve recipe; @6 is
+        text_siren@5, itself text_siren@3 meta-trained on 4096-pixel subsets of 256² texts,
+        trained 2500 steps more) is the text init at 128 and 256 and between and beyond
+        them (@6's weights are better than @5's at 64, 128 and 256 on the table's test
         texts; @5 was measured better than @3 at 48² and 100²: docs/image/resolution.md);
-        at 64 the 64²-only weights (36.78 dB vs @6's 28.65) as @4, the latest (@3's
+        a same-weights pair is one candidate and the newer recipe (@7's) is the one picked,
+        not @6; at 64 the 64²-only weights (36.78 dB vs @6's 28.65) as @4, the latest (@3's
         weights and a whole-curve recipe); with no resolution @4 too."""
         from learnit_tf import zoo  # pylint: disable=import-outside-toplevel
         from learnit_tf.zoo import resolution as zr
@@ -582,7 +584,7 @@ class ShippedResolutionPickTest(testing.TestCase):
                   or shipped.resolve_version("text_siren") for r in (48, 64, 100, 128, 256, 320)}
         # At 64, @4: @3's weights with the whole-curve recipe, and the latest (a same-weights
         # pair is one candidate; @3's 36.47 vs @4's 36.43 dB is how they were evaluated).
-        self.assertEqual(picked, {48: "6", 64: "4", 100: "6", 128: "6", 256: "6", 320: "6"})
+        self.assertEqual(picked, {48: "7", 64: "4", 100: "7", 128: "7", 256: "7", 320: "7"})
         measured = {v: zr.evaluated_resolutions(shipped.describe("text_siren", v))
                     for v in ("3", "5", "6")}
         for resolution in (128, 256):
