@@ -201,9 +201,18 @@ def test_second_run_is_refused_and_ctrl_c_checkpoints_then_resumes(tmp_path, cap
     assert steps == list(range(1, stopped + 3))
 
 
+def _event_file_order(path):
+    # events.out.tfevents.<time>.<host>.<pid>.<n>.v2: by creation second, then by the
+    # writer counter, as numbers (two runs in one second: ...9.v2 before ...10.v2).
+    fields = path.name.split(".")
+    return int(fields[3]), int(fields[-2])
+
+
 def _scalar_steps(tensorboard_dir, tag="train/loss"):
+    """The `tag` events' steps, the event files read in the order they were created."""
     steps = []
-    for path in sorted(Path(tensorboard_dir).glob("events.out.tfevents.*")):
+    for path in sorted(Path(tensorboard_dir).glob("events.out.tfevents.*"),
+                       key=_event_file_order):
         for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
             event = tf.compat.v1.Event.FromString(record)
             steps += [event.step for value in event.summary.value if value.tag == tag]
@@ -225,9 +234,7 @@ def test_resumed_run_drops_the_interrupted_runs_events_past_the_checkpoint(tmp_p
     out = capsys.readouterr().out
     assert "Resumed from" in out and "at step 3." in out
     assert "Dropped the TensorBoard events past step 3" in out
-    # Each step once. Sorted: the two runs' files can share a name's timestamp second, and
-    # then their writer counters (e.g. ...17931.9.v2 and ...17931.10.v2) sort as strings.
-    assert sorted(_scalar_steps(model_dir / "tensorboard")) == list(range(1, 10))
+    assert _scalar_steps(model_dir / "tensorboard") == list(range(1, 10))  # Each step once.
 
 
 def test_purge_events_after_handles_a_truncated_file(tmp_path):
